@@ -1,0 +1,1 @@
+"""reelflow: a shot list in, a finished, edited video out, on Prefect."""

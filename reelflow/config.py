@@ -1,0 +1,43 @@
+"""Configuration that comes from the environment, in one place.
+
+Built-in defaults are named constants here, as httpx keeps its own in ``_config``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = [
+    "DEFAULT_CONCURRENCY",
+    "PREFECT_DEFAULTS",
+    "apply_prefect_defaults",
+    "reelflow_home",
+]
+
+#: How many shots generate at once; the Luma API allows about 10 in progress per account.
+DEFAULT_CONCURRENCY = 10
+
+#: Prefect settings reelflow applies unless the user set them: the default ephemeral
+#: start-up timeout (20 s) fails on a fresh PREFECT_HOME on small machines, and the
+#: telemetry heartbeat logs "database is locked" against SQLite.
+PREFECT_DEFAULTS = {
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+}
+
+
+def reelflow_home() -> Path:
+    """Return REELFLOW_HOME, by default the per-user cache dir (``~/.cache/reelflow``)."""
+    explicit = os.environ.get("REELFLOW_HOME")
+    if explicit:
+        return Path(explicit).expanduser().resolve()
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
+    return Path(cache, "reelflow").resolve()
+
+
+def apply_prefect_defaults(environ: dict[str, str] | None = None) -> None:
+    """Set PREFECT_DEFAULTS in the environment where the user has not set them."""
+    env = os.environ if environ is None else environ
+    for name, value in PREFECT_DEFAULTS.items():
+        env.setdefault(name, value)

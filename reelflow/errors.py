@@ -1,0 +1,71 @@
+"""reelflow's exceptions, one tree.
+
+    ReelflowError
+    ├── ShotListError          bad shot list: .problems, one line each
+    ├── GenerationFailed       a generation ended failed: .shot_id, .generation_id, .failure_reason
+    │   └── ModerationRefused  the API refused the prompt or image (resubmitting won't help)
+    ├── StoreNotConfigured     a feature needs a store that is not set up
+    ├── DownloadError          a finished clip could not be fetched or failed verification
+    └── FfmpegError            an ffmpeg call failed: .argv, .stderr_tail
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DownloadError",
+    "FfmpegError",
+    "GenerationFailed",
+    "ModerationRefused",
+    "ReelflowError",
+    "ShotListError",
+    "StoreNotConfigured",
+]
+
+
+class ReelflowError(Exception):
+    """Base class of every error reelflow raises on purpose."""
+
+
+class ShotListError(ReelflowError):
+    """A shot list failed validation; ``problems`` holds one line per problem.
+
+    Each line reads ``file: shot N (id): field: problem`` (or ``file: field: problem``
+    for problems outside a shot).
+    """
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class GenerationFailed(ReelflowError):
+    """A generation finished in the ``failed`` state."""
+
+    def __init__(self, message: str, *, shot_id: str | None = None,
+                 generation_id: str | None = None, failure_reason: str | None = None):
+        self.shot_id = shot_id
+        self.generation_id = generation_id
+        self.failure_reason = failure_reason
+        super().__init__(message)
+
+
+class ModerationRefused(GenerationFailed):
+    """The API refused the request on moderation grounds; the same request fails again."""
+
+
+class StoreNotConfigured(ReelflowError):
+    """A feature needs a clip store (for example S3) that is not configured."""
+
+
+class DownloadError(ReelflowError):
+    """A clip could not be downloaded whole, or did not verify."""
+
+
+class FfmpegError(ReelflowError):
+    """An ffmpeg command failed; carries the argv and the end of its stderr."""
+
+    def __init__(self, argv: list[str], returncode: int, stderr_tail: str):
+        self.argv = list(argv)
+        self.returncode = returncode
+        self.stderr_tail = stderr_tail
+        super().__init__(f"ffmpeg exited {returncode}: {stderr_tail.strip()[-800:]}")
