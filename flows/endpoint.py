@@ -1,0 +1,56 @@
+"""Which Luma endpoint a run talks to: the real API with a key, else the embedded emulator."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+from reelflow.config import reelflow_home
+
+__all__ = ["EMULATOR_TOKEN", "luma_credentials"]
+
+#: The bearer token the embedded emulator accepts; not a secret.
+EMULATOR_TOKEN = "reelflow-emulator"
+
+_log = logging.getLogger("reelflow.flows.endpoint")
+# One embedded emulator per process and data dir: the process-wide service, like a
+# connection pool, started on first need and reused by every later run.
+_embedded: dict[str, object] = {}
+_embedded_lock = threading.Lock()
+
+
+def _embedded_emulator_url() -> tuple[str, bool]:
+    """Start (once per process) the emulator whose account lives under REELFLOW_HOME."""
+    from reelflow.emulator import Emulator
+
+    data = str(reelflow_home() / "emulator")
+    with _embedded_lock:
+        if data in _embedded:
+            return _embedded[data].base_url, False
+        latency = float(os.environ.get("REELFLOW_EMULATOR_LATENCY", "2"))
+        emulator = Emulator(data, latency=latency)
+        emulator.start()
+        _embedded[data] = emulator
+        return emulator.base_url, True
+
+
+def luma_credentials(announce=None):
+    """Credentials for this run.
+
+    With LUMAAI_API_KEY set, the SDK's own environment (key and optional
+    LUMAAI_BASE_URL) is used unchanged. Without it, the embedded emulator is
+    started and ``announce`` (if given) is called once with a one-line notice.
+    """
+    from reelflow.tasks.luma import LumaCredentials
+
+    if os.environ.get("LUMAAI_API_KEY"):
+        return LumaCredentials.from_env()
+    url, started = _embedded_emulator_url()
+    if started:
+        message = (f"No LUMAAI_API_KEY set: using reelflow's built-in Luma emulator at {url} "
+                   "(synthetic clips, nothing billed).")
+        (announce or _log.info)(message)
+    from pydantic import SecretStr
+
+    return LumaCredentials(api_key=SecretStr(EMULATOR_TOKEN), base_url=url)

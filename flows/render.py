@@ -1,0 +1,156 @@
+"""The main job: a shot list in, a finished MP4 out, every step cached.
+
+    shot list ─validate─▶ plan ─▶ generate[shot] (concurrent, paid once per request)
+                                ─▶ conform[shot] / title[card] ─▶ assemble ─▶ output (atomic)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from prefect import flow, get_run_logger
+from prefect.futures import wait
+from prefect.runtime import flow_run
+from prefect.task_runners import ThreadPoolTaskRunner
+from pydantic import BaseModel
+
+from reelflow.config import DEFAULT_CONCURRENCY, reelflow_home
+from reelflow.flows.endpoint import luma_credentials
+from reelflow.flows.plan import RenderPlan, check_supported, make_plan
+from reelflow.flows.shotlist import ShotList, load_shotlist
+from reelflow.tasks.luma import generate_clip
+from reelflow.tasks.media import OutputFormat, TimelineItem, assemble_sequence, make_title_card
+from reelflow.tasks.models import Clip
+from reelflow.tasks.store import ClipStore
+
+__all__ = ["RenderReport", "ShotResult", "render_sequence"]
+
+
+class ShotResult(BaseModel):
+    """How one shot was produced in this run."""
+
+    id: str
+    kind: Literal["generate", "card"]
+    status: Literal["paid", "cached", "card"]
+    model: str | None = None
+    generation_id: str | None = None
+    sha256: str | None = None
+    length_s: float
+    cost_usd: float = 0.0
+
+
+class RenderReport(BaseModel):
+    """What a render produced and what it cost."""
+
+    output: Path
+    profile: str
+    duration_s: float
+    frames: int
+    shots: int
+    generated: int
+    cached: int
+    cost_usd: float
+    encoded_pieces: int
+    reused_pieces: int
+    shot_results: list[ShotResult]
+    flow_run_url: str | None = None
+
+
+def _run_name() -> str:
+    return f"render[{Path(flow_run.parameters['shotlist_path']).stem}]"
+
+
+def _media_cache() -> Path:
+    return reelflow_home() / "cache" / "media"
+
+
+def _generate_all(plan: RenderPlan, credentials, store: ClipStore) -> dict[str, Clip]:
+    futures = {
+        shot.id: generate_clip.with_options(task_run_name=f"generate[{shot.id}]").submit(
+            shot.request, shot_id=shot.id, credentials=credentials, store=store)
+        for shot in plan.shots if shot.kind == "generate"
+    }
+    wait(list(futures.values()))  # let every paid clip land before any failure surfaces
+    return {shot_id: future.result() for shot_id, future in futures.items()}
+
+
+def _timeline(shotlist: ShotList, clips: dict[str, Clip], fmt: OutputFormat) -> list[TimelineItem]:
+    cards = {
+        shot.id: make_title_card.with_options(task_run_name=f"title[{shot.id}]").submit(
+            shot.title, background=shot.background, duration_s=shot.length_s, fmt=fmt,
+            cache_dir=_media_cache())
+        for shot in shotlist.shots if shot.is_card
+    }
+    items = []
+    for shot in shotlist.shots:
+        if shot.is_card:
+            source = Path(cards[shot.id].result())
+            sha, start = f"card:{source.stem}", 0.0
+        else:
+            clip = clips[shot.id]
+            source, sha = clip.path, clip.sha256
+            start = shot.trim[0] if shot.trim else 0.0
+        items.append(TimelineItem(source=source, source_sha256=sha, start_s=start,
+                                  length_s=shot.length_s, transition=shot.transition.type,
+                                  transition_s=shot.transition.duration, label=shot.id))
+    return items
+
+
+def _shot_results(plan: RenderPlan, clips: dict[str, Clip]) -> list[ShotResult]:
+    results = []
+    for shot in plan.shots:
+        clip = clips.get(shot.id)
+        if clip is None:
+            results.append(ShotResult(id=shot.id, kind="card", status="card", length_s=shot.length_s))
+            continue
+        results.append(ShotResult(id=shot.id, kind="generate", status="paid" if clip.paid else "cached",
+                                  model=shot.model, generation_id=clip.generation_id,
+                                  sha256=clip.sha256, length_s=shot.length_s,
+                                  cost_usd=clip.cost_usd))
+    return results
+
+
+@flow(name="render-sequence", flow_run_name=_run_name, log_prints=False,
+      task_runner=ThreadPoolTaskRunner(max_workers=DEFAULT_CONCURRENCY))
+def render_sequence(shotlist_path: str, profile: str = "final", out: str | None = None) -> RenderReport:
+    """Render a shot list to a finished MP4, generating only what is not already paid for.
+
+    Args:
+        shotlist_path: The shot list (YAML or JSON).
+        profile: ``final``, or ``draft`` (ray-flash-2 at 540p, written beside the final).
+        out: Output path; the shot list's ``output.path`` when omitted.
+
+    Returns:
+        A RenderReport: output path, duration, paid and cached shot counts, cost.
+
+    Example:
+        ```python
+        from reelflow import render_sequence
+        report = render_sequence("examples/demo.yaml", profile="draft")
+        print(report.output, report.cost_usd)
+        ```
+    """
+    log = get_run_logger()
+    shotlist = load_shotlist(Path(shotlist_path))
+    check_supported(shotlist)
+    plan = make_plan(shotlist, profile, out=Path(out) if out else None)
+    log.info("Rendering %s (%d shots, profile %s): %d to generate, est. $%.2f",
+             shotlist.source.name, len(plan.shots), profile,
+             sum(s.status == "to generate" for s in plan.shots), plan.cost_usd)
+    store = ClipStore.default()
+    clips = _generate_all(plan, luma_credentials(), store)
+    fmt = OutputFormat(width=shotlist.output.width, height=shotlist.output.height,
+                       fps=shotlist.output.fps)
+    items = _timeline(shotlist, clips, fmt)
+    result = assemble_sequence.with_options(task_run_name=f"assemble[{shotlist.source.stem}]")(
+        items, fmt=fmt, out_path=plan.output, cache_dir=_media_cache())
+    shots = _shot_results(plan, clips)
+    paid = [s for s in shots if s.status == "paid"]
+    log.info("Wrote %s (%.2fs): %d paid, %d cached, $%.2f", result.path, result.duration_s,
+             len(paid), sum(s.status == "cached" for s in shots), sum(s.cost_usd for s in paid))
+    return RenderReport(
+        output=result.path, profile=profile, duration_s=result.duration_s, frames=result.frames,
+        shots=len(shots), generated=len(paid), cached=sum(s.status == "cached" for s in shots),
+        cost_usd=round(sum(s.cost_usd for s in paid), 2), encoded_pieces=result.encoded_pieces,
+        reused_pieces=result.reused_pieces, shot_results=shots, flow_run_url=flow_run.ui_url)

@@ -1,0 +1,130 @@
+"""The `reelflow` command: render, plan, schema, emulator.
+
+Validation and planning run before Prefect is imported, so a bad shot list is
+refused in about a second, with nothing spent and no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from reelflow.errors import ReelflowError, ShotListError
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="reelflow", description="Shot list in, edited video out.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    render = commands.add_parser("render", help="render a shot list to an MP4")
+    render.add_argument("file", type=Path)
+    render.add_argument("--out", type=Path, default=None, help="output path (default: the list's)")
+    render.add_argument("--profile", choices=("draft", "final"), default="final")
+    render.add_argument("--json", action="store_true", help="print one JSON object")
+    plan = commands.add_parser("plan", help="show what a render would generate and cost")
+    plan.add_argument("file", type=Path)
+    plan.add_argument("--profile", choices=("draft", "final"), default="final")
+    plan.add_argument("--json", action="store_true")
+    commands.add_parser("schema", help="print the shot list's JSON Schema")
+    emulator = commands.add_parser("emulator", help="run the Luma API emulator", add_help=False)
+    emulator.add_argument("args", nargs=argparse.REMAINDER)
+    return parser
+
+
+def _err(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _validated(path: Path, profile: str, out: Path | None = None):
+    from reelflow.flows.plan import check_supported, make_plan
+    from reelflow.flows.shotlist import load_shotlist
+
+    shotlist = load_shotlist(path)
+    check_supported(shotlist)
+    return make_plan(shotlist, profile, out=out)
+
+
+def _cmd_plan(args) -> int:
+    plan = _validated(args.file, args.profile)
+    if args.json:
+        print(json.dumps({
+            "source": str(plan.source), "profile": plan.profile, "output": str(plan.output),
+            "shots": [s.model_dump(mode="json", exclude={"request"}) for s in plan.shots],
+            "cost_usd": plan.cost_usd,
+        }))
+        return EXIT_OK
+    print(f"{'shot':<20} {'model':<12} {'res':<6} {'dur':<5} {'status':<12} {'cost':>7}")
+    for s in plan.shots:
+        print(f"{s.id:<20} {s.model or '-':<12} {s.resolution or '-':<6} "
+              f"{s.duration or f'{s.length_s:g}s':<5} {s.status:<12} ${s.cost_usd:>6.2f}")
+    print(f"total to spend: ${plan.cost_usd:.2f} ({plan.profile}) -> {plan.output}")
+    return EXIT_OK
+
+
+def _cmd_render(args) -> int:
+    plan = _validated(args.file, args.profile, args.out)
+    from reelflow.config import apply_prefect_defaults
+    from reelflow.flows.endpoint import luma_credentials
+
+    luma_credentials(announce=_err)  # starts the embedded emulator now, and says so
+    apply_prefect_defaults()
+    if not os.environ.get("PREFECT_API_URL"):
+        _err("Prefect runs ephemeral (slow start, no UI): `prefect server start --background` and "
+             "PREFECT_API_URL=http://127.0.0.1:4200/api give ~4 s starts and the UI.")
+    from reelflow.flows.render import render_sequence
+
+    report = render_sequence(str(args.file.resolve()), profile=args.profile,
+                             out=str(plan.output))
+    if report.flow_run_url and os.environ.get("PREFECT_API_URL"):
+        _err(f"Flow run: {report.flow_run_url}")
+    if args.json:
+        print(json.dumps({
+            "output": str(report.output), "duration_s": report.duration_s, "frames": report.frames,
+            "shots": report.shots, "generated": report.generated, "cached": report.cached,
+            "cost_usd": report.cost_usd, "profile": report.profile,
+            "encoded_pieces": report.encoded_pieces, "reused_pieces": report.reused_pieces,
+            "shot_results": [s.model_dump(mode="json") for s in report.shot_results],
+        }))
+    else:
+        print(report.output)
+    return EXIT_OK
+
+
+def _cmd_schema(_args) -> int:
+    from reelflow.flows.shotlist import shotlist_json_schema
+
+    print(json.dumps(shotlist_json_schema(), indent=2))
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `reelflow` console script."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["emulator"]:
+        from reelflow.emulator import main as emulator_main
+
+        return emulator_main(argv[1:])
+    args = _parser().parse_args(argv)
+    handler = {"render": _cmd_render, "plan": _cmd_plan, "schema": _cmd_schema}[args.command]
+    try:
+        return handler(args)
+    except ShotListError as exc:
+        for line in exc.problems:
+            _err(line)
+        return EXIT_BAD_INPUT
+    except ReelflowError as exc:
+        _err(f"reelflow: {exc}")
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        _err("reelflow: interrupted; paid generations are recorded and the next run resumes them")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
