@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Literal
 
@@ -55,6 +56,7 @@ class RenderReport(BaseModel):
     reused_pieces: int
     shot_results: list[ShotResult]
     flow_run_url: str | None = None
+    flow_s: float = 0.0
 
 
 def _run_name() -> str:
@@ -131,6 +133,7 @@ def render_sequence(shotlist_path: str, profile: str = "final", out: str | None 
         print(report.output, report.cost_usd)
         ```
     """
+    started = time.monotonic()
     log = get_run_logger()
     shotlist = load_shotlist(Path(shotlist_path))
     check_supported(shotlist)
@@ -153,4 +156,5 @@ def render_sequence(shotlist_path: str, profile: str = "final", out: str | None 
         output=result.path, profile=profile, duration_s=result.duration_s, frames=result.frames,
         shots=len(shots), generated=len(paid), cached=sum(s.status == "cached" for s in shots),
         cost_usd=round(sum(s.cost_usd for s in paid), 2), encoded_pieces=result.encoded_pieces,
-        reused_pieces=result.reused_pieces, shot_results=shots, flow_run_url=flow_run.ui_url)
+        reused_pieces=result.reused_pieces, shot_results=shots, flow_run_url=flow_run.ui_url,
+        flow_s=round(time.monotonic() - started, 3))

@@ -89,6 +89,7 @@ def _cmd_render(args) -> int:
             "shots": report.shots, "generated": report.generated, "cached": report.cached,
             "cost_usd": report.cost_usd, "profile": report.profile,
             "encoded_pieces": report.encoded_pieces, "reused_pieces": report.reused_pieces,
+            "flow_s": report.flow_s,
             "shot_results": [s.model_dump(mode="json") for s in report.shot_results],
         }))
     else:

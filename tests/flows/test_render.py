@@ -1,0 +1,105 @@
+"""render_sequence end to end: the real SDK over HTTP to the emulator, real ffmpeg, real Prefect."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import SHARED, decode_errors, media_facts, sha256, write_shotlist
+
+pytestmark = pytest.mark.usefixtures("prefect_api")
+
+SMALL = [
+    {"id": "alpha", "prompt": "A red kite over green hills", "resolution": "540p",
+     "transition": {"type": "crossfade", "duration": 0.5}},
+    {"id": "beta", "prompt": "A blue boat on a calm lake", "resolution": "540p", "trim": [1, 4]},
+    {"id": "gamma", "title": "The End: 100% \"done\"", "duration": 2},
+]
+
+
+def _render(path: Path, **kwargs):
+    from reelflow.flows.render import render_sequence
+
+    return render_sequence(str(path), **kwargs)
+
+
+def test_teaser_renders_to_spec(tmp_path, home, luma_env):
+    shotlists = tmp_path / "shotlists"
+    shutil.copytree(SHARED / "shotlists", shotlists)
+    before = luma_env.created_count()
+    report = _render(shotlists / "teaser.yaml")
+
+    assert report.output == shotlists / "renders" / "coffee-teaser.mp4"
+    facts = media_facts(report.output)
+    assert (facts["vcodec"], facts["acodec"]) == ("h264", "aac")
+    assert (facts["width"], facts["height"], facts["fps"]) == (1920, 1080, 24)
+    # street 5 + door 4 (trim) + pour 5 + barista 9 + card 3, minus 0.5 + 0.5 + 1 of overlaps
+    expected_frames = (5 + 4 + 5 + 9 + 3 - 2) * 24
+    assert abs(facts["frames"] - expected_frames) <= 1
+    assert facts["pts_steps"] == {facts["pts_steps"].pop()}  # one constant step
+    assert abs(facts["audio_s"] - facts["video_s"]) <= 1 / 24
+    assert decode_errors(report.output) == ""
+    assert luma_env.created_count() - before == 4
+    assert (report.generated, report.cached, report.shots) == (4, 0, 5)
+
+
+def test_rerun_unchanged_creates_nothing_and_encodes_nothing(tmp_path, home, luma_env):
+    path = write_shotlist(tmp_path, SMALL)
+    first = _render(path)
+    output_hash = sha256(first.output)
+    before = luma_env.created_count()
+
+    second = _render(path)
+
+    assert luma_env.created_count() == before
+    assert (second.generated, second.cached, second.cost_usd) == (0, 2, 0.0)
+    assert second.encoded_pieces == 0
+    assert sha256(second.output) == output_hash
+
+
+def test_edit_one_prompt_creates_exactly_one(tmp_path, home, luma_env):
+    path = write_shotlist(tmp_path, SMALL)
+    _render(path)
+    edited = [dict(SMALL[0], prompt="A yellow kite over green hills"), *SMALL[1:]]
+    write_shotlist(tmp_path, edited)
+    before = luma_env.created_count()
+
+    report = _render(path)
+
+    assert luma_env.created_count() - before == 1
+    assert (report.generated, report.cached) == (1, 1)
+    assert report.cost_usd > 0
+
+
+def test_reorder_and_transition_change_create_nothing(tmp_path, home, luma_env):
+    path = write_shotlist(tmp_path, SMALL)
+    first = _render(path)
+    before = luma_env.created_count()
+
+    write_shotlist(tmp_path, [SMALL[1], SMALL[0], SMALL[2]])
+    reordered = _render(path)
+    write_shotlist(tmp_path, [dict(SMALL[0], transition={"type": "fade", "duration": 1}), *SMALL[1:]])
+    retransitioned = _render(path)
+
+    assert luma_env.created_count() == before
+    assert reordered.generated == retransitioned.generated == 0
+    assert media_facts(first.output)["frames"] == (5 + 3 + 2) * 24 - 12
+    assert media_facts(retransitioned.output)["frames"] == (5 + 3 + 2) * 24 - 24
+
+
+def test_draft_and_final_are_cached_apart(tmp_path, home, luma_env):
+    path = write_shotlist(tmp_path, SMALL[:2])
+    before = luma_env.created_count()
+
+    draft = _render(path, profile="draft")
+    final = _render(path, profile="final")
+    draft_again = _render(path, profile="draft")
+
+    assert luma_env.created_count() - before == 4
+    assert (draft.generated, final.generated, draft_again.generated) == (2, 2, 0)
+    assert draft.output.name == "out.draft.mp4" and final.output.name == "out.mp4"
+    models = {r.model for r in draft.shot_results}
+    assert models == {"ray-flash-2"}
+    assert draft.cost_usd < final.cost_usd

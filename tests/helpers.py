@@ -1,0 +1,72 @@
+"""Small helpers the tests share: shot lists on disk, media checks through real ffmpeg/PyAV."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import yaml
+
+from reelflow._binaries import ffmpeg_exe
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+#: A recognisable key: tests grep everything reelflow writes for it.
+TEST_KEY = "luma-test-key-DO-NOT-LEAK-7f3a"
+
+
+def run_cli(args: list[str], env: dict[str, str] | None = None, timeout: float = 300,
+            cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run `reelflow ARGS` in a child process (the console script's code path)."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "reelflow.cli", *args], capture_output=True,
+                          text=True, env=full_env, timeout=timeout, cwd=cwd)
+
+
+def write_shotlist(directory: Path, shots: list[dict], *, name: str = "list.yaml",
+                   output: dict | None = None, defaults: dict | None = None) -> Path:
+    """Write a version-1 shot list and return its path."""
+    doc = {"version": 1, "title": "Test", "shots": shots}
+    if defaults:
+        doc["defaults"] = defaults
+    doc["output"] = output or {"path": "out.mp4", "resolution": "540p", "fps": 24}
+    path = directory / name
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def media_facts(path: Path) -> dict:
+    """Codecs, size, rate, decoded frame count, pts steps and durations, read by decoding."""
+    with av.open(str(path)) as container:
+        video = container.streams.video[0]
+        audio = container.streams.audio[0] if container.streams.audio else None
+        facts = {
+            "vcodec": video.codec_context.name, "width": video.width, "height": video.height,
+            "fps": Fraction(video.average_rate), "acodec": audio.codec_context.name if audio else None,
+        }
+        pts = [frame.pts for frame in container.decode(video=0)]
+        facts["frames"] = len(pts)
+        steps = {b - a for a, b in zip(pts, pts[1:])}
+        facts["pts_steps"] = steps
+        facts["video_s"] = float(len(pts) / facts["fps"])
+    if audio is not None:
+        with av.open(str(path)) as container:
+            samples = sum(frame.samples for frame in container.decode(audio=0))
+            facts["audio_s"] = samples / container.streams.audio[0].rate
+    return facts
+
+
+def decode_errors(path: Path) -> str:
+    """What ffmpeg prints at -v error while decoding the whole file (empty when clean)."""
+    result = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(path), "-f", "null", "-"],
+                            capture_output=True, text=True, timeout=300)
+    return result.stderr.strip() + ("" if result.returncode == 0 else f" (exit {result.returncode})")
