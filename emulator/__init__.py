@@ -1,1 +1,148 @@
-"""reelflow.emulator."""
+"""A Luma Dream Machine API emulator: the real ``lumaai`` SDK works against it unchanged.
+
+    with Emulator(tmp_path, latency=0.0) as emu:
+        client = lumaai.LumaAI(auth_token="test", base_url=emu.base_url)
+        generation = client.generations.create(model="ray-2", prompt="a red fox")
+
+It persists an account in a data directory (generations, credits, rendered clips,
+counters), derives each generation's state from its creation time and the latency, and
+renders deterministic H.264 clips at Luma's sizes. ``reelflow emulator`` / ``python -m
+reelflow.emulator`` run it in the foreground (see :func:`main`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from . import spec
+from .account import Account
+from .server import EmulatorServer
+
+__all__ = ["Emulator", "main"]
+
+log = logging.getLogger("reelflow.emulator")
+
+
+class Emulator:
+    """An emulator on a loopback port, serving from a daemon thread."""
+
+    def __init__(self, data_dir: str | os.PathLike[str], *, latency: float = 0.0,
+                 host: str = "127.0.0.1", port: int = 0,
+                 credits: float = spec.DEFAULT_CREDITS):
+        self.data_dir = Path(data_dir)
+        self.latency = float(latency)
+        self.host, self.port = host, port
+        self.account = Account(self.data_dir, latency=self.latency, credits=credits)
+        self._server: EmulatorServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> str:
+        """Bind and serve in a daemon thread; return the base URL (http://127.0.0.1:PORT)."""
+        if self._server is not None:
+            return self.base_url
+        self._server = EmulatorServer((self.host, self.port), self.account)
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        kwargs={"poll_interval": 0.1},
+                                        name="reelflow-emulator", daemon=True)
+        self._thread.start()
+        log.info("Luma emulator at %s (data %s, latency %gs)",
+                 self.base_url, self.data_dir, self.latency)
+        return self.base_url
+
+    def stop(self) -> None:
+        """Stop serving, close the socket and let running renders finish."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        server.close_connections()  # keep-alive clients must see the server gone
+        if self._thread is not None:
+            self._thread.join(5)
+        self.account.wait_for_renders(timeout=10)
+
+    @property
+    def base_url(self) -> str:
+        """The URL to pass as the SDK's ``base_url``; raises if not started."""
+        if self._server is None:
+            raise RuntimeError("the emulator is not running; call start() first")
+        return self._server.base_url
+
+    def created_count(self) -> int:
+        """How many create calls produced a generation in this data dir, ever."""
+        return self.account.created_count()
+
+    def stats(self) -> dict[str, Any]:
+        """Persisted counters plus this process's request counts per route."""
+        stats = self.account.stats()
+        stats["requests"] = self._server.request_counts() if self._server else {}
+        return stats
+
+    def __enter__(self) -> Emulator:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+def _default_data_dir() -> Path:
+    from reelflow.config import reelflow_home
+
+    return reelflow_home() / "emulator"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="reelflow emulator",
+        description="Run the Luma API emulator in the foreground until Ctrl-C / SIGTERM.")
+    parser.add_argument("--port", type=int, default=0, help="TCP port (0: any free port)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="account directory (default: $REELFLOW_HOME/emulator)")
+    parser.add_argument("--latency", type=float, default=0.0,
+                        help="seconds from create to completed (default 0)")
+    parser.add_argument("--credits", type=float, default=spec.DEFAULT_CREDITS,
+                        help="starting credit balance of a new account, USD cents")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log each generation and render to stderr")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``reelflow emulator --port P --data DIR --latency S``: serve until interrupted."""
+    args = _parser().parse_args(argv)
+    if args.latency < 0:
+        print("reelflow emulator: --latency must be >= 0", file=sys.stderr)
+        return 2
+    # Quiet by default: a parent that pipes stderr and never reads it must not block us.
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    stop = threading.Event()
+    emulator = Emulator(args.data or _default_data_dir(), latency=args.latency,
+                        host=args.host, port=args.port, credits=args.credits)
+    url = emulator.start()
+    try:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
+    except ValueError:  # not the main thread: the caller stops us another way
+        pass
+    print(f"reelflow emulator: {url} (data {emulator.data_dir.resolve()}, "
+          f"latency {args.latency:g}s)", flush=True)
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        emulator.stop()
+    return 0

@@ -73,6 +73,12 @@ def _wrap(text: str, width_px: int, font_px: int) -> str:
     return "\n".join(lines)
 
 
+def _font_sizes(width: int, height: int) -> tuple[int, int]:
+    """Prompt and label font sizes, from the short side so portrait frames fit too."""
+    short = min(width, height)
+    return max(12, short // 18), max(10, short // 32)
+
+
 def _filtergraph(job: RenderJob, width: int, height: int, seconds: float,
                  look: dict[str, Any]) -> str:
     """Build the filter_complex: moving boxes, prompt, label, counter; split for the thumb."""
@@ -80,8 +86,7 @@ def _filtergraph(job: RenderJob, width: int, height: int, seconds: float,
     periods = [seconds / k if loop else seconds * d
                for k, d in zip(look["periods"], look["drift"])]
     ph = look["phases"]
-    text_px = max(12, height // 18)
-    small_px = max(10, height // 32)
+    text_px, small_px = _font_sizes(width, height)
     graph = [
         f"[0:v][1:v]overlay=x='{_motion('W', 'w', periods[0], ph[0], 0.8)}'"
         f":y='{_motion('H', 'h', periods[1], ph[1], 0.7)}'[a]",
@@ -135,7 +140,7 @@ def _prepare_workdir(workdir: Path, job: RenderJob, width: int, height: int) -> 
     except OSError:  # file systems without symlinks
         shutil.copyfile(font_file(), workdir / "font.ttf")
     prompt = job.request.get("prompt") or "(no prompt)"
-    text_px = max(12, height // 18)
+    text_px, _ = _font_sizes(width, height)
     (workdir / "prompt.txt").write_text(_wrap(prompt, width, text_px), encoding="utf-8")
     aspect = job.request.get("aspect_ratio") or spec.DEFAULT_ASPECT_RATIO
     duration = job.request.get("duration") or spec.DEFAULT_DURATION

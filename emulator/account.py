@@ -1,0 +1,342 @@
+"""The emulated Luma account on disk: generations, credits, counters and rendered assets.
+
+Layout of the data directory::
+
+    state.json              {"created", "upscaled", "audio_added", "credit_balance"}
+    state.lock              flock'ed around every change to state.json or a record
+    generations/<id>.json   one record per generation (private fields + the request)
+    assets/<stem>.mp4|.jpg  rendered clips; stem = id, or id-r<N> after an upscale/audio
+    locks/<stem>.lock       flock'ed while a clip renders (threads and processes)
+
+A generation's state is never stored: it is derived from the persisted start time and
+latency of its newest revision, so it keeps "dreaming" while no emulator runs, like a
+real account. Every file is written to a temp file and os.replace'd into place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import re
+import threading
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+from . import spec
+from .render import RenderJob, render
+
+__all__ = ["Account", "NotFound", "parse_asset_name"]
+
+log = logging.getLogger("reelflow.emulator.account")
+
+_ID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_ASSET_RE = re.compile(r"^(?P<id>[0-9a-f-]{36})(?:-r(?P<rev>[1-9][0-9]*))?\.(?P<ext>mp4|jpg)$")
+#: Fraction of the latency a new generation spends "queued" before "dreaming".
+QUEUED_FRACTION = 0.1
+#: How long a GET waits for a due render before answering "dreaming" instead.
+DEFAULT_RENDER_WAIT = 45.0
+_RENDER_SLOTS = 2  # concurrent ffmpeg renders per process: the machines have 2 cores
+
+
+class NotFound(Exception):
+    """No generation (or asset) with that id."""
+
+
+def parse_asset_name(name: str) -> tuple[str, int, str] | None:
+    """Split ``<id>[-r<N>].<ext>`` into (id, revision, ext), or None if malformed."""
+    m = _ASSET_RE.match(name)
+    if not m or not _ID_RE.match(m["id"]):
+        return None
+    return m["id"], int(m["rev"] or 0), m["ext"]
+
+
+def _iso(ts: float) -> str:
+    """ISO-8601 UTC with a Z, as the API writes created_at."""
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    """Write JSON atomically: a unique temp file in the same directory, then os.replace."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _stem(gen_id: str, rev: int) -> str:
+    return gen_id if rev == 0 else f"{gen_id}-r{rev}"
+
+
+class Account:
+    """One account in ``data_dir``; safe for many threads and several processes."""
+
+    def __init__(self, data_dir: str | os.PathLike[str], *, latency: float = 0.0,
+                 credits: float = spec.DEFAULT_CREDITS,
+                 render_wait: float = DEFAULT_RENDER_WAIT):
+        self.root = Path(data_dir).resolve()
+        self.latency = float(latency)
+        self.render_wait = render_wait
+        for sub in ("generations", "assets", "locks"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        self._renders: dict[str, threading.Thread] = {}
+        self._render_errors: dict[str, BaseException] = {}
+        self._render_lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(_RENDER_SLOTS)
+        with self._locked():
+            if not (self.root / "state.json").exists():
+                _write_json(self.root / "state.json", {
+                    "created": 0, "upscaled": 0, "audio_added": 0,
+                    "credit_balance": float(credits)})
+
+    # -- persistence -------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _locked(self, name: str = "state.lock") -> Iterator[None]:
+        """Hold an exclusive flock: excludes other threads (own fd each) and processes."""
+        path = self.root / ("locks" if name != "state.lock" else "") / name
+        with open(path, "a+b") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _state(self) -> dict[str, Any]:
+        return json.loads((self.root / "state.json").read_text(encoding="utf-8"))
+
+    def _record_path(self, gen_id: str) -> Path:
+        if not _ID_RE.match(gen_id):
+            raise NotFound(gen_id)
+        return self.root / "generations" / f"{gen_id}.json"
+
+    def record(self, gen_id: str) -> dict[str, Any]:
+        """Return the stored record of ``gen_id``; raise NotFound."""
+        try:
+            return json.loads(self._record_path(gen_id).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise NotFound(gen_id) from None
+
+    def asset_path(self, gen_id: str, rev: int, ext: str) -> Path:
+        return self.root / "assets" / f"{_stem(gen_id, rev)}.{ext}"
+
+    # -- account-level reads -----------------------------------------------------------
+
+    def created_count(self) -> int:
+        """How many create calls produced a generation, ever (persisted)."""
+        return int(self._state()["created"])
+
+    def credit_balance(self) -> float:
+        return round(float(self._state()["credit_balance"]), 2)
+
+    def stats(self) -> dict[str, Any]:
+        """The persisted counters plus the number of generations on file."""
+        state = self._state()
+        state["generations"] = sum(1 for _ in (self.root / "generations").glob("*.json"))
+        return state
+
+    def records(self) -> list[dict[str, Any]]:
+        """All records, newest first (by the creation sequence number)."""
+        found = []
+        for path in (self.root / "generations").glob("*.json"):
+            try:
+                found.append(json.loads(path.read_text(encoding="utf-8")))
+            except FileNotFoundError:  # deleted while listing
+                continue
+        return sorted(found, key=lambda r: r["seq"], reverse=True)
+
+    # -- changes -----------------------------------------------------------------------
+
+    def create(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Validate and store a video generation; charge it; return the record."""
+        spec.validate_video_request(body)
+        self._check_references(body)
+        request = dict(body)
+        request.setdefault("generation_type", "video")
+        res = request.get("resolution") or spec.DEFAULT_RESOLUTION
+        now = time.time()
+        with self._locked():
+            state = self._state()
+            record = {
+                "id": str(uuid.uuid4()), "seq": state["created"] + 1, "created_ts": now,
+                "created_at": _iso(now), "model": request["model"], "request": request,
+                "cost": spec.generation_cost(request),
+                "revisions": [{"kind": "video", "started_ts": now, "latency": self.latency,
+                               "resolution": res, "audio_prompt": None}],
+            }
+            _write_json(self._record_path(record["id"]), record)
+            state["created"] = record["seq"]
+            state["credit_balance"] = round(state["credit_balance"] - record["cost"], 2)
+            _write_json(self.root / "state.json", state)
+        log.info("created %s (%s %s)", record["id"], record["model"], res)
+        return record
+
+    def _check_references(self, body: dict[str, Any]) -> None:
+        """Keyframes that reference a generation must name one in this account."""
+        problems = []
+        for name, frame in (body.get("keyframes") or {}).items():
+            if isinstance(frame, dict) and frame.get("type") == "generation":
+                try:
+                    self.record(frame["id"])
+                except NotFound:
+                    problems.append(f"keyframes.{name}.id: generation {frame['id']} not found")
+        if problems:
+            raise spec.RequestInvalid(problems)
+
+    def delete(self, gen_id: str) -> None:
+        """Remove a generation and its assets; raise NotFound."""
+        path = self._record_path(gen_id)
+        with self._locked():
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                raise NotFound(gen_id) from None
+        for asset in (self.root / "assets").glob(f"{gen_id}*"):
+            asset.unlink(missing_ok=True)
+
+    def revise(self, gen_id: str, kind: str, body: Any) -> dict[str, Any]:
+        """Upscale or add audio in place: a new revision that dreams again, same id."""
+        with self._locked():
+            record = self.record(gen_id)
+            last = record["revisions"][-1]
+            if self._phase(last, time.time()) != "done":
+                raise spec.RequestInvalid([f"generation {gen_id} is not completed"])
+            revision = dict(last, kind=kind, started_ts=time.time(), latency=self.latency)
+            state = self._state()
+            if kind == "upscale_video":
+                revision["resolution"] = spec.validate_upscale_request(body, last["resolution"])
+                cost = spec.generation_cost(record["request"], revision["resolution"],
+                                            spec.UPSCALE_PRICE_FACTOR)
+                state["upscaled"] += 1
+            else:
+                spec.validate_audio_request(body)
+                revision["audio_prompt"] = body.get("prompt") or ""
+                seconds = spec.frame_count(record["request"]) / spec.FPS
+                cost = round(seconds * spec.AUDIO_USD_PER_SECOND * 100, 2)
+                state["audio_added"] += 1
+            record["revisions"].append(revision)
+            record["cost"] = round(record["cost"] + cost, 2)
+            state["credit_balance"] = round(state["credit_balance"] - cost, 2)
+            _write_json(self._record_path(gen_id), record)
+            _write_json(self.root / "state.json", state)
+        return record
+
+    # -- state and rendering -----------------------------------------------------------
+
+    @staticmethod
+    def _phase(revision: dict[str, Any], now: float) -> str:
+        """queued / dreaming / done, from the revision's start time and latency only."""
+        elapsed, latency = now - revision["started_ts"], revision["latency"]
+        if elapsed >= latency:
+            return "done"
+        if revision["kind"] == "video" and elapsed < QUEUED_FRACTION * latency:
+            return "queued"
+        return "dreaming"
+
+    def state_of(self, record: dict[str, Any], *, block: bool) -> tuple[str, int | None]:
+        """Return (state, revision whose assets are ready or None).
+
+        A due revision is "completed" only once its clip exists: ``block`` waits up to
+        ``render_wait`` for the render, otherwise the render starts in the background and
+        the answer is "dreaming". A dreaming revision pre-renders in the background.
+        """
+        rev = len(record["revisions"]) - 1
+        phase = self._phase(record["revisions"][rev], time.time())
+        if phase == "queued":
+            return "queued", None
+        if phase == "dreaming":
+            self.ensure_rendered(record, rev, wait=0)
+            return "dreaming", None
+        if self.ensure_rendered(record, rev, wait=self.render_wait if block else 0):
+            return "completed", rev
+        return "dreaming", None
+
+    def public(self, record: dict[str, Any], base_url: str, *, block: bool,
+               fresh: bool = False) -> dict[str, Any]:
+        """The Generation object the API returns, asset URLs under ``base_url``.
+
+        ``fresh`` (a create's answer) reports "queued" without looking at the clock.
+        """
+        state, rev = ("queued", None) if fresh else self.state_of(record, block=block)
+        assets: dict[str, str | None] = {"video": None, "image": None, "progress_video": None}
+        if rev is not None:
+            stem = _stem(record["id"], rev)
+            assets["video"] = f"{base_url}/assets/{stem}.mp4"
+            assets["image"] = f"{base_url}/assets/{stem}.jpg"
+        return {
+            "id": record["id"], "generation_type": "video", "state": state,
+            "failure_reason": None, "created_at": record["created_at"],
+            "model": record["model"], "assets": assets, "request": record["request"],
+        }
+
+    def asset_due(self, gen_id: str, rev: int) -> dict[str, Any]:
+        """Return the record if revision ``rev`` of ``gen_id`` is due; raise NotFound."""
+        record = self.record(gen_id)
+        if rev >= len(record["revisions"]) or \
+                self._phase(record["revisions"][rev], time.time()) != "done":
+            raise NotFound(gen_id)
+        return record
+
+    def ensure_rendered(self, record: dict[str, Any], rev: int, *, wait: float) -> bool:
+        """Start (once) the render of ``rev`` and wait up to ``wait`` s; True when on disk."""
+        mp4 = self.asset_path(record["id"], rev, "mp4")
+        if mp4.exists():
+            return True
+        key = _stem(record["id"], rev)
+        with self._render_lock:
+            error = self._render_errors.pop(key, None)
+            if error is not None:  # report once; the next call tries again
+                raise error
+            worker = self._renders.get(key)
+            if worker is None or not worker.is_alive():
+                worker = threading.Thread(target=self._render_worker, args=(record, rev),
+                                          name=f"render-{key}", daemon=True)
+                self._renders[key] = worker
+                worker.start()
+        if wait > 0:
+            worker.join(wait)
+        if mp4.exists():
+            return True
+        with self._render_lock:
+            error = self._render_errors.pop(key, None)
+        if error is not None:
+            raise error
+        return False
+
+    def _render_worker(self, record: dict[str, Any], rev: int) -> None:
+        """Render one revision under its lock file (another process may be at it too)."""
+        key = _stem(record["id"], rev)
+        revision = record["revisions"][rev]
+        job = RenderJob(record["request"], revision["resolution"], revision["audio_prompt"])
+        mp4 = self.asset_path(record["id"], rev, "mp4")
+        jpg = self.asset_path(record["id"], rev, "jpg")
+        try:
+            with self._slots, self._locked(f"{key}.lock"):
+                if mp4.exists():
+                    return
+                started = time.monotonic()
+                render(job, mp4, jpg)
+                log.info("rendered %s in %.2f s", key, time.monotonic() - started)
+            if not self._record_path(record["id"]).exists():  # deleted while rendering
+                mp4.unlink(missing_ok=True)
+                jpg.unlink(missing_ok=True)
+        except BaseException as exc:  # noqa: BLE001 - handed to the request that waits
+            log.exception("render of %s failed", key)
+            with self._render_lock:
+                self._render_errors[key] = exc
+        finally:
+            with self._render_lock:
+                if self._renders.get(key) is threading.current_thread():
+                    del self._renders[key]
+
+    def wait_for_renders(self, timeout: float = 30.0) -> None:
+        """Join running renders (used on stop, so no temp dirs are left behind)."""
+        deadline = time.monotonic() + timeout
+        with self._render_lock:
+            workers = list(self._renders.values())
+        for worker in workers:
+            worker.join(max(0.0, deadline - time.monotonic()))

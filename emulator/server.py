@@ -1,0 +1,337 @@
+"""The HTTP side of the emulator: Luma's routes over stdlib ``http.server``.
+
+Every route is served at the root and under ``/dream-machine/v1``. JSON errors carry
+``{"detail": "..."}`` like the real (FastAPI) service; all invalid requests answer 400,
+so the SDK raises ``BadRequestError``. Assets (``/assets/...``) and the test counters
+(``/_emulator/stats``) need no token, as the real API's CDN URLs need none.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import re
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable
+from urllib.parse import parse_qs, urlsplit
+
+from . import spec
+from .account import Account, NotFound, parse_asset_name
+
+__all__ = ["EmulatorServer"]
+
+log = logging.getLogger("reelflow.emulator.server")
+
+NOT_SUPPORTED = "not supported by the emulator yet"
+_DEFAULT_LIMIT, _MAX_LIMIT = 10, 1000
+_CHUNK = 1 << 16
+
+
+class ApiError(Exception):
+    """An error answer: HTTP status and the detail text."""
+
+    def __init__(self, status: int, detail: str):
+        self.status, self.detail = status, detail
+        super().__init__(f"{status} {detail}")
+
+
+class EmulatorServer(ThreadingHTTPServer):
+    """A threading HTTP server bound to one Account, counting requests per route."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], account: Account):
+        super().__init__(address, _Handler)
+        self.account = account
+        host, port = self.server_address[:2]
+        host = "127.0.0.1" if host in ("0.0.0.0", "") else host
+        self.base_url = f"http://{host}:{port}"
+        self._counts: collections.Counter[str] = collections.Counter()
+        self._counts_lock = threading.Lock()
+        self._connections: set[socket.socket] = set()
+
+    def track(self, connection: socket.socket, open_: bool) -> None:
+        """Remember open client connections, so stop() can cut keep-alive ones."""
+        with self._counts_lock:
+            if open_:
+                self._connections.add(connection)
+            else:
+                self._connections.discard(connection)
+
+    def close_connections(self) -> None:
+        """Shut every open client connection, as a killed server would."""
+        with self._counts_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def count(self, key: str) -> None:
+        with self._counts_lock:
+            self._counts[key] += 1
+
+    def request_counts(self) -> dict[str, int]:
+        """Requests seen by this process per route (in memory, reset on restart)."""
+        with self._counts_lock:
+            return dict(self._counts)
+
+
+Route = tuple[str, re.Pattern[str], str, str]  # method, path, route key, handler name
+_ID = r"(?P<id>[^/]+)"
+_ROUTES: list[Route] = [(m, re.compile(f"^{p}$"), key, fn) for m, p, key, fn in [
+    ("GET", "/ping", "ping", "_ping"),
+    ("GET", "/credits", "credits", "_credits"),
+    ("GET", "/generations/concepts/list", "concepts", "_concepts"),
+    ("GET", "/generations", "list", "_list"),
+    ("POST", "/generations", "create", "_create"),
+    ("POST", "/generations/video", "create", "_create"),
+    ("POST", "/generations/(?:image|image/reframe|video/reframe|video/modify)",
+     "unsupported", "_unsupported"),
+    ("GET", f"/generations/{_ID}", "get", "_get"),
+    ("DELETE", f"/generations/{_ID}", "delete", "_delete"),
+    ("POST", f"/generations/{_ID}/upscale", "upscale", "_upscale"),
+    ("POST", f"/generations/{_ID}/audio", "audio", "_audio"),
+]]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """One request: route, authenticate, call the account, answer JSON."""
+
+    protocol_version = "HTTP/1.1"  # keep-alive for the SDK's connection pool
+    server_version = "reelflow-emulator"
+    sys_version = ""
+    timeout = 120  # idle keep-alive connections end, and their threads with them
+    server: EmulatorServer
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.track(self.connection, True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.track(self.connection, False)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
+        log.debug("%s " + format, self.address_string(), *args)
+
+    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+        self._dispatch("GET")
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self._dispatch("HEAD")
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._dispatch("POST")
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self._dispatch("DELETE")
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    def _dispatch(self, method: str) -> None:
+        body = self._read_body()
+        url = urlsplit(self.path)
+        path = url.path.rstrip("/") or "/"
+        if path.startswith(spec.API_PREFIX + "/"):
+            path = path[len(spec.API_PREFIX):]
+        try:
+            if path.startswith("/assets/") and method in ("GET", "HEAD"):
+                self.server.count("asset")
+                return self._asset(path[len("/assets/"):], head=method == "HEAD")
+            if path == "/_emulator/stats" and method == "GET":
+                return self._json(200, self._stats())
+            handler, match, key = self._route(method, path)
+            self.server.count(key)
+            if self.headers.get("x-stainless-retry-count", "0") not in ("", "0"):
+                self.server.count("retries")
+            self._authenticate()
+            status, payload = handler(match, parse_qs(url.query), body)
+            self._json(status, payload)
+        except ApiError as err:
+            self._json(err.status, {"detail": err.detail})
+        except spec.RequestInvalid as err:
+            self._json(400, {"detail": "; ".join(err.problems)})
+        except NotFound as err:
+            self._json(404, {"detail": f"Generation {err.args[0]} not found"})
+        except (BrokenPipeError, ConnectionResetError):
+            log.debug("client went away during %s %s", method, self.path)
+        except Exception:  # noqa: BLE001 - the service must answer, as a 500
+            log.exception("%s %s failed", method, self.path)
+            self._json(500, {"detail": "Internal Server Error"})
+
+    def _read_body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _route(self, method: str, path: str) -> tuple[Callable[..., Any], re.Match[str], str]:
+        allowed = False
+        for route_method, pattern, key, name in _ROUTES:
+            match = pattern.match(path)
+            if match and route_method == method:
+                return getattr(self, name), match, key
+            allowed = allowed or bool(match)
+        raise ApiError(405, "Method Not Allowed") if allowed else ApiError(404, "Not Found")
+
+    def _authenticate(self) -> None:
+        scheme, _, token = (self.headers.get("Authorization") or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            self.server.count("unauthorized")
+            raise ApiError(401, "Invalid or missing bearer token")
+
+    def _json(self, status: int, payload: Any) -> None:
+        data = b"" if status == 204 else json.dumps(payload).encode("utf-8")
+        self.send_response(status)
+        if status != 204:
+            self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if data and self.command != "HEAD":
+            self.wfile.write(data)
+
+    @staticmethod
+    def _parse_json(body: bytes) -> Any:
+        try:
+            return json.loads(body or b"null")
+        except (ValueError, UnicodeDecodeError):
+            raise ApiError(400, "body: invalid JSON") from None
+
+    def _stats(self) -> dict[str, Any]:
+        stats = self.server.account.stats()
+        stats["requests"] = self.server.request_counts()
+        return stats
+
+    # -- routes ------------------------------------------------------------------------
+
+    def _ping(self, match: re.Match[str], query: dict, body: bytes) -> tuple[int, Any]:
+        return 200, {"message": "pong"}
+
+    def _credits(self, match: re.Match[str], query: dict, body: bytes) -> tuple[int, Any]:
+        return 200, {"credit_balance": self.server.account.credit_balance()}
+
+    def _concepts(self, match: re.Match[str], query: dict, body: bytes) -> tuple[int, Any]:
+        return 200, list(spec.CONCEPTS)
+
+    def _unsupported(self, match: re.Match[str], query: dict, body: bytes) -> tuple[int, Any]:
+        raise ApiError(400, f"{self.path.split('?')[0]}: {NOT_SUPPORTED}")
+
+    def _create(self, match: re.Match[str], query: dict, body: bytes) -> tuple[int, Any]:
+        payload = self._parse_json(body)
+        if isinstance(payload, dict) and payload.get("generation_type") not in (None, "video"):
+            raise ApiError(400, f"generation_type {payload['generation_type']!r}: {NOT_SUPPORTED}")
+        account = self.server.account
+        record = account.create(payload)
+        # A create always answers "queued", as the API does; rendering stays lazy.
+        return 201, account.public(record, self.server.base_url, block=False, fresh=True)
+
+    def _get(self, match: re.Match[str], query: dict, body: bytes) -> tuple[int, Any]:
+        account = self.server.account
+        return 200, account.public(account.record(match["id"]), self.server.base_url,
+                                   block=True)
+
+    def _list(self, match: re.Match[str], query: dict, body: bytes) -> tuple[int, Any]:
+        limit = self._int_param(query, "limit", _DEFAULT_LIMIT, 1, _MAX_LIMIT)
+        offset = self._int_param(query, "offset", 0, 0, None)
+        account = self.server.account
+        records = account.records()
+        page = records[offset:offset + limit]
+        generations = [account.public(r, self.server.base_url, block=False) for r in page]
+        return 200, {"generations": generations, "count": len(records),
+                     "has_more": offset + len(page) < len(records),
+                     "limit": limit, "offset": offset}
+
+    @staticmethod
+    def _int_param(query: dict, name: str, default: int, low: int, high: int | None) -> int:
+        raw = query.get(name, [None])[-1]
+        if raw is None or raw == "":
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ApiError(400, f"{name}: must be an integer") from None
+        if value < low or (high is not None and value > high):
+            bounds = f"{low}..{high}" if high is not None else f">= {low}"
+            raise ApiError(400, f"{name}: {value} is outside {bounds}")
+        return value
+
+    def _delete(self, match: re.Match[str], query: dict, body: bytes) -> tuple[int, Any]:
+        self.server.account.delete(match["id"])
+        return 204, None
+
+    def _upscale(self, match: re.Match[str], query: dict, body: bytes) -> tuple[int, Any]:
+        return self._revise(match["id"], "upscale_video", body)
+
+    def _audio(self, match: re.Match[str], query: dict, body: bytes) -> tuple[int, Any]:
+        return self._revise(match["id"], "add_audio", body)
+
+    def _revise(self, gen_id: str, kind: str, body: bytes) -> tuple[int, Any]:
+        account = self.server.account
+        record = account.revise(gen_id, kind, self._parse_json(body) or {})
+        return 201, account.public(record, self.server.base_url, block=False)
+
+    # -- assets ------------------------------------------------------------------------
+
+    def _asset(self, name: str, *, head: bool) -> None:
+        """Serve a rendered clip or thumbnail, rendering it first if it is due."""
+        parsed = parse_asset_name(name)
+        if parsed is None:
+            raise ApiError(404, "Not Found")
+        gen_id, rev, ext = parsed
+        account = self.server.account
+        path = account.asset_path(gen_id, rev, ext)
+        if not path.exists():
+            record = account.asset_due(gen_id, rev)
+            if not account.ensure_rendered(record, rev, wait=account.render_wait):
+                raise ApiError(503, "asset is still rendering")
+        self._send_file(path, "video/mp4" if ext == "mp4" else "image/jpeg", head=head)
+
+    def _send_file(self, path: Any, content_type: str, *, head: bool) -> None:
+        """Send a file whole or one ``Range: bytes=a-b`` of it."""
+        try:
+            fh = open(path, "rb")
+        except FileNotFoundError:  # deleted in between
+            raise ApiError(404, "Not Found") from None
+        with fh:
+            size = fh.seek(0, 2)
+            start, end = 0, size - 1
+            ranged = re.match(r"^bytes=(\d*)-(\d*)$", self.headers.get("Range") or "")
+            if ranged and (ranged[1] or ranged[2]):
+                if ranged[1]:
+                    start, end = int(ranged[1]), min(int(ranged[2] or end), end)
+                else:  # suffix range: the last N bytes
+                    start = max(0, size - int(ranged[2]))
+                if start > end:
+                    self.send_response(416)
+                    self.send_header("Content-Range", f"bytes */{size}")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+            self.send_response(206 if ranged and (ranged[1] or ranged[2]) else 200)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Accept-Ranges", "bytes")
+            self.send_header("Content-Length", str(end - start + 1))
+            if ranged and (ranged[1] or ranged[2]):
+                self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+            self.end_headers()
+            if not head:
+                fh.seek(start)
+                _copy_range(fh, self.wfile, end - start + 1)
+
+
+def _copy_range(src: Any, dst: Any, length: int) -> None:
+    """Copy ``length`` bytes in chunks (shutil.copyfileobj has no length limit)."""
+    remaining = length
+    while remaining > 0:
+        chunk = src.read(min(_CHUNK, remaining))
+        if not chunk:
+            break
+        dst.write(chunk)
+        remaining -= len(chunk)
+

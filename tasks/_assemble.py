@@ -1,0 +1,268 @@
+"""The smart render: conform once, copy GOP spans, re-encode only seams, one audio pass.
+
+See shared/media-notes.md ("The smart render that worked") for why it is built this way.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import av
+import ffmpeg
+from pydantic import BaseModel
+
+from reelflow.errors import ReelflowError
+
+from ._ffmpeg import (
+    RECIPE_VERSION,
+    OutputFormat,
+    atomic_output,
+    bitexact_args,
+    cached_file,
+    content_key,
+    run_stream,
+    x264_output_args,
+)
+from ._plan import CopyPiece, EncodePiece, Slot, TimelineItem, check_ranges, plan_pieces, slots_for
+from ._probe import count_video_packets
+from ._render import (
+    Join,
+    chain,
+    conform_cached,
+    conform_filters,
+    conformed_info,
+    encode_piece,
+    extract_span,
+    fan_out,
+    frame_range,
+)
+
+__all__ = ["AssemblyResult", "assemble", "default_jobs"]
+
+logger = logging.getLogger("reelflow.tasks.media")
+
+#: The delivery audio: AAC, 48 kHz stereo.
+AUDIO_RATE = 48000
+AUDIO_BITRATE = "192k"
+
+
+class AssemblyResult(BaseModel):
+    """The assembled file and what it took to make it.
+
+    ``encoded_pieces`` counts x264 encodes this call ran (conformed clips and seams);
+    ``reused_pieces`` counts conformed clips and video pieces found in the cache.
+    Stream-copied spans count as reused once cached, as neither when first cut.
+    """
+
+    path: Path
+    frames: int
+    duration_s: float
+    encoded_pieces: int
+    reused_pieces: int
+
+
+def default_jobs() -> int:
+    """Encodes to run at once: x264 threads well, but two overlap its serial parts."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def assemble(items: list[TimelineItem], fmt: OutputFormat, out_path: str | Path,
+             cache_dir: str | Path, *, jobs: int | None = None) -> AssemblyResult:
+    """Assemble ``items`` into ``out_path`` (H.264 + AAC mp4), re-encoding as little as possible.
+
+    Item i contributes ``round(length_s * fps)`` frames from ``round(start_s * fps)`` of
+    its conformed clip; a transition of ``round(transition_s * fps)`` frames overlaps it
+    with the next item. GOP spans nothing touches are stream-copied from the conformed
+    clips; transitions (widened to GOP boundaries) and partial GOPs at trim edges are
+    re-encoded; every piece is cached by a hash of its inputs. The audio track is built
+    in one pass (silence where a source has none) and muxed by copy with ``+faststart``.
+    The same inputs give the same bytes: the finished file is cached too.
+
+    Args:
+        items: the timeline, in order.
+        fmt: the delivery format.
+        out_path: the file to write (atomically: temp file, then os.replace).
+        cache_dir: the content-addressed cache (conform/, pieces/, final/).
+        jobs: encodes run at once (default :func:`default_jobs`).
+
+    Returns:
+        AssemblyResult with the frame count, duration and encoded/reused piece counts.
+
+    Raises:
+        ValueError: a transition does not fit its neighbours, or an item runs past its clip.
+        FfmpegError: an ffmpeg command failed.
+    """
+    slots = slots_for(items, fmt.fps)
+    cache_dir, out_path = Path(cache_dir), Path(out_path)
+    jobs = jobs or default_jobs()
+    sources = {it.source_sha256: it.source for it in items}  # conform each content once
+    conformed = dict(zip(sources, _parallel(jobs, [
+        (lambda sha=sha, src=src: conform_cached(src, sha, fmt, cache_dir))
+        for sha, src in sources.items()])))
+    clips = [conformed[it.source_sha256][0] for it in items]
+    encoded = sum(done for _, done in conformed.values())
+    reused = len(conformed) - encoded
+    totals = [conformed_info(clip).frames for clip in clips]
+    check_ranges(slots, totals, fmt.fps)
+    pieces = plan_pieces(slots, clips, totals, fmt)
+    frames = sum(p.frames for p in pieces)
+    audio = [_has_audio(it.source) for it in items]
+    final = Path(cache_dir, "final", content_key({
+        "pieces": [p.key for p in pieces], "fmt": fmt.key(), "recipe": RECIPE_VERSION,
+        "audio": [[sl.sha256, a, sl.start, sl.frames, sl.t_out] for sl, a in zip(slots, audio)],
+    }) + ".mp4")
+    if cached_file(final):
+        reused += len({p.key for p in pieces})
+    else:
+        paths, new, old = _make_pieces(pieces, fmt, cache_dir, jobs)
+        encoded, reused = encoded + new, reused + old
+        _mux(paths, [it.source for it in items], audio, slots, fmt, final, frames)
+    with atomic_output(out_path) as tmp:
+        shutil.copyfile(final, tmp)
+    logger.info("assembled %d items into %s: %d frames, %d encoded, %d reused",
+                len(items), out_path, frames, encoded, reused)
+    return AssemblyResult(path=out_path, frames=frames, duration_s=frames / fmt.fps,
+                          encoded_pieces=encoded, reused_pieces=reused)
+
+
+def _parallel(jobs: int, calls: Sequence[Callable]) -> list:
+    """Run the calls on ``jobs`` threads (each waits on an ffmpeg process) in order."""
+    if jobs <= 1 or len(calls) <= 1:
+        return [call() for call in calls]
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        return list(pool.map(lambda call: call(), calls))
+
+
+def _make_pieces(pieces: list[CopyPiece | EncodePiece], fmt: OutputFormat, cache_dir: Path,
+                 jobs: int) -> tuple[list[Path], int, int]:
+    """Make (or find) every piece file; return their paths in order, encodes and reuses."""
+    unique: dict[str, CopyPiece | EncodePiece] = {p.key: p for p in pieces}
+    hits = {key for key, p in unique.items()
+            if cached_file(Path(cache_dir, "pieces", f"{key}.mp4"))
+            or (isinstance(p, CopyPiece) and p.run.frames == p.total)}  # the clip itself
+
+    def make(piece: CopyPiece | EncodePiece) -> tuple[Path, bool]:
+        if isinstance(piece, CopyPiece):
+            run = piece.run
+            return extract_span(run.clip, run.start, run.end, piece.total, fmt, cache_dir,
+                                piece.key)
+        return encode_piece(piece.runs, piece.joins, fmt, cache_dir, piece.key)
+
+    made = dict(zip(unique, _parallel(jobs, [(lambda p=p: make(p)) for p in unique.values()])))
+    encoded = sum(done for _, done in made.values())
+    return [made[p.key][0] for p in pieces], encoded, len(hits)
+
+
+def _has_audio(source: Path) -> bool:
+    with av.open(str(source)) as container:
+        return bool(container.streams.audio)
+
+
+def audio_track(sources: Sequence[Path | None], slots: Sequence[Slot], fps: int):
+    """Build the whole audio track as one filter chain (48 kHz stereo, float).
+
+    ``sources[i]`` is item i's file, or None for silence. Each item's audio is cut to
+    its video span, padded/trimmed to exactly its video length, and joined with
+    acrossfade where the video has a transition, so audio and video lengths agree.
+    Each file is opened once and split when several items use it.
+    """
+    def samples(frames: int) -> int:
+        return round(frames * AUDIO_RATE / fps)
+
+    groups: dict[Path | None, list[int]] = {}
+    for i, src in enumerate(sources):
+        groups.setdefault(src, []).append(i)
+    parts: list = [None] * len(slots)
+    for src, members in groups.items():
+        if src is None:
+            stream = ffmpeg.input(f"anullsrc=r={AUDIO_RATE}:cl=stereo", f="lavfi").audio
+        else:
+            # -vn keeps ffmpeg from demuxing and queueing the file's video packets.
+            stream = ffmpeg.input(str(src), vn=None).audio
+        for i, branch in zip(members, fan_out(stream, len(members), audio=True)):
+            sl, n = slots[i], samples(slots[i].frames)
+            if src is not None:
+                branch = (branch
+                          .filter("atrim", start=f"{sl.start / fps:.6f}",
+                                  end=f"{sl.end / fps:.6f}")
+                          .filter("asetpts", "PTS-STARTPTS")
+                          .filter("aresample", AUDIO_RATE)
+                          .filter("apad", whole_len=n))
+            parts[i] = (branch.filter("atrim", end_sample=n)
+                        .filter("aformat", sample_fmts="fltp", sample_rates=AUDIO_RATE,
+                                channel_layouts="stereo"))
+    track = parts[0]
+    for part, prev in zip(parts[1:], slots):
+        if prev.t_out:
+            track = ffmpeg.filter([track, part], "acrossfade", nb_samples=samples(prev.t_out))
+        else:
+            track = ffmpeg.concat(track, part, n=2, v=0, a=1)
+    return track
+
+
+def _audio_output_args() -> dict:
+    return {"c:a": "aac", "b:a": AUDIO_BITRATE, "ar": AUDIO_RATE, "ac": 2}
+
+
+def _mux(pieces: list[Path], sources: list[Path], has_audio: list[bool], slots: list[Slot],
+         fmt: OutputFormat, final: Path, frames: int) -> None:
+    """Join the video pieces by stream copy and mux them with the one-pass audio track."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=final.parent) as tmpdir:
+        listing = Path(tmpdir, "pieces.txt")
+        listing.write_text("".join(f"file '{_concat_quote(p)}'\n" for p in pieces))
+        video = ffmpeg.input(str(listing), f="concat", safe=0).video
+        audio = audio_track([src if a else None for src, a in zip(sources, has_audio)],
+                            slots, fmt.fps)
+        # The concat demuxer adds up piece durations in microseconds; snap every
+        # timestamp back onto the frame grid (512 ticks per frame) so steps stay exact.
+        tick = fmt.timescale // fmt.fps
+        snap = f"setts=pts=round(PTS/{tick})*{tick}:dts=round(DTS/{tick})*{tick}"
+        with atomic_output(final) as tmp:
+            run_stream(ffmpeg.output(
+                video, audio, str(tmp), **{"c:v": "copy", "bsf:v": snap},
+                **_audio_output_args(), movflags="+faststart",
+                video_track_timescale=fmt.timescale, **bitexact_args()))
+            got = count_video_packets(tmp)
+            if got != frames:
+                raise ReelflowError(f"assembled {got} frames where {frames} were planned")
+
+
+def _concat_quote(path: Path) -> str:
+    # The concat demuxer's quoting: close the quote, escaped quote, reopen.
+    return str(Path(path).resolve()).replace("'", "'\\''")
+
+
+def _single_pass_reference(items: list[TimelineItem], fmt: OutputFormat, out_path: Path,
+                           *, crf: int | None = None) -> Path:
+    """Render the same sequence in one filtergraph from the sources (the slow, simple way).
+
+    Used by tests and benchmarks to compare against :func:`assemble`: every source is
+    conformed in the graph, trimmed, chained with the same cut/xfade rules, and the
+    audio built by the same :func:`audio_track`; one x264 encode, one AAC encode.
+    """
+    slots = slots_for(items, fmt.fps)
+    groups: dict[Path, list[int]] = {}
+    for i, it in enumerate(items):
+        groups.setdefault(it.source, []).append(i)
+    streams: list = [None] * len(items)
+    for source, members in groups.items():
+        conformed = conform_filters(ffmpeg.input(str(source)).video, fmt)
+        for i, branch in zip(members, fan_out(conformed, len(members))):
+            streams[i] = frame_range(branch, slots[i].start, slots[i].end, fmt)
+    joins = [Join(sl.transition, sl.t_out) for sl in slots[:-1]]
+    video, _ = chain(streams, [sl.frames for sl in slots], joins, fmt)
+    audio = audio_track([it.source if _has_audio(it.source) else None for it in items],
+                        slots, fmt.fps)
+    enc = x264_output_args(fmt if crf is None else fmt.model_copy(update={"crf": crf}))
+    out_path = Path(out_path)
+    with atomic_output(out_path) as tmp:
+        run_stream(ffmpeg.output(video, audio, str(tmp),
+                                 **enc, **_audio_output_args(), movflags="+faststart"))
+    return out_path

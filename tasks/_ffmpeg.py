@@ -1,0 +1,184 @@
+"""The one way reelflow runs ffmpeg, the encode settings every piece shares, and the disk cache.
+
+Everything that touches pixels goes through :func:`_run_ffmpeg`; Python only builds
+command lines (with ffmpeg-python where it helps) and keeps track of cached files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shlex
+import subprocess
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from reelflow._binaries import ffmpeg_exe
+from reelflow.errors import FfmpegError
+
+__all__ = [
+    "RECIPE_VERSION",
+    "XFADE_TRANSITIONS",
+    "OutputFormat",
+    "atomic_output",
+    "cached_file",
+    "content_key",
+    "x264_output_args",
+]
+
+logger = logging.getLogger("reelflow.tasks.media")
+
+#: Bump when the encode recipe changes (filters, x264 options), so old cache entries miss.
+RECIPE_VERSION = 2
+
+#: How many bytes of ffmpeg's stderr an FfmpegError keeps.
+_STDERR_TAIL = 4000
+
+#: ffmpeg's xfade transitions that need no extra expression (``custom`` does).
+XFADE_TRANSITIONS = frozenset("""
+    fade wipeleft wiperight wipeup wipedown slideleft slideright slideup slidedown
+    circlecrop rectcrop distance fadeblack fadewhite radial smoothleft smoothright
+    smoothup smoothdown circleopen circleclose vertopen vertclose horzopen horzclose
+    dissolve pixelize diagtl diagtr diagbl diagbr hlslice hrslice vuslice vdslice hblur
+    fadegrays wipetl wipetr wipebl wipebr squeezeh squeezev zoomin fadefast fadeslow
+    hlwind hrwind vuwind vdwind coverleft coverright coverup coverdown revealleft
+    revealright revealup revealdown
+""".split())
+
+_X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium",
+                 "slow", "slower", "veryslow", "placebo")
+
+
+class OutputFormat(BaseModel):
+    """The delivery format every piece is encoded to (size, rate, x264 quality)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    width: int = Field(gt=0, le=8192, description="Output width in pixels (even).")
+    height: int = Field(gt=0, le=8192, description="Output height in pixels (even).")
+    fps: int = Field(gt=0, le=240, description="Output frames per second.")
+    crf: int = Field(default=20, ge=0, le=51, description="x264 constant rate factor.")
+    preset: str = Field(default="veryfast", description="x264 preset.")
+    fit: Literal["cover", "contain", "blur"] = Field(
+        default="cover", description="How a clip of another aspect fills the frame: crop, "
+        "pad with black, or over a blurred copy of itself.")
+
+    @field_validator("preset")
+    @classmethod
+    def _known_preset(cls, value: str) -> str:
+        if value not in _X264_PRESETS:
+            raise ValueError(f"preset {value!r} is not an x264 preset: {', '.join(_X264_PRESETS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _even_size(self) -> OutputFormat:
+        # yuv420p halves chroma in both directions, so odd sizes cannot be encoded.
+        if self.width % 2 or self.height % 2:
+            raise ValueError(f"size {self.width}x{self.height} must be even in both directions")
+        return self
+
+    @property
+    def gop(self) -> int:
+        """Frames per closed GOP: half a second, the granularity pieces can be cut at."""
+        return max(1, self.fps // 2)
+
+    @property
+    def timescale(self) -> int:
+        """The mp4 track timescale forced on every piece (12288 at 24 fps), so joins agree."""
+        return self.fps * 512
+
+    def key(self) -> str:
+        """Return a short stable hash of everything that decides the encoded bytes."""
+        return content_key({"fmt": self.model_dump(), "recipe": RECIPE_VERSION})[:12]
+
+
+def content_key(value: Any) -> str:
+    """Hash a JSON-able value (sorted keys) into a 64-bit hex key for cache file names."""
+    blob = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def x264_output_args(fmt: OutputFormat) -> dict[str, Any]:
+    """Return ffmpeg-python output kwargs shared by every video piece we encode.
+
+    Every piece gets the same preset/crf/profile and closed GOPs of exactly ``fmt.gop``
+    frames with an IDR at each GOP start, so all pieces share one SPS/PPS and any GOP
+    boundary can be cut by stream copy. One timescale for every mp4 keeps joins exact.
+
+    The IDRs come from x264 itself (keyint = min-keyint = gop, no scene cuts, no open
+    GOPs). ffmpeg's ``-force_key_frames`` is not used: with it, x264's output changed
+    from run to run (measured), and the cache depends on identical bytes.
+    """
+    gop = fmt.gop
+    return {
+        "c:v": "libx264",
+        "preset": fmt.preset,
+        "crf": fmt.crf,
+        "profile:v": "high",
+        "pix_fmt": "yuv420p",
+        "g": gop,
+        "keyint_min": gop,
+        "sc_threshold": 0,
+        "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:open-gop=0",
+        "video_track_timescale": fmt.timescale,
+        **bitexact_args(),
+    }
+
+
+def bitexact_args() -> dict[str, Any]:
+    """Output kwargs that keep time- and version-dependent bytes out of our files."""
+    return {"fflags": "+bitexact", "flags:v": "+bitexact", "flags:a": "+bitexact",
+            "map_metadata": -1}
+
+
+def _run_ffmpeg(args: Sequence[str]) -> None:
+    """Run ffmpeg with ``args``; raise FfmpegError with the argv and stderr tail on failure.
+
+    Args:
+        args: everything after the binary, e.g. from ``ffmpeg.compile(stream)[1:]``.
+    """
+    argv = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", *map(str, args)]
+    logger.debug("ffmpeg: %s", shlex.join(argv))
+    proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, check=False)
+    if proc.returncode != 0:
+        tail = proc.stderr.decode("utf-8", "replace")[-_STDERR_TAIL:]
+        raise FfmpegError(argv, proc.returncode, tail)
+
+
+def run_stream(stream: Any) -> None:
+    """Compile an ffmpeg-python output node and run it through :func:`_run_ffmpeg`."""
+    _run_ffmpeg(stream.overwrite_output().get_args())
+
+
+@contextlib.contextmanager
+def atomic_output(final: Path, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temp path beside ``final``; on success move it into place with os.replace.
+
+    Readers never see a half-written file, and two workers making the same file both
+    succeed (the last replace wins with identical bytes).
+    """
+    final.parent.mkdir(parents=True, exist_ok=True)
+    # Only a unique name, not mkstemp's 0600 file: ffmpeg creates it with the usual mode.
+    tmp = final.with_name(f".{final.stem}.{uuid.uuid4().hex[:12]}{suffix or final.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def cached_file(path: Path) -> bool:
+    """True when a cache entry exists (atomic writes mean present implies complete)."""
+    try:
+        return path.stat().st_size > 0
+    except FileNotFoundError:
+        return False

@@ -1,0 +1,168 @@
+"""Media tasks: probe, conform, title cards and the smart-render assembly, with ffmpeg.
+
+The tasks are thin wrappers over plain functions that flows may also call without
+Prefect (:func:`probe`, :func:`conform`, :func:`render_title_card`, :func:`assemble`).
+Every ffmpeg call goes through one private ``_run_ffmpeg`` (``reelflow.tasks._ffmpeg``),
+which logs the command at DEBUG and raises ``FfmpegError`` with the argv and stderr tail.
+
+The tasks use ``NO_CACHE``: every output is already content-addressed on disk under
+``cache_dir``, so a rerun finds it without Prefect's result cache. Name runs after the
+shot with ``.with_options(task_run_name="conform[opening]")``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from ._assemble import AssemblyResult, assemble
+from ._ffmpeg import XFADE_TRANSITIONS, OutputFormat
+from ._plan import TimelineItem
+from ._probe import ClipInfo, probe
+from ._render import conform, render_title_card
+
+__all__ = [
+    "XFADE_TRANSITIONS",
+    "AssemblyResult",
+    "ClipInfo",
+    "OutputFormat",
+    "TimelineItem",
+    "assemble",
+    "assemble_sequence",
+    "conform",
+    "conform_clip",
+    "make_title_card",
+    "probe",
+    "probe_clip",
+    "render_title_card",
+]
+
+
+@task(cache_policy=NO_CACHE)
+def probe_clip(path: Path) -> ClipInfo:
+    """Probe a clip with PyAV, counting its decoded video frames exactly.
+
+    Args:
+        path: the media file.
+
+    Returns:
+        ClipInfo: size, fps, frames, duration, codecs, and whether it has audio.
+
+    Raises:
+        ValueError: the file has no video stream.
+
+    Example:
+        ```python
+        from prefect import flow
+        from reelflow.tasks.media import probe_clip
+
+        @flow
+        def check(path: str) -> int:
+            return probe_clip(path).frames
+        ```
+    """
+    get_run_logger().info("Probing %s", path)
+    return probe(path)
+
+
+@task(cache_policy=NO_CACHE)
+def conform_clip(source: Path, source_sha256: str, fmt: OutputFormat, cache_dir: Path) -> Path:
+    """Conform a whole clip to the output format once (cover-crop, fps, closed GOPs).
+
+    Args:
+        source: the clip as generated or downloaded.
+        source_sha256: its content hash, the cache key together with ``fmt.key()``.
+        fmt: the delivery format.
+        cache_dir: where conformed clips are kept.
+
+    Returns:
+        Path of the conformed, video-only H.264 clip; a second call does no encoding.
+
+    Raises:
+        FfmpegError: ffmpeg could not read or encode the clip.
+
+    Example:
+        ```python
+        from prefect import flow
+        from reelflow.tasks.media import OutputFormat, conform_clip
+
+        @flow
+        def prepare(path: str, sha: str):
+            fmt = OutputFormat(width=1920, height=1080, fps=24)
+            return conform_clip.with_options(task_run_name="conform[opening]")(
+                path, sha, fmt, "cache")
+        ```
+    """
+    get_run_logger().info("Conforming %s to %dx%d@%d", source, fmt.width, fmt.height, fmt.fps)
+    return conform(source, source_sha256, fmt, cache_dir)
+
+
+@task(cache_policy=NO_CACHE)
+def make_title_card(text: str, *, background: str = "#000000", duration_s: float,
+                    fmt: OutputFormat, cache_dir: Path) -> Path:
+    """Render a title card: ``text`` centred on a plain background, taken literally.
+
+    Args:
+        text: the title; any Unicode, with quotes, colons, ``%``, braces as they are.
+        background: ``#rrggbb`` or an ffmpeg colour name.
+        duration_s: card length; it holds ``round(duration_s * fmt.fps)`` frames.
+        fmt: the delivery format.
+        cache_dir: where cards are kept (cached by text, colour, duration, format).
+
+    Returns:
+        Path of a video-only H.264 clip at the output size and rate.
+
+    Raises:
+        ValueError: bad colour, or a card shorter than one frame.
+
+    Example:
+        ```python
+        from prefect import flow
+        from reelflow.tasks.media import OutputFormat, make_title_card
+
+        @flow
+        def card():
+            fmt = OutputFormat(width=1280, height=720, fps=24)
+            return make_title_card("Coming 2027", duration_s=3, fmt=fmt, cache_dir="cache")
+        ```
+    """
+    get_run_logger().info("Rendering title card %r", text[:60])
+    return render_title_card(text, background=background, duration_s=duration_s, fmt=fmt,
+                             cache_dir=cache_dir)
+
+
+@task(cache_policy=NO_CACHE)
+def assemble_sequence(items: list[TimelineItem], fmt: OutputFormat, out_path: Path,
+                      cache_dir: Path, jobs: int | None = None) -> AssemblyResult:
+    """Assemble timeline items into one MP4, re-encoding only seams and trim edges.
+
+    Args:
+        items: the shots in order; each item's ``transition`` leads into the next.
+        fmt: the delivery format.
+        out_path: the MP4 to write (atomically).
+        cache_dir: the cache of conformed clips, pieces and finished files.
+        jobs: encodes to run at once (default: up to 4, by CPU count).
+
+    Returns:
+        AssemblyResult: the path, frame count, duration and how many pieces were
+        encoded vs reused (a rerun with nothing changed encodes none).
+
+    Raises:
+        ValueError: a transition does not fit its neighbours, or a trim runs past a clip.
+        FfmpegError: an ffmpeg command failed.
+
+    Example:
+        ```python
+        from prefect import flow
+        from reelflow.tasks.media import OutputFormat, TimelineItem, assemble_sequence
+
+        @flow
+        def edit(items: list[TimelineItem]):
+            fmt = OutputFormat(width=1920, height=1080, fps=24)
+            return assemble_sequence(items, fmt, "renders/teaser.mp4", "cache")
+        ```
+    """
+    get_run_logger().info("Assembling %d items into %s", len(items), out_path)
+    return assemble(items, fmt, out_path, cache_dir, jobs=jobs)
