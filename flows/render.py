@@ -16,12 +16,13 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel
 
-from reelflow.config import DEFAULT_CONCURRENCY, reelflow_home
+from reelflow.config import DEFAULT_CONCURRENCY
 from reelflow.flows.endpoint import luma_credentials
 from reelflow.flows.plan import RenderPlan, check_supported, make_plan
 from reelflow.flows.shotlist import ShotList, load_shotlist
 from reelflow.tasks.luma import generate_clip
-from reelflow.tasks.media import OutputFormat, TimelineItem, assemble_sequence, make_title_card
+from reelflow.tasks.media import (OutputFormat, TimelineItem, assemble_sequence, default_media_cache,
+                                  make_title_card)
 from reelflow.tasks.models import Clip
 from reelflow.tasks.store import ClipStore
 
@@ -63,10 +64,6 @@ def _run_name() -> str:
     return f"render[{Path(flow_run.parameters['shotlist_path']).stem}]"
 
 
-def _media_cache() -> Path:
-    return reelflow_home() / "cache" / "media"
-
-
 def _generate_all(plan: RenderPlan, credentials, store: ClipStore) -> dict[str, Clip]:
     futures = {
         shot.id: generate_clip.with_options(task_run_name=f"generate[{shot.id}]").submit(
@@ -81,7 +78,7 @@ def _timeline(shotlist: ShotList, clips: dict[str, Clip], fmt: OutputFormat) -> 
     cards = {
         shot.id: make_title_card.with_options(task_run_name=f"title[{shot.id}]").submit(
             shot.title, background=shot.background, duration_s=shot.length_s, fmt=fmt,
-            cache_dir=_media_cache())
+            cache_dir=default_media_cache())
         for shot in shotlist.shots if shot.is_card
     }
     items = []
@@ -147,7 +144,7 @@ def render_sequence(shotlist_path: str, profile: str = "final", out: str | None 
                        fps=shotlist.output.fps)
     items = _timeline(shotlist, clips, fmt)
     result = assemble_sequence.with_options(task_run_name=f"assemble[{shotlist.source.stem}]")(
-        items, fmt=fmt, out_path=plan.output, cache_dir=_media_cache())
+        items, fmt=fmt, out_path=plan.output, cache_dir=default_media_cache())
     shots = _shot_results(plan, clips)
     paid = [s for s in shots if s.status == "paid"]
     log.info("Wrote %s (%.2fs): %d paid, %d cached, $%.2f", result.path, result.duration_s,

@@ -17,6 +17,8 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from reelflow.config import reelflow_home
+
 from ._assemble import AssemblyResult, assemble
 from ._ffmpeg import XFADE_TRANSITIONS, OutputFormat
 from ._plan import TimelineItem
@@ -33,11 +35,17 @@ __all__ = [
     "assemble_sequence",
     "conform",
     "conform_clip",
+    "default_media_cache",
     "make_title_card",
     "probe",
     "probe_clip",
     "render_title_card",
 ]
+
+
+def default_media_cache() -> Path:
+    """Where derived media lives by default: REELFLOW_HOME/cache/media."""
+    return reelflow_home() / "cache" / "media"
 
 
 @task(cache_policy=NO_CACHE)
@@ -68,14 +76,15 @@ def probe_clip(path: Path) -> ClipInfo:
 
 
 @task(cache_policy=NO_CACHE)
-def conform_clip(source: Path, source_sha256: str, fmt: OutputFormat, cache_dir: Path) -> Path:
+def conform_clip(source: Path, source_sha256: str, fmt: OutputFormat,
+                 cache_dir: Path | None = None) -> Path:
     """Conform a whole clip to the output format once (cover-crop, fps, closed GOPs).
 
     Args:
         source: the clip as generated or downloaded.
         source_sha256: its content hash, the cache key together with ``fmt.key()``.
         fmt: the delivery format.
-        cache_dir: where conformed clips are kept.
+        cache_dir: where conformed clips are kept; REELFLOW_HOME/cache/media when omitted.
 
     Returns:
         Path of the conformed, video-only H.264 clip; a second call does no encoding.
@@ -96,12 +105,12 @@ def conform_clip(source: Path, source_sha256: str, fmt: OutputFormat, cache_dir:
         ```
     """
     get_run_logger().info("Conforming %s to %dx%d@%d", source, fmt.width, fmt.height, fmt.fps)
-    return conform(source, source_sha256, fmt, cache_dir)
+    return conform(source, source_sha256, fmt, cache_dir or default_media_cache())
 
 
 @task(cache_policy=NO_CACHE)
 def make_title_card(text: str, *, background: str = "#000000", duration_s: float,
-                    fmt: OutputFormat, cache_dir: Path) -> Path:
+                    fmt: OutputFormat, cache_dir: Path | None = None) -> Path:
     """Render a title card: ``text`` centred on a plain background, taken literally.
 
     Args:
@@ -109,7 +118,8 @@ def make_title_card(text: str, *, background: str = "#000000", duration_s: float
         background: ``#rrggbb`` or an ffmpeg colour name.
         duration_s: card length; it holds ``round(duration_s * fmt.fps)`` frames.
         fmt: the delivery format.
-        cache_dir: where cards are kept (cached by text, colour, duration, format).
+        cache_dir: where cards are kept (cached by text, colour, duration, format);
+            REELFLOW_HOME/cache/media when omitted.
 
     Returns:
         Path of a video-only H.264 clip at the output size and rate.
@@ -130,19 +140,20 @@ def make_title_card(text: str, *, background: str = "#000000", duration_s: float
     """
     get_run_logger().info("Rendering title card %r", text[:60])
     return render_title_card(text, background=background, duration_s=duration_s, fmt=fmt,
-                             cache_dir=cache_dir)
+                             cache_dir=cache_dir or default_media_cache())
 
 
 @task(cache_policy=NO_CACHE)
 def assemble_sequence(items: list[TimelineItem], fmt: OutputFormat, out_path: Path,
-                      cache_dir: Path, jobs: int | None = None) -> AssemblyResult:
+                      cache_dir: Path | None = None, jobs: int | None = None) -> AssemblyResult:
     """Assemble timeline items into one MP4, re-encoding only seams and trim edges.
 
     Args:
         items: the shots in order; each item's ``transition`` leads into the next.
         fmt: the delivery format.
         out_path: the MP4 to write (atomically).
-        cache_dir: the cache of conformed clips, pieces and finished files.
+        cache_dir: the cache of conformed clips, pieces and finished files;
+            REELFLOW_HOME/cache/media when omitted.
         jobs: encodes to run at once (default: up to 4, by CPU count).
 
     Returns:
@@ -165,4 +176,4 @@ def assemble_sequence(items: list[TimelineItem], fmt: OutputFormat, out_path: Pa
         ```
     """
     get_run_logger().info("Assembling %d items into %s", len(items), out_path)
-    return assemble(items, fmt, out_path, cache_dir, jobs=jobs)
+    return assemble(items, fmt, out_path, cache_dir or default_media_cache(), jobs=jobs)

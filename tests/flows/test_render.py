@@ -76,6 +76,7 @@ def test_edit_one_prompt_creates_exactly_one(tmp_path, home, luma_env):
 def test_reorder_and_transition_change_create_nothing(tmp_path, home, luma_env):
     path = write_shotlist(tmp_path, SMALL)
     first = _render(path)
+    first_frames = media_facts(first.output)["frames"]
     before = luma_env.created_count()
 
     write_shotlist(tmp_path, [SMALL[1], SMALL[0], SMALL[2]])
@@ -85,7 +86,9 @@ def test_reorder_and_transition_change_create_nothing(tmp_path, home, luma_env):
 
     assert luma_env.created_count() == before
     assert reordered.generated == retransitioned.generated == 0
-    assert media_facts(first.output)["frames"] == (5 + 3 + 2) * 24 - 12
+    assert first_frames == (5 + 3 + 2) * 24 - 12
+    # beta (3 s, trimmed) now leads into alpha with a cut: no overlap
+    assert reordered.frames == (5 + 3 + 2) * 24 - 12
     assert media_facts(retransitioned.output)["frames"] == (5 + 3 + 2) * 24 - 24
 
 
