@@ -1,6 +1,7 @@
 """The smart render: conform once, copy GOP spans, re-encode only seams, one audio pass.
 
 See shared/media-notes.md ("The smart render that worked") for why it is built this way.
+The audio mix (music bed, ducking, loudness) lives in :mod:`reelflow.tasks._audio`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pydantic import BaseModel
 
 from reelflow.errors import ReelflowError
 
+from ._audio import AudioMix, audio_output_args, audio_track, check_music, master_track
 from ._ffmpeg import (
     RECIPE_VERSION,
     OutputFormat,
@@ -43,14 +45,9 @@ from ._render import (
     frame_range,
 )
 
-__all__ = ["AssemblyResult", "assemble", "default_jobs"]
+__all__ = ["AssemblyResult", "AudioMix", "assemble", "default_jobs"]
 
 logger = logging.getLogger("reelflow.tasks.media")
-
-#: The delivery audio: AAC, 48 kHz stereo.
-AUDIO_RATE = 48000
-AUDIO_BITRATE = "192k"
-
 
 class AssemblyResult(BaseModel):
     """The assembled file and what it took to make it.
@@ -73,7 +70,8 @@ def default_jobs() -> int:
 
 
 def assemble(items: list[TimelineItem], fmt: OutputFormat, out_path: str | Path,
-             cache_dir: str | Path, *, jobs: int | None = None) -> AssemblyResult:
+             cache_dir: str | Path, *, jobs: int | None = None,
+             mix: AudioMix | None = None) -> AssemblyResult:
     """Assemble ``items`` into ``out_path`` (H.264 + AAC mp4), re-encoding as little as possible.
 
     Item i contributes ``round(length_s * fps)`` frames from ``round(start_s * fps)`` of
@@ -81,8 +79,10 @@ def assemble(items: list[TimelineItem], fmt: OutputFormat, out_path: str | Path,
     with the next item. GOP spans nothing touches are stream-copied from the conformed
     clips; transitions (widened to GOP boundaries) and partial GOPs at trim edges are
     re-encoded; every piece is cached by a hash of its inputs. The audio track is built
-    in one pass (silence where a source has none) and muxed by copy with ``+faststart``.
-    The same inputs give the same bytes: the finished file is cached too.
+    in one pass (silence where a source has none), mixed per ``mix`` and encoded once
+    (AAC) in the mux with ``+faststart``. The same inputs give the same bytes: the
+    finished file is cached too, keyed by the pieces, the audio slots and the mix
+    (settings and music hash), so a new mix re-renders only the audio and the mux.
 
     Args:
         items: the timeline, in order.
@@ -90,15 +90,19 @@ def assemble(items: list[TimelineItem], fmt: OutputFormat, out_path: str | Path,
         out_path: the file to write (atomically: temp file, then os.replace).
         cache_dir: the content-addressed cache (conform/, pieces/, final/).
         jobs: encodes run at once (default :func:`default_jobs`).
+        mix: music bed, ducking and loudness target; None keeps the clips' audio as it
+            is (no music, no normalisation).
 
     Returns:
         AssemblyResult with the frame count, duration and encoded/reused piece counts.
 
     Raises:
-        ValueError: a transition does not fit its neighbours, or an item runs past its clip.
+        ValueError: a transition does not fit its neighbours, an item runs past its clip,
+            or the music file is missing or has no audio.
         FfmpegError: an ffmpeg command failed.
     """
     slots = slots_for(items, fmt.fps)
+    check_music(mix)
     cache_dir, out_path = Path(cache_dir), Path(out_path)
     jobs = jobs or default_jobs()
     sources = {it.source_sha256: it.source for it in items}  # conform each content once
@@ -113,16 +117,19 @@ def assemble(items: list[TimelineItem], fmt: OutputFormat, out_path: str | Path,
     pieces = plan_pieces(slots, clips, totals, fmt)
     frames = sum(p.frames for p in pieces)
     audio = [_has_audio(it.source) for it in items]
-    final = Path(cache_dir, "final", content_key({
+    final_key = {
         "pieces": [p.key for p in pieces], "fmt": fmt.key(), "recipe": RECIPE_VERSION,
         "audio": [[sl.sha256, a, sl.start, sl.frames, sl.t_out] for sl, a in zip(slots, audio)],
-    }) + ".mp4")
+    }
+    if mix is not None:  # absent for None, so plain sequences keep their cache entries
+        final_key["mix"] = mix.key()
+    final = Path(cache_dir, "final", content_key(final_key) + ".mp4")
     if cached_file(final):
         reused += len({p.key for p in pieces})
     else:
         paths, new, old = _make_pieces(pieces, fmt, cache_dir, jobs)
         encoded, reused = encoded + new, reused + old
-        _mux(paths, [it.source for it in items], audio, slots, fmt, final, frames)
+        _mux(paths, [it.source for it in items], audio, slots, fmt, final, frames, mix)
     with atomic_output(out_path) as tmp:
         shutil.copyfile(final, tmp)
     logger.info("assembled %d items into %s: %d frames, %d encoded, %d reused",
@@ -164,62 +171,20 @@ def _has_audio(source: Path) -> bool:
         return bool(container.streams.audio)
 
 
-def audio_track(sources: Sequence[Path | None], slots: Sequence[Slot], fps: int):
-    """Build the whole audio track as one filter chain (48 kHz stereo, float).
-
-    ``sources[i]`` is item i's file, or None for silence. Each item's audio is cut to
-    its video span, padded/trimmed to exactly its video length, and joined with
-    acrossfade where the video has a transition, so audio and video lengths agree.
-    Each file is opened once and split when several items use it.
-    """
-    def samples(frames: int) -> int:
-        return round(frames * AUDIO_RATE / fps)
-
-    groups: dict[Path | None, list[int]] = {}
-    for i, src in enumerate(sources):
-        groups.setdefault(src, []).append(i)
-    parts: list = [None] * len(slots)
-    for src, members in groups.items():
-        if src is None:
-            stream = ffmpeg.input(f"anullsrc=r={AUDIO_RATE}:cl=stereo", f="lavfi").audio
-        else:
-            # -vn keeps ffmpeg from demuxing and queueing the file's video packets.
-            stream = ffmpeg.input(str(src), vn=None).audio
-        for i, branch in zip(members, fan_out(stream, len(members), audio=True)):
-            sl, n = slots[i], samples(slots[i].frames)
-            if src is not None:
-                branch = (branch
-                          .filter("atrim", start=f"{sl.start / fps:.6f}",
-                                  end=f"{sl.end / fps:.6f}")
-                          .filter("asetpts", "PTS-STARTPTS")
-                          .filter("aresample", AUDIO_RATE)
-                          .filter("apad", whole_len=n))
-            parts[i] = (branch.filter("atrim", end_sample=n)
-                        .filter("aformat", sample_fmts="fltp", sample_rates=AUDIO_RATE,
-                                channel_layouts="stereo"))
-    track = parts[0]
-    for part, prev in zip(parts[1:], slots):
-        if prev.t_out:
-            track = ffmpeg.filter([track, part], "acrossfade", nb_samples=samples(prev.t_out))
-        else:
-            track = ffmpeg.concat(track, part, n=2, v=0, a=1)
-    return track
-
-
-def _audio_output_args() -> dict:
-    return {"c:a": "aac", "b:a": AUDIO_BITRATE, "ar": AUDIO_RATE, "ac": 2}
-
-
 def _mux(pieces: list[Path], sources: list[Path], has_audio: list[bool], slots: list[Slot],
-         fmt: OutputFormat, final: Path, frames: int) -> None:
-    """Join the video pieces by stream copy and mux them with the one-pass audio track."""
+         fmt: OutputFormat, final: Path, frames: int, mix: AudioMix | None = None) -> None:
+    """Join the video pieces by stream copy and mux them with the one-pass audio track.
+
+    With a loudness target, :func:`master_track` first runs the measuring pass (audio
+    only); the track is still encoded once, here.
+    """
     final.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=final.parent) as tmpdir:
         listing = Path(tmpdir, "pieces.txt")
         listing.write_text("".join(f"file '{_concat_quote(p)}'\n" for p in pieces))
         video = ffmpeg.input(str(listing), f="concat", safe=0).video
-        audio = audio_track([src if a else None for src, a in zip(sources, has_audio)],
-                            slots, fmt.fps)
+        audio = master_track([src if a else None for src, a in zip(sources, has_audio)],
+                             slots, fmt.fps, mix)
         # The concat demuxer adds up piece durations in microseconds; snap every
         # timestamp back onto the frame grid (512 ticks per frame) so steps stay exact.
         tick = fmt.timescale // fmt.fps
@@ -227,7 +192,7 @@ def _mux(pieces: list[Path], sources: list[Path], has_audio: list[bool], slots: 
         with atomic_output(final) as tmp:
             run_stream(ffmpeg.output(
                 video, audio, str(tmp), **{"c:v": "copy", "bsf:v": snap},
-                **_audio_output_args(), movflags="+faststart",
+                **audio_output_args(), movflags="+faststart",
                 video_track_timescale=fmt.timescale, **bitexact_args()))
             got = count_video_packets(tmp)
             if got != frames:
@@ -264,5 +229,5 @@ def _single_pass_reference(items: list[TimelineItem], fmt: OutputFormat, out_pat
     out_path = Path(out_path)
     with atomic_output(out_path) as tmp:
         run_stream(ffmpeg.output(video, audio, str(tmp),
-                                 **enc, **_audio_output_args(), movflags="+faststart"))
+                                 **enc, **audio_output_args(), movflags="+faststart"))
     return out_path

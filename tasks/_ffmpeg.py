@@ -26,6 +26,8 @@ from reelflow.errors import FfmpegError
 __all__ = [
     "RECIPE_VERSION",
     "XFADE_TRANSITIONS",
+    "PREVIEW_CRF_OFFSET",
+    "PREVIEW_PRESET",
     "OutputFormat",
     "atomic_output",
     "cached_file",
@@ -52,6 +54,11 @@ XFADE_TRANSITIONS = frozenset("""
     revealright revealup revealdown
 """.split())
 
+#: What a preview encodes with: ultrafast has no b-frames, no CABAC and a cheap search;
+#: every preview piece still shares one SPS/PPS, so they concat by copy like finals.
+PREVIEW_PRESET = "ultrafast"
+PREVIEW_CRF_OFFSET = 8
+
 _X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium",
                  "slow", "slower", "veryslow", "placebo")
 
@@ -69,6 +76,9 @@ class OutputFormat(BaseModel):
     fit: Literal["cover", "contain", "blur"] = Field(
         default="cover", description="How a clip of another aspect fills the frame: crop, "
         "pad with black, or over a blurred copy of itself.")
+    quality: Literal["final", "preview"] = Field(
+        default="final", description="preview: x264 ultrafast at crf + 8 (no b-frames, "
+        "no CABAC), several times faster, for drafts; cached apart from final.")
 
     @field_validator("preset")
     @classmethod
@@ -94,9 +104,23 @@ class OutputFormat(BaseModel):
         """The mp4 track timescale forced on every piece (12288 at 24 fps), so joins agree."""
         return self.fps * 512
 
+    @property
+    def encode_preset(self) -> str:
+        """The x264 preset pieces are encoded with (``ultrafast`` for previews)."""
+        return PREVIEW_PRESET if self.quality == "preview" else self.preset
+
+    @property
+    def encode_crf(self) -> int:
+        """The x264 crf pieces are encoded with (``crf + 8`` for previews, at most 51)."""
+        return min(51, self.crf + PREVIEW_CRF_OFFSET) if self.quality == "preview" else self.crf
+
     def key(self) -> str:
         """Return a short stable hash of everything that decides the encoded bytes."""
-        return content_key({"fmt": self.model_dump(), "recipe": RECIPE_VERSION})[:12]
+        dump = self.model_dump()
+        if self.quality == "final":
+            # Keys from before ``quality`` existed stay valid: final is what they were.
+            del dump["quality"]
+        return content_key({"fmt": dump, "recipe": RECIPE_VERSION})[:12]
 
 
 def content_key(value: Any) -> str:
@@ -119,8 +143,8 @@ def x264_output_args(fmt: OutputFormat) -> dict[str, Any]:
     gop = fmt.gop
     return {
         "c:v": "libx264",
-        "preset": fmt.preset,
-        "crf": fmt.crf,
+        "preset": fmt.encode_preset,
+        "crf": fmt.encode_crf,
         "profile:v": "high",
         "pix_fmt": "yuv420p",
         "g": gop,

@@ -9,9 +9,10 @@ output with pieces, in order:
 
 * ``CopyPiece``: GOP-aligned frames of one conformed clip that no trim edge or
   transition touches, cut by stream copy;
-* ``EncodePiece``: everything else (a partial GOP at a trim edge, or a transition
-  widened outward to the neighbouring GOP boundaries so the spans beside it stay
-  copyable), re-encoded with the same x264 settings.
+* ``EncodePiece``: everything else (a partial GOP at a trim edge, a transition or
+  the frames a text overlay shows on, widened outward to the neighbouring GOP
+  boundaries so the spans beside them stay copyable), re-encoded with the same x264
+  settings.
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ._ffmpeg import XFADE_TRANSITIONS, OutputFormat, content_key
 from ._render import Join, Run
+from ._text import OverlayWindow, TextOverlaySpec
 
-__all__ = ["CopyPiece", "EncodePiece", "Slot", "TimelineItem", "check_ranges", "plan_pieces",
-           "slots_for"]
+__all__ = ["CopyPiece", "EncodePiece", "Slot", "TextOverlaySpec", "TimelineItem", "check_ranges",
+           "plan_pieces", "slots_for"]
 
 #: reelflow's names for transitions that are not ffmpeg's xfade names.
 _ALIASES = {"crossfade": "fade", "fade": "fadeblack"}
@@ -48,6 +50,8 @@ class TimelineItem(BaseModel):
     transition: str = Field(default="cut", description="Transition into the next item.")
     transition_s: float = Field(default=0.0, ge=0, description="Transition length in seconds.")
     label: str = Field(default="", description="Name used in messages (the shot id).")
+    overlays: tuple[TextOverlaySpec, ...] = Field(
+        default=(), description="Text drawn over this item, each on its own time window.")
 
     @field_validator("transition")
     @classmethod
@@ -75,6 +79,7 @@ class Slot:
     t_in: int
     t_out: int
     transition: str  # xfade name of the outgoing transition ("cut" when t_out == 0)
+    overlays: tuple[OverlayWindow, ...] = ()  # windows counted from the item's first frame
 
     @property
     def end(self) -> int:
@@ -136,14 +141,33 @@ def slots_for(items: list[TimelineItem], fps: int) -> list[Slot]:
         if t_in and t_out and t_in + t_out > lengths[i]:
             problems.append(f"{names[i]}: incoming ({t_in}) and outgoing ({t_out}) transition "
                             f"frames overlap: together more than its {lengths[i]} frames")
+    windows = [_overlay_windows(it, names[i], lengths[i], fps, problems)
+               for i, it in enumerate(items)]
     if problems:
         raise ValueError("; ".join(problems))
     return [
         Slot(index=i, name=names[i], sha256=it.source_sha256, start=starts[i],
              frames=lengths[i], t_in=outs[i - 1] if i else 0, t_out=outs[i],
-             transition=it.xfade_name if outs[i] else "cut")
+             transition=it.xfade_name if outs[i] else "cut", overlays=windows[i])
         for i, it in enumerate(items)
     ]
+
+
+def _overlay_windows(item: TimelineItem, name: str, length: int, fps: int,
+                     problems: list[str]) -> tuple[OverlayWindow, ...]:
+    """The item's overlays in its frames; an end past the item is cut to it, an empty
+    window (starting at or after the item's end) is a problem."""
+    windows = []
+    for n, spec in enumerate(item.overlays, 1):
+        start, end = spec.frames(length, fps)
+        end = min(end, length)
+        if start >= end:
+            problems.append(f"{name}: text {n} ({spec.content[:30]!r}) shows on no frame: "
+                            f"from {start / fps:g}s to {end / fps:g}s of a "
+                            f"{length / fps:g}s item")
+        else:
+            windows.append(OverlayWindow(spec, start, end))
+    return tuple(windows)
 
 
 def _transition_frames(item: TimelineItem, fps: int) -> int:
@@ -190,22 +214,17 @@ def plan_pieces(slots: list[Slot], clips: list[Path], totals: list[int],
     previous: Slot | None = None
     for sl, clip, total in zip(slots, clips, totals):
         join = Join(previous.transition, previous.t_out) if previous and sl.t_in else None
-        solo_start, solo_end = sl.start + sl.t_in, sl.end - sl.t_out
-        first = sl.start if sl.t_in else solo_start  # a transition takes the head frames
-        copy_start = _ceil_boundary(solo_start, fmt.gop, total)
-        copy_end = _floor_boundary(solo_end, fmt.gop, total)
-        if copy_start < copy_end:
-            if copy_start > first:
-                add_run(Run(clip, sl.sha256, first, copy_start), join)
+        pos = sl.start  # frames before pos are planned (a transition shares the head)
+        for copy_start, copy_end in _copy_spans(sl, total, fmt.gop):
+            if copy_start > pos:
+                add_run(_run(sl, clip, pos, copy_start), join)
             close()
-            span = Run(clip, sl.sha256, copy_start, copy_end)
             key = content_key({"copy": sl.sha256, "range": [copy_start, copy_end],
                                "fmt": fmt.key()})
-            pieces.append(CopyPiece(span, total, key))
-            if sl.end > copy_end:
-                add_run(Run(clip, sl.sha256, copy_end, sl.end), None)
-        else:
-            add_run(Run(clip, sl.sha256, first, sl.end), join)
+            pieces.append(CopyPiece(Run(clip, sl.sha256, copy_start, copy_end), total, key))
+            pos, join = copy_end, None
+        if sl.end > pos:
+            add_run(_run(sl, clip, pos, sl.end), join)
         if not sl.t_out:
             close()
         previous = sl
@@ -215,9 +234,33 @@ def plan_pieces(slots: list[Slot], clips: list[Path], totals: list[int],
     return pieces
 
 
+def _copy_spans(sl: Slot, total: int, gop: int) -> list[tuple[int, int]]:
+    """The GOP-aligned spans of a slot that no transition, trim edge or overlay touches."""
+    start = _ceil_boundary(sl.start + sl.t_in, gop, total)
+    end = _floor_boundary(sl.end - sl.t_out, gop, total)
+    spans = [(start, end)] if start < end else []
+    for window in sl.overlays:  # cut each overlay's frames, widened to whole GOPs, out
+        cut_start = _floor_boundary(sl.start + window.start, gop, total)
+        cut_end = _ceil_boundary(sl.start + window.end, gop, total)
+        spans = [part for a, b in spans
+                 for part in ((a, min(b, cut_start)), (max(a, cut_end), b)) if part[0] < part[1]]
+    return spans
+
+
+def _run(sl: Slot, clip: Path, start: int, end: int) -> Run:
+    """Clip frames [start, end) of a slot, with the overlays that show on them."""
+    offset = start - sl.start
+    windows = (w.shifted(offset, end - start) for w in sl.overlays)
+    return Run(clip, sl.sha256, start, end, tuple(w for w in windows if w is not None))
+
+
 def _keyed(piece: EncodePiece, fmt: OutputFormat) -> EncodePiece:
     piece.key = content_key({
-        "runs": [[r.sha256, r.start, r.end] for r in piece.runs],
+        # a run's overlays join its entry only when it has some, so keys of pieces
+        # without text are what they were before overlays existed
+        "runs": [[r.sha256, r.start, r.end, *([[w.key() for w in r.overlays]]
+                                               if r.overlays else [])]
+                 for r in piece.runs],
         "joins": [[j.transition, j.frames] for j in piece.joins],
         "fmt": fmt.key(),
     })

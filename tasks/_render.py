@@ -28,6 +28,7 @@ from ._ffmpeg import (
     x264_output_args,
 )
 from ._probe import ClipInfo, count_video_packets, probe, read_sidecar, write_sidecar
+from ._text import TEXT_RECIPE, OverlayWindow, draw_overlays, draw_text, ffmpeg_colour
 
 __all__ = ["Join", "Run", "chain", "conform", "conform_cached", "conform_filters", "conformed_info",
            "encode_piece", "extract_span", "fan_out", "frame_range", "render_title_card",
@@ -36,7 +37,6 @@ __all__ = ["Join", "Run", "chain", "conform", "conform_cached", "conform_filters
 logger = logging.getLogger("reelflow.tasks.media")
 
 _HEX = re.compile(r"^[0-9a-fA-F]{16,}$")
-_COLOR = re.compile(r"^(#|0x)?([0-9a-fA-F]{6}([0-9a-fA-F]{2})?)$|^[A-Za-z]{3,30}$")
 
 
 def conform_path(source_sha256: str, fmt: OutputFormat, cache_dir: Path) -> Path:
@@ -131,12 +131,13 @@ def render_title_card(text: str, *, background: str = "#000000", duration_s: flo
 def title_card_cached(text: str, *, background: str, duration_s: float, fmt: OutputFormat,
                       cache_dir: Path) -> tuple[Path, bool]:
     """:func:`render_title_card`, also saying whether it encoded."""
-    colour = _ffmpeg_colour(background)
+    colour = ffmpeg_colour(background)
     frames = round(duration_s * fmt.fps)
     if frames < 1:
         raise ValueError(f"title card duration {duration_s}s is shorter than one frame")
     key = content_key({"card": text, "bg": colour, "frames": frames, "fmt": fmt.key(),
-                       "font": Path(font_file()).name, "recipe": RECIPE_VERSION})
+                       "font": Path(font_file()).name, "recipe": RECIPE_VERSION,
+                       "text": TEXT_RECIPE})
     out = Path(cache_dir, "cards", f"{key}.mp4")
     if cached_file(out):
         return out, False
@@ -144,7 +145,7 @@ def title_card_cached(text: str, *, background: str, duration_s: float, fmt: Out
     video = ffmpeg.input(f"color=c={colour}:s={fmt.width}x{fmt.height}:r={fmt.fps}",
                          f="lavfi").video
     with tempfile.TemporaryDirectory(dir=out.parent) as tmpdir:
-        video = _draw_lines(video, text, fmt, Path(tmpdir)).filter("format", "yuv420p")
+        video = draw_text(video, text, fmt, Path(tmpdir)).filter("format", "yuv420p")
         with atomic_output(out) as tmp:
             run_stream(ffmpeg.output(video, str(tmp), **{"frames:v": frames},
                                      **x264_output_args(fmt)))
@@ -152,56 +153,19 @@ def title_card_cached(text: str, *, background: str, duration_s: float, fmt: Out
     return out, True
 
 
-def _draw_lines(video, text: str, fmt: OutputFormat, tmpdir: Path):
-    """Draw ``text`` centred, each line centred on its own, read from files (no expansion)."""
-    lines = text.replace("\r\n", "\n").strip("\n").split("\n")
-    if not text.strip():
-        return video
-    size = _font_size(text, fmt)
-    common = {"escape_text": False, "expansion": "none", "fontfile": font_file(),
-              "fontsize": size, "fontcolor": "white", "x": "(w-text_w)/2"}
-    if len(lines) == 1:  # one line: centre its ink exactly
-        return video.drawtext(textfile=str(_text_file(tmpdir, 0, lines[0])),
-                              y="(h-text_h)/2", **common)
-    # several lines: baselines a fixed 1.25 em apart, the block centred (ascent ~0.8 em)
-    step = round(size * 1.25)
-    top = (fmt.height - step * (len(lines) - 1)) / 2 - 0.35 * size
-    for i, line in enumerate(lines):
-        if line.strip():
-            video = video.drawtext(textfile=str(_text_file(tmpdir, i, line)),
-                                   y=f"{round(top + i * step)}-max_glyph_a+{round(0.8 * size)}",
-                                   **common)
-    return video
-
-
-def _text_file(tmpdir: Path, index: int, line: str) -> Path:
-    path = tmpdir / f"line{index}.txt"
-    path.write_text(line, encoding="utf-8")
-    return path
-
-
-def _ffmpeg_colour(value: str) -> str:
-    """Check a colour (``#rrggbb``, ``0xrrggbb[aa]`` or a name) and give ffmpeg's spelling."""
-    match = _COLOR.match(value.strip())
-    if not match:
-        raise ValueError(f"background {value!r} is not a colour like '#101010' or 'black'")
-    return f"0x{match.group(2)}" if match.group(2) else value.strip()
-
-
-def _font_size(text: str, fmt: OutputFormat) -> int:
-    # 8% of the height, smaller when the longest line would not fit in 90% of the width
-    # (DejaVu Sans glyphs average about 0.6 em).
-    longest = max((len(line) for line in text.splitlines()), default=1) or 1
-    return max(8, int(min(fmt.height * 0.08, fmt.width * 0.9 / (0.6 * longest))))
-
-
 class Run:
-    """Frames ``[start, end)`` of one conformed clip (a slice of the timeline to encode)."""
+    """Frames ``[start, end)`` of one conformed clip (a slice of the timeline to encode).
 
-    __slots__ = ("clip", "sha256", "start", "end")
+    ``overlays`` are text overlays drawn on the run's own frames (windows counted from
+    the run's first frame), before any transition mixes it with its neighbour.
+    """
 
-    def __init__(self, clip: Path, sha256: str, start: int, end: int):
+    __slots__ = ("clip", "sha256", "start", "end", "overlays")
+
+    def __init__(self, clip: Path, sha256: str, start: int, end: int,
+                 overlays: tuple[OverlayWindow, ...] = ()):
         self.clip, self.sha256, self.start, self.end = clip, sha256, start, end
+        self.overlays = tuple(overlays)
 
     @property
     def frames(self) -> int:
@@ -209,7 +173,8 @@ class Run:
         return self.end - self.start
 
     def __repr__(self) -> str:
-        return f"Run({self.sha256[:8]}, {self.start}, {self.end})"
+        text = f", {len(self.overlays)} overlays" if self.overlays else ""
+        return f"Run({self.sha256[:8]}, {self.start}, {self.end}{text})"
 
 
 class Join:
@@ -257,14 +222,22 @@ def extract_span(clip: Path, start: int, end: int, total: int, fmt: OutputFormat
 
 def encode_piece(runs: Sequence[Run], joins: Sequence[Join], fmt: OutputFormat,
                  cache_dir: Path, key: str) -> tuple[Path, bool]:
-    """Re-encode a seam: runs of conformed clips joined by cuts or xfade transitions."""
+    """Re-encode a seam: runs of conformed clips joined by cuts or xfade transitions.
+
+    Each run's text overlays are drawn on its frames before the runs are joined, so
+    text fades with its shot through a transition.
+    """
     out = Path(cache_dir, "pieces", f"{key}.mp4")
     if cached_file(out):
         return out, False
-    video, frames = chain(_run_streams(runs, fmt), [r.frames for r in runs], joins, fmt)
-    with atomic_output(out) as tmp:
-        run_stream(ffmpeg.output(video, str(tmp), **x264_output_args(fmt)))
-        _check_frames(tmp, frames, f"seam {list(runs)}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent) as tmpdir:  # overlay text files
+        streams = [draw_overlays(stream, run.overlays, run.frames, fmt, Path(tmpdir))
+                   for stream, run in zip(_run_streams(runs, fmt), runs)]
+        video, frames = chain(streams, [r.frames for r in runs], joins, fmt)
+        with atomic_output(out) as tmp:
+            run_stream(ffmpeg.output(video, str(tmp), **x264_output_args(fmt)))
+            _check_frames(tmp, frames, f"seam {list(runs)}")
     return out, True
 
 

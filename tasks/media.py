@@ -20,6 +20,7 @@ from prefect.cache_policies import NO_CACHE
 from reelflow.config import reelflow_home
 
 from ._assemble import AssemblyResult, assemble
+from ._audio import AudioMix
 from ._ffmpeg import XFADE_TRANSITIONS, OutputFormat
 from ._plan import TimelineItem
 from ._probe import ClipInfo, probe
@@ -28,6 +29,7 @@ from ._render import conform, render_title_card
 __all__ = [
     "XFADE_TRANSITIONS",
     "AssemblyResult",
+    "AudioMix",
     "ClipInfo",
     "OutputFormat",
     "TimelineItem",
@@ -145,8 +147,13 @@ def make_title_card(text: str, *, background: str = "#000000", duration_s: float
 
 @task(cache_policy=NO_CACHE)
 def assemble_sequence(items: list[TimelineItem], fmt: OutputFormat, out_path: Path,
-                      cache_dir: Path | None = None, jobs: int | None = None) -> AssemblyResult:
+                      cache_dir: Path | None = None, jobs: int | None = None,
+                      mix: AudioMix | None = None) -> AssemblyResult:
     """Assemble timeline items into one MP4, re-encoding only seams and trim edges.
+
+    The audio is one track: each clip's own audio (silence where it has none), then,
+    with ``mix``, a music bed (looped/trimmed, faded in and out) ducked under the clip
+    audio and the whole normalised to ``mix.loudness`` LUFS with two-pass loudnorm.
 
     Args:
         items: the shots in order; each item's ``transition`` leads into the next.
@@ -155,25 +162,31 @@ def assemble_sequence(items: list[TimelineItem], fmt: OutputFormat, out_path: Pa
         cache_dir: the cache of conformed clips, pieces and finished files;
             REELFLOW_HOME/cache/media when omitted.
         jobs: encodes to run at once (default: up to 4, by CPU count).
+        mix: music, music_volume (linear), duck and loudness (LUFS, None: as mixed);
+            None keeps the clips' audio untouched. A changed mix re-renders only the
+            audio and the final mux: the video pieces stay cached.
 
     Returns:
         AssemblyResult: the path, frame count, duration and how many pieces were
         encoded vs reused (a rerun with nothing changed encodes none).
 
     Raises:
-        ValueError: a transition does not fit its neighbours, or a trim runs past a clip.
+        ValueError: a transition does not fit its neighbours, a trim runs past a clip,
+            or the music file is missing or has no audio.
         FfmpegError: an ffmpeg command failed.
 
     Example:
         ```python
         from prefect import flow
-        from reelflow.tasks.media import OutputFormat, TimelineItem, assemble_sequence
+        from reelflow.tasks.media import AudioMix, OutputFormat, TimelineItem, assemble_sequence
 
         @flow
         def edit(items: list[TimelineItem]):
             fmt = OutputFormat(width=1920, height=1080, fps=24)
-            return assemble_sequence(items, fmt, "renders/teaser.mp4", "cache")
+            mix = AudioMix(music="assets/bed.mp3", music_volume=0.5, duck=True, loudness=-14)
+            return assemble_sequence(items, fmt, "renders/teaser.mp4", "cache", mix=mix)
         ```
     """
     get_run_logger().info("Assembling %d items into %s", len(items), out_path)
-    return assemble(items, fmt, out_path, cache_dir or default_media_cache(), jobs=jobs)
+    return assemble(items, fmt, out_path, cache_dir or default_media_cache(), jobs=jobs,
+                    mix=mix)

@@ -1,0 +1,269 @@
+"""The user-facing shot-list format, as strict pydantic input models.
+
+Private to ``reelflow.flows.shotlist``. These models ARE the file format: pydantic validates
+raw data with them (strict: no "5" for 5, no "yes" for true) and ``reelflow schema`` prints
+their JSON Schema. Our own validators raise ``fail(message)``, whose text reaches the user
+verbatim; everything else is worded by ``_shotlist_checks.translate``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, NoReturn, Union
+from urllib.parse import urlsplit
+
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field,
+                      Tag, ValidationInfo, WithJsonSchema, field_validator)
+from pydantic_core import PydanticCustomError
+
+from reelflow import spec
+from reelflow.flows._shotlist_messages import did_you_mean, fmt_num, is_number, show
+
+__all__ = [
+    "COLOUR_PATTERN", "ID_PATTERN", "DefaultsIn", "OutputIn", "ShotIn", "ShotListIn", "ShotRefIn",
+    "TextIn", "TransitionIn", "fields_at", "numbers_as_text",
+]
+
+ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+COLOUR_PATTERN = r"^#[0-9a-fA-F]{6}$"
+
+
+# --------------------------------------------------------------------------- validators
+def fail(message: str) -> NoReturn:
+    """Raise a validation error whose text is ``message`` verbatim (braces and all)."""
+    raise PydanticCustomError("reelflow", "{msg}", {"msg": message})
+
+
+def numbers_as_text(value: Any) -> Any:
+    """``title: 2027`` is text to a person; YAML made it a number."""
+    return str(value) if is_number(value) else value
+
+
+def _transition_type(value: str) -> str:
+    if value not in spec.TRANSITION_TYPES:
+        hint = did_you_mean(value, spec.TRANSITION_TYPES) or \
+            "; use cut, crossfade, fade or an ffmpeg xfade name such as wipeleft or circleopen"
+        fail(f"{show(value)} is not a transition type{hint}")
+    return value
+
+
+def _transition_word(value: str) -> str:
+    if _transition_type(value) != "cut":
+        fail(f"{value} needs a duration: write {{type: {value}, duration: 0.5}}")
+    return value
+
+
+def _transition_duration(value: float | None, info: ValidationInfo) -> float | None:
+    kind = info.data.get("type")
+    if kind == "cut":
+        if value:
+            fail(f"a cut has no duration, got {fmt_num(value)}")
+    elif kind is not None:             # None: the type itself was invalid (reported there)
+        if value is None:
+            fail(f"missing; a {kind} needs its overlap in seconds, e.g. duration: 0.5")
+        if value <= 0:
+            fail(f"must be more than 0 seconds, got {fmt_num(value)}")
+    return value
+
+
+def _keyframe_text(value: str) -> str:
+    scheme = urlsplit(value).scheme.lower()
+    if len(scheme) > 1:                       # one letter is a Windows drive, not a scheme
+        if scheme != "https":
+            fail(f"{show(value)}: only https URLs can be used (Luma fetches the image itself); "
+                 "or give a local file path")
+        if not urlsplit(value).netloc:
+            fail(f"{show(value)} is not a valid https URL")
+    return value
+
+
+def _concept(value: str) -> str:
+    if value not in spec.CONCEPTS:
+        hint = did_you_mean(value, spec.CONCEPTS) or f" (known: {', '.join(sorted(spec.CONCEPTS))})"
+        fail(f"{show(value)} is not a Luma camera concept{hint}")
+    return value
+
+
+def _version(value: int) -> int:
+    if value != 1:
+        fail(f"only version 1 is supported, got {show(value)}")
+    return value
+
+
+def _shape(value: Any) -> str | None:
+    """Union tag by the shape of the raw value (tags start with '<' so messages drop them)."""
+    if isinstance(value, str):
+        return "<str>"
+    if isinstance(value, dict):
+        return "<map>"
+    if is_number(value):
+        return "<num>"
+    return None
+
+
+def _by_shape(text: Any, other: Any, error: str, message: str, description: str | None = None,
+              other_tag: str = "<map>") -> Any:
+    """A field that is either a string (``text``) or a mapping/number (``other``).
+
+    The raw value's shape picks the branch, so errors speak of that branch only; a value of
+    neither shape fails as ``form_<error>`` with ``message``.
+    """
+    extra = () if description is None else (Field(description=description),)
+    return Annotated[(Union[Annotated[text, Tag("<str>")], Annotated[other, Tag(other_tag)]],
+                      Discriminator(_shape, custom_error_type=f"form_{error}", custom_error_message=message),
+                      *extra)]
+
+
+# --------------------------------------------------------------------------- field types
+Text = Annotated[str, BeforeValidator(numbers_as_text)]
+Colour = Annotated[str, Field(pattern=COLOUR_PATTERN)]
+Seconds = Annotated[float, Field(ge=0)]
+Position = Literal[spec.TEXT_POSITIONS]  # type: ignore[valid-type]
+Model = Literal[spec.MODELS]  # type: ignore[valid-type]
+Resolution = Literal[spec.RESOLUTIONS]  # type: ignore[valid-type]
+Aspect = Literal[spec.ASPECT_RATIOS]  # type: ignore[valid-type]
+Fps = Literal[spec.OUTPUT_FPS]  # type: ignore[valid-type]
+Fit = Literal[spec.FITS]  # type: ignore[valid-type]
+FilePath = Annotated[str, Field(min_length=1, max_length=4096)]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+
+class TransitionIn(_In):
+    """``{type: T, duration: seconds}``: how this shot goes into the next one."""
+
+    type: Annotated[str, AfterValidator(_transition_type)] = Field(
+        description="cut, crossfade, fade (through black) or an ffmpeg xfade transition name.",
+        json_schema_extra={"enum": list(spec.TRANSITION_TYPES)})
+    duration: float | None = Field(
+        None, validate_default=True,
+        description="Seconds the two shots overlap; required and above 0 unless the type is cut.")
+
+    _check_duration = field_validator("duration")(_transition_duration)
+
+
+TransitionField = _by_shape(
+    Annotated[str, AfterValidator(_transition_word), WithJsonSchema({"const": "cut"})], TransitionIn,
+    error="transition", message="expected cut or {type: T, duration: seconds}",
+    description="How the shot goes into the next: cut, or {type: T, duration: seconds}. "
+                "null means cut; the last shot's transition is ignored.")
+
+
+class ShotRefIn(_In):
+    """``{shot: ID}``: use another generated shot of this list as the keyframe."""
+
+    shot: str = Field(pattern=ID_PATTERN, description="The id of a generated shot in this list.")
+
+
+Keyframe = _by_shape(
+    Annotated[str, Field(min_length=1, max_length=4096), AfterValidator(_keyframe_text)], ShotRefIn,
+    error="keyframe", message="expected an image path, an https URL or {shot: ID}")
+
+Duration = _by_shape(
+    Annotated[str, WithJsonSchema({"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?s$"})], float,
+    other_tag="<num>", error="duration", message="expected 5s, 9s, or a number of seconds for a card",
+    description="Generated shots: 5s or 9s (5 and 9 accepted). "
+                "Title cards: seconds, more than 0 and at most 60.")
+
+
+class TextIn(_In):
+    """Text drawn over the shot."""
+
+    content: Text = Field(min_length=1, max_length=500, description="The text to draw.")
+    position: Position = Field("bottom-left", description="Where in the frame.")
+    size: int | None = Field(None, ge=8, le=1000,
+                             description="Font height in output pixels; default: scaled to the frame.")
+    colour: Colour | None = Field(None, description="Text colour, \"#rrggbb\"; default white.")
+    color: Colour | None = Field(None, description="Same as colour.")
+    start: Seconds | None = Field(None, description="Seconds into the shot where the text appears; default 0.")
+    end: Seconds | None = Field(None, description="Seconds into the shot where it disappears; default the end.")
+
+
+TextField = _by_shape(
+    Annotated[str, Field(min_length=1, max_length=500)], TextIn,
+    error="text", message="expected text or {content: ..., position: ...}",
+    description="A text overlay: the text itself, or {content, position, size, colour, start, end}.")
+
+
+# --------------------------------------------------------------------------- the file's sections
+class ShotIn(_In):
+    """One shot: generated from a ``prompt``, or a text card with a ``title``."""
+
+    id: Text = Field(
+        pattern=ID_PATTERN, description="Unique slug, [a-z0-9][a-z0-9_-]{0,63}; names the shot's files.")
+    prompt: Annotated[Text, Field(min_length=spec.PROMPT_MIN, max_length=spec.PROMPT_MAX)] | None = \
+        Field(None, description="What to generate (3-5000 characters). Not with title.")
+    title: Annotated[Text, Field(min_length=1, max_length=500)] | None = \
+        Field(None, description="Makes the shot a text card showing this title. Needs duration.")
+    model: Model | None = Field(None, description="Video model; default from defaults.")
+    resolution: Resolution | None = Field(None, description="Generation resolution; default from defaults.")
+    aspect_ratio: Aspect | None = Field(None, description="Generation aspect ratio; default from defaults.")
+    duration: Duration | None = None
+    loop: bool | None = Field(None, description="Generate a seamless loop (not with end).")
+    camera: list[Annotated[str, AfterValidator(_concept), WithJsonSchema({"enum": list(spec.CONCEPTS)})]] | None = \
+        Field(None, description="Luma camera concepts, e.g. [orbit_left].")
+    take: int | None = Field(None, ge=1, le=1000,
+                             description="Take number: another take of the same request, paid anew.")
+    start: Keyframe | None = Field(None, description="First frame: an image (path or https URL), "
+                                                     "or {shot: ID} to extend that shot.")
+    end: Keyframe | None = Field(None, description="Last frame: an image (path or https URL), "
+                                                   "or {shot: ID} to lead into that shot.")
+    trim: list[float] | None = Field(None, min_length=2, max_length=2,
+                                     description="[start, end]: the seconds of the generated clip to keep.")
+    transition: TransitionField | None = None
+    background: Colour | None = Field(None, description="Title cards: background colour, \"#rrggbb\"; default black.")
+    text: TextField | None = None
+    upscale: Literal[spec.UPSCALE_RESOLUTIONS] | None = Field(  # type: ignore[valid-type]
+        None, description="Upscale the generated clip to 1080p or 4k (above its resolution).")
+    audio: Annotated[Text, Field(min_length=1, max_length=spec.PROMPT_MAX)] | None = \
+        Field(None, description="Generate audio for the clip from this prompt.")
+
+
+class DefaultsIn(_In):
+    """Values every shot inherits unless it sets its own."""
+
+    model: Model | None = Field(None, description="Video model; built-in ray-2.")
+    resolution: Resolution | None = Field(None, description="Generation resolution; built-in 720p.")
+    aspect_ratio: Aspect | None = Field(None, description="Generation aspect ratio; built-in 16:9.")
+    duration: Duration | None = Field(None, description="Generated clip length, 5s or 9s; built-in 5s.")
+    transition: TransitionField | None = None
+
+
+class OutputIn(_In):
+    """How the edited video is delivered."""
+
+    path: FilePath | None = Field(None, description="The .mp4 to write, relative to the shot list; "
+                                                    "default renders/<stem>.mp4 beside it.")
+    resolution: Resolution | None = Field(None, description="Delivery size (the short side); default 1080p.")
+    aspect_ratio: Aspect | None = Field(None, description="Delivery aspect; default the shots' "
+                                                          "(defaults.aspect_ratio).")
+    fps: Fps | None = Field(None, description="Frame rate; default 24.")
+    fit: Fit | None = Field(None, description="Fitting clips of another aspect; default cover.")
+    music: FilePath | None = Field(None, description="A music bed (an audio file), relative to the shot list.")
+    music_volume: float | None = Field(None, ge=0, le=2, description="Linear gain of the music bed, 0..2; default 0.5.")
+    duck: bool | None = Field(None, description="Lower the music under generated audio; default true.")
+    loudness: float | None = Field(None, ge=-70, le=0, description="Integrated LUFS target of the mix; default -14.")
+
+
+class ShotListIn(_In):
+    """A reelflow shot list, version 1."""
+
+    version: Annotated[int, AfterValidator(_version)] = Field(description="Format version: 1.")
+    title: Annotated[Text, Field(max_length=500)] | None = Field(None, description="A title for the video.")
+    defaults: DefaultsIn | None = None
+    output: OutputIn | None = None
+    shots: list[ShotIn] = Field(min_length=1, description="The shots, in order.")
+
+
+_MODELS_AT: dict[tuple[str, ...], type[BaseModel]] = {
+    (): ShotListIn, ("defaults",): DefaultsIn, ("output",): OutputIn, ("shots",): ShotIn,
+    ("shots", "text"): TextIn, ("shots", "transition"): TransitionIn,
+    ("defaults", "transition"): TransitionIn, ("shots", "start"): ShotRefIn, ("shots", "end"): ShotRefIn,
+}
+
+
+def fields_at(loc: tuple[Any, ...]) -> list[str]:
+    """The field names of the mapping at ``loc`` (for "unknown field, did you mean")."""
+    key = tuple(p for p in loc if isinstance(p, str) and not p.startswith("<"))
+    return list(_MODELS_AT.get(key, ShotListIn).model_fields)

@@ -1,0 +1,355 @@
+"""One load of a shot list: validate the raw document, resolve the cascade, run the checks.
+
+Private to ``reelflow.flows.shotlist``, which imports it when ``load_shotlist`` runs (this
+module builds that module's models, so it cannot be imported while they are defined).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import ValidationError
+
+from reelflow import spec
+from reelflow.flows._shotlist_checks import (
+    Problems, audio_problem, check_references, check_transitions, image_problem, loc_path, translate,
+)
+from reelflow.flows._shotlist_input import (
+    ID_PATTERN, DefaultsIn, OutputIn, ShotIn, ShotListIn, ShotRefIn, TextIn, TransitionIn,
+    numbers_as_text,
+)
+from reelflow.flows._shotlist_messages import fmt_num, show
+from reelflow.flows.shotlist import (
+    BUILTIN_DEFAULTS, CUT, DEFAULT_CARD_BACKGROUND, DEFAULT_RENDER_DIR, DEFAULT_TEXT_COLOUR,
+    MAX_CARD_SECONDS, Defaults, ImageRef, Output, Shot, ShotList, ShotRef, TextOverlay, Transition,
+)
+
+__all__ = ["Loader"]
+
+logger = logging.getLogger("reelflow.flows.shotlist")
+
+Report = Callable[[str, str], None]     # (field, problem text) -> a line about the current shot
+
+_GENERATED_ONLY = ("prompt", "model", "resolution", "aspect_ratio", "loop", "camera", "take",
+                   "start", "end", "trim", "upscale", "audio")
+_CARD_ONLY = ("title", "background")
+
+
+class Loader:
+    """One load: validate the raw document, resolve the cascade, run the cross-shot checks.
+
+    A field that fails validation is dropped and the rest of its section is still checked,
+    so one run reports every problem; checks that would depend on a dropped value (say, a
+    trim against a duration that did not parse) are skipped rather than guessed.
+    """
+
+    def __init__(self, source: Path, raw: dict[Any, Any], problems: Problems):
+        self.source, self.raw, self.problems = source, raw, problems
+        self.base = source.parent
+        shots = raw.get("shots")
+        self.raw_shots: list[Any] = shots if isinstance(shots, list) else []
+        self.bad: dict[Any, set[Any]] = {}     # "defaults"/"output"/shot position -> bad root fields
+        self._images: dict[Path, str | None] = {}
+        self.title: str | None = None
+
+    def run(self) -> ShotList | None:
+        """Everything; returns None when problems were found (the caller raises)."""
+        self._validate()
+        defaults, tainted = self._defaults()
+        output = self._output(defaults)
+        raw_ids, dupes = self._ids()
+        shots: list[Shot | None] = []
+        refs: list[tuple[int, str, str, str]] = []
+        inherited: set[int] = set()
+        for i, raw in enumerate(self.raw_shots):
+            bad = self.bad.get(i, set())
+            s_in = self._shot_input(raw, bad) if isinstance(raw, dict) and "*" not in bad else None
+            if s_in is None:
+                shots.append(None)
+                continue
+            shot = self._shot(i + 1, raw, s_in, defaults, tainted, bad)
+            shots.append(None if bad or i in dupes else shot)
+            if "transition" not in s_in.model_fields_set:
+                inherited.add(i + 1)
+            if "id" not in bad and i not in dupes:
+                refs += [(i + 1, s_in.id, f, getattr(s_in, f).shot) for f in ("start", "end")
+                         if isinstance(getattr(s_in, f), ShotRefIn)]
+        if shots and shots[-1] is not None:            # nothing to go into: forced to cut
+            shots[-1] = shots[-1].model_copy(update={"transition": CUT})
+        check_transitions(shots, inherited, self.problems)
+        check_references(raw_ids, refs, self.problems)
+        if self.problems or output is None:
+            return None
+        return ShotList(title=self.title, defaults=defaults, output=output,
+                        shots=tuple(s for s in shots if s is not None), source=self.source)
+
+    def _validate(self) -> None:
+        """Translate every pydantic error into a problem line and note which field it hit."""
+        try:
+            self.title = ShotListIn.model_validate(self.raw).title
+        except ValidationError as exc:
+            for err in exc.errors(include_url=False):
+                loc = tuple(err["loc"])
+                if err["type"] == "invalid_key":          # a key like 5: show it, not "[5]"
+                    loc = (*loc[:-1], show(loc[-1]))
+                text = translate(err)
+                if len(loc) >= 2 and loc[0] == "shots" and isinstance(loc[1], int):
+                    self._mark_bad(loc[1], loc[2:])
+                    self._shot_problem(loc[1] + 1, loc_path(loc[2:]) or None, text)
+                else:
+                    if loc[:1] in (("defaults",), ("output",)):
+                        self._mark_bad(loc[0], loc[1:])
+                    self.problems.add(loc_path(loc) or None, text)
+
+    def _mark_bad(self, section: Any, rest: tuple[Any, ...]) -> None:
+        """Note the root field of ``section`` an error hit ("*": the section itself)."""
+        self.bad.setdefault(section, set()).add(rest[0] if rest else "*")
+
+    def _shot_problem(self, number: int, field: str | None, text: str) -> None:
+        raw = self.raw_shots[number - 1] if number <= len(self.raw_shots) else None
+        self.problems.shot(number, raw.get("id") if isinstance(raw, dict) else None, field, text)
+
+    def _ids(self) -> tuple[dict[str, tuple[int, bool]], set[int]]:
+        """Ids from the raw shots -> (position, is a card), and the positions of duplicates."""
+        ids: dict[str, tuple[int, bool]] = {}
+        dupes: set[int] = set()
+        for i, raw in enumerate(self.raw_shots):
+            sid = numbers_as_text(raw.get("id")) if isinstance(raw, dict) else None
+            if not isinstance(sid, str) or not re.match(ID_PATTERN, sid):
+                continue
+            if sid in ids:
+                self._shot_problem(i + 1, "id", f"{sid!r} is already the id of shot {ids[sid][0]}")
+                dupes.add(i)
+            else:
+                ids[sid] = (i + 1, raw.get("title") is not None and raw.get("prompt") is None)
+        return ids, dupes
+
+    def _section(self, name: str) -> tuple[set[Any], dict[str, Any] | None]:
+        """The bad fields of ``defaults``/``output``, and the section without them (None:
+        the section as a whole is unusable)."""
+        bad = self.bad.get(name, set())
+        return bad, self._clean(self.raw.get(name), bad)
+
+    @staticmethod
+    def _clean(raw: Any, bad: set[Any]) -> dict[str, Any] | None:
+        """The raw mapping without the fields that failed validation."""
+        if raw is None:
+            return {}
+        if not isinstance(raw, dict) or "*" in bad:
+            return None
+        return {k: v for k, v in raw.items() if isinstance(k, str) and k not in bad}
+
+    # ----------------------------------------------------------------- the cascade
+    def _defaults(self) -> tuple[Defaults, set[str]]:
+        """Built-ins <- the file's defaults; also the names of defaults that were invalid."""
+        bad, clean = self._section("defaults")
+        if clean is None:
+            return BUILTIN_DEFAULTS, set(Defaults.model_fields)
+        d_in = DefaultsIn.model_validate(clean)
+        values: dict[str, Any] = {k: getattr(d_in, k) for k in ("model", "resolution", "aspect_ratio")
+                                  if getattr(d_in, k) is not None}
+        tainted = {str(k) for k in bad}
+        if d_in.duration is not None:
+            duration = _clip_duration(d_in.duration)
+            if duration is None:
+                tainted.add("duration")
+                self.problems.add("defaults.duration", _not_a_clip_duration(d_in.duration))
+            else:
+                values["duration"] = duration
+        if "transition" in d_in.model_fields_set:
+            values["transition"] = _transition(d_in.transition)
+        return BUILTIN_DEFAULTS.model_copy(update=values), tainted
+
+    def _output(self, defaults: Defaults) -> Output | None:
+        """The output section resolved against the file's directory; None if it has problems."""
+        bad, clean = self._section("output")
+        if clean is None:
+            return None
+        o_in = OutputIn.model_validate(clean)
+        values = {k: v for k, v in o_in.model_dump(exclude={"path", "music"}).items() if v is not None}
+        values.setdefault("aspect_ratio", defaults.aspect_ratio)
+        path = self.base / DEFAULT_RENDER_DIR / f"{self.source.stem}.mp4"
+        if o_in.path is not None:
+            path = self._local(o_in.path)
+            if path.suffix.lower() != ".mp4":
+                self.problems.add("output.path", f"{show(o_in.path)} must end in .mp4")
+                bad.add("path")
+        music = self._local(o_in.music) if o_in.music is not None else None
+        if music is not None and (problem := audio_problem(music, o_in.music or "")):
+            self.problems.add("output.music", problem)
+            bad.add("music")
+        return None if bad else Output(path=path, music=music, **values)
+
+    def _local(self, text: str) -> Path:
+        p = Path(text).expanduser()
+        return p if p.is_absolute() else self.base / p
+
+    def _shot_input(self, raw: dict[Any, Any], bad: set[Any]) -> ShotIn | None:
+        clean = self._clean(raw, bad) or {}
+        clean.setdefault("id", "0")            # placeholder for a bad id: messages show the raw one
+        try:
+            return ShotIn.model_validate(clean)
+        except ValidationError:                # cannot happen once the bad fields are gone
+            logger.debug("shot still invalid after dropping %s", bad)
+            return None
+
+    def _shot(self, n: int, raw: dict[Any, Any], s: ShotIn, d: Defaults,
+              tainted: set[str], bad: set[Any]) -> Shot | None:
+        """Resolve one shot; ``None`` if it has problems (or depends on a value that had)."""
+        before = len(self.problems)
+
+        def report(field: str, text: str) -> None:
+            if re.split(r"[.\[]", field)[0] not in bad:       # already reported at its field
+                self.problems.shot(n, raw.get("id"), field, text)
+
+        given = {k for k, v in raw.items() if isinstance(k, str) and v is not None}
+        if not given & {"prompt", "title"} and bad - set(ShotIn.model_fields):
+            return None                        # an unknown field ("promt") already says why
+        if ("prompt" in given) == ("title" in given):
+            report("prompt", "a shot has a prompt (generated) or a title (a text card), not both"
+                   if "prompt" in given else "missing; a shot needs a prompt (generated) or a title (a text card)")
+            return None
+        card = "title" in given
+        for field in sorted(given & set(_GENERATED_ONLY if card else _CARD_ONLY)):
+            report(field, f"only generated shots have {field}; this shot is a title card"
+                   if card else "only title cards have a background")
+        inherit = lambda field: getattr(s, field) is None and field not in bad  # noqa: E731
+        values: dict[str, Any] = {
+            "id": s.id, "index": n, "prompt": s.prompt, "title": s.title,
+            "model": s.model or d.model, "resolution": s.resolution or d.resolution,
+            "aspect_ratio": s.aspect_ratio or d.aspect_ratio, "loop": bool(s.loop),
+            "camera": tuple(s.camera or ()), "take": s.take or 1, "upscale": s.upscale, "audio": s.audio,
+            "transition": _transition(s.transition) if "transition" in s.model_fields_set else d.transition}
+        unknown = {f for f in ("duration", "resolution", "transition")
+                   if f in bad or (inherit(f) and f in tainted and not card)}
+        if "duration" in unknown:
+            values["duration"] = None
+        elif card:
+            values["duration"] = _card_seconds(s.duration, report)
+            values["background"] = (s.background or DEFAULT_CARD_BACKGROUND).lower()
+        else:
+            values["duration"] = _clip_duration(s.duration if s.duration is not None else d.duration)
+            if values["duration"] is None:
+                report("duration", _not_a_clip_duration(s.duration))
+        if not card:
+            self._generated_checks(s, values, report, check_upscale="resolution" not in unknown)
+        if values["duration"] is not None:
+            values["trim"] = _trim(s.trim, values["duration"], report) if s.trim and not card else None
+            if "trim" not in bad:
+                values["text"] = _text(s.text, values, report)
+        if len(self.problems) != before or unknown or values["duration"] is None:
+            return None
+        return Shot(**values)
+
+    def _generated_checks(self, s: ShotIn, values: dict[str, Any], report: Report, check_upscale: bool) -> None:
+        for field in ("start", "end"):
+            values[field] = self._keyframe(getattr(s, field), field, report)
+        if s.loop and s.end is not None:
+            report("loop", "a looping shot cannot have an end keyframe (Luma refuses loop with end)")
+        if check_upscale and s.upscale and \
+                spec.RESOLUTIONS.index(s.upscale) <= spec.RESOLUTIONS.index(values["resolution"]):
+            report("upscale", f"{s.upscale} is not above the shot's resolution {values['resolution']}")
+        seen: set[str] = set()
+        for key in values["camera"]:
+            if key in seen:
+                report("camera", f"{key!r} is listed twice")
+            seen.add(key)
+
+    def _keyframe(self, value: str | ShotRefIn | None, field: str, report: Report) -> ImageRef | ShotRef | None:
+        if value is None:
+            return None
+        if isinstance(value, ShotRefIn):
+            return ShotRef(shot=value.shot)
+        if urlsplit(value).scheme.lower() == "https":      # the only scheme validation lets through
+            return ImageRef(url=value)
+        path = self._local(value)
+        if path not in self._images:
+            self._images[path] = image_problem(path, value)
+        if self._images[path]:
+            report(field, self._images[path])
+        return ImageRef(path=path)
+
+
+# --------------------------------------------------------------------------- value resolvers
+def _transition(value: str | TransitionIn | None) -> Transition:
+    """User syntax -> Transition; ``null`` and ``cut`` are cuts."""
+    if value is None or isinstance(value, str) or value.type == "cut":
+        return CUT
+    return Transition(type=value.type, duration=value.duration or 0.0)
+
+
+def _clip_duration(value: str | float | None) -> str | None:
+    """A generated clip's duration as "5s"/"9s" (5 and 9 accepted too), else None."""
+    if isinstance(value, str):
+        return value if value in spec.DURATIONS else None
+    if value is not None:
+        for name, seconds in spec.DURATIONS.items():
+            if value == seconds:
+                return name
+    return None
+
+
+def _not_a_clip_duration(value: str | float | None) -> str:
+    shown = fmt_num(value) if isinstance(value, float) else show(value)
+    return f"{shown} is not one of {', '.join(spec.DURATIONS)}"
+
+
+def _card_seconds(value: str | float | None, report: Report) -> float | None:
+    """A card's length: a number of seconds (or "3s"), more than 0 and at most 60."""
+    if value is None:
+        report("duration", "missing; a title card needs its length in seconds, e.g. duration: 3")
+        return None
+    if isinstance(value, str):
+        m = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)s", value.strip())
+        if m is None:
+            report("duration", f"{show(value)} is not a number of seconds")
+            return None
+        value = float(m.group(1))
+    if not 0 < value <= MAX_CARD_SECONDS:
+        report("duration", f"a card lasts more than 0 and at most {MAX_CARD_SECONDS:g} seconds, "
+                           f"got {fmt_num(value)}")
+        return None
+    return float(value)
+
+
+def _trim(trim: list[float], duration: str, report: Report) -> tuple[float, float] | None:
+    a, b = trim
+    shown = f"[{fmt_num(a)}, {fmt_num(b)}]"
+    clip = spec.DURATIONS[duration]
+    if a < 0:
+        report("trim", f"{shown} starts before 0")
+    elif b <= a:
+        report("trim", f"{shown} is empty or reversed: the start must come before the end")
+    elif b > clip:
+        report("trim", f"{shown} ends after the {clip}s clip")
+    else:
+        return (a, b)
+    return None
+
+
+def _text(text: str | TextIn | None, values: dict[str, Any], report: Report) -> TextOverlay | None:
+    """Resolve a text overlay; its start/end must lie inside the shot."""
+    if text is None:
+        return None
+    if isinstance(text, str):
+        return TextOverlay(content=text)
+    if text.colour is not None and text.color is not None:
+        report("text.color", "give colour or color, not both")
+    duration = values["duration"]
+    length = (values["trim"][1] - values["trim"][0]) if values.get("trim") else \
+        (spec.DURATIONS[duration] if isinstance(duration, str) else duration)
+    start, end = text.start, text.end
+    if start is not None and start >= length:
+        report("text.start", f"{fmt_num(start)}s is not inside the {fmt_num(length)}s shot")
+    if end is not None and end > length:
+        report("text.end", f"{fmt_num(end)}s is after the end of the {fmt_num(length)}s shot")
+    if start is not None and end is not None and end <= start:
+        report("text.end", f"{fmt_num(end)}s is not after text.start {fmt_num(start)}s")
+    return TextOverlay(content=text.content, position=text.position, size=text.size,
+                       colour=(text.colour or text.color or DEFAULT_TEXT_COLOUR).lower(),
+                       start=start, end=end)

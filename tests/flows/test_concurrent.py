@@ -1,0 +1,45 @@
+"""Two renders of the same list started together: each generation is created once in total."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import httpx
+
+from tests.helpers import TEST_KEY, sha256, write_shotlist
+
+SHOTS = [
+    {"id": "north", "prompt": "Snow falls on a northern forest", "resolution": "540p"},
+    {"id": "south", "prompt": "Palm trees sway on a southern beach", "resolution": "540p"},
+]
+
+
+def test_two_concurrent_renders_pay_once(tmp_path, prefect_api):
+    emulator = subprocess.Popen([sys.executable, "-m", "reelflow.cli", "emulator", "--port", "0",
+                                 "--data", str(tmp_path / "account"), "--latency", "3"],
+                                stdout=subprocess.PIPE, text=True)
+    try:
+        url = next(w for w in emulator.stdout.readline().split() if w.startswith("http://")).rstrip(".,")
+        path = write_shotlist(tmp_path, SHOTS)
+        env = {**os.environ, "LUMAAI_API_KEY": TEST_KEY, "LUMAAI_BASE_URL": url,
+               "PREFECT_API_URL": prefect_api, "REELFLOW_HOME": str(tmp_path / "home")}
+        runs = [subprocess.Popen([sys.executable, "-m", "reelflow.cli", "render", str(path), "--json",
+                                  "--out", str(tmp_path / f"out{i}.mp4")], env=env,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                for i in range(2)]
+        reports = []
+        for run in runs:
+            out, err = run.communicate(timeout=300)
+            assert run.returncode == 0, err
+            reports.append(json.loads(out))
+
+        assert httpx.get(f"{url}/_emulator/stats", timeout=10).json()["created"] == 2
+        assert sum(r["generated"] for r in reports) == 2  # paid once in total, by whichever got there first
+        assert sha256(tmp_path / "out0.mp4") == sha256(tmp_path / "out1.mp4")
+    finally:
+        emulator.send_signal(signal.SIGTERM)
+        emulator.wait(timeout=20)
