@@ -26,7 +26,7 @@ PROFILES: tuple[str, ...] = ("draft", "final")
 DRAFT_MODEL, DRAFT_RESOLUTION = "ray-flash-2", "540p"
 
 #: Shot fields the schema accepts whose behaviour is not built yet.
-_UNSUPPORTED_SHOT_FIELDS = ("start", "end", "upscale", "audio", "text")
+_UNSUPPORTED_SHOT_FIELDS = ("start", "end", "upscale", "audio")
 
 
 class ShotPlan(BaseModel):
@@ -70,8 +70,6 @@ def check_supported(shotlist: ShotList) -> None:
     out = shotlist.output
     if out.music:
         problems.append(f"{name}: output.music: not supported yet: music in output")
-    if out.fit != "cover":
-        problems.append(f"{name}: output.fit: not supported yet: fit {out.fit} (only cover)")
     if problems:
         raise ShotListError(problems)
 

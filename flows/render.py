@@ -17,12 +17,15 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel
 
 from reelflow.config import DEFAULT_CONCURRENCY
+from reelflow.flows.deliverables import deliver_extras
 from reelflow.flows.endpoint import luma_credentials
+from reelflow.flows.report import publish_summary
 from reelflow.flows.plan import RenderPlan, check_supported, make_plan
 from reelflow.flows.shotlist import ShotList, load_shotlist
 from reelflow.tasks.luma import generate_clip
 from reelflow.tasks.media import (OutputFormat, TimelineItem, assemble_sequence, default_media_cache,
                                   make_title_card)
+from reelflow.tasks._text import TextOverlaySpec
 from reelflow.tasks.models import Clip
 from reelflow.tasks.store import ClipStore
 
@@ -56,6 +59,10 @@ class RenderReport(BaseModel):
     encoded_pieces: int
     reused_pieces: int
     shot_results: list[ShotResult]
+    poster: Path | None = None
+    contact_sheet: Path | None = None
+    otio: Path | None = None
+    mezzanine: Path | None = None
     flow_run_url: str | None = None
     flow_s: float = 0.0
 
@@ -92,8 +99,17 @@ def _timeline(shotlist: ShotList, clips: dict[str, Clip], fmt: OutputFormat) -> 
             start = shot.trim[0] if shot.trim else 0.0
         items.append(TimelineItem(source=source, source_sha256=sha, start_s=start,
                                   length_s=shot.length_s, transition=shot.transition.type,
-                                  transition_s=shot.transition.duration, label=shot.id))
+                                  transition_s=shot.transition.duration, label=shot.id,
+                                  overlays=_overlays(shot)))
     return items
+
+
+def _overlays(shot) -> tuple[TextOverlaySpec, ...]:
+    text = shot.text
+    if not text:
+        return ()
+    return (TextOverlaySpec(content=text.content, position=text.position, size=text.size,
+                            colour=text.colour, start_s=text.start, end_s=text.end),)
 
 
 def _shot_results(plan: RenderPlan, clips: dict[str, Clip]) -> list[ShotResult]:
@@ -112,13 +128,15 @@ def _shot_results(plan: RenderPlan, clips: dict[str, Clip]) -> list[ShotResult]:
 
 @flow(name="render-sequence", flow_run_name=_run_name, log_prints=False,
       task_runner=ThreadPoolTaskRunner(max_workers=DEFAULT_CONCURRENCY))
-def render_sequence(shotlist_path: str, profile: str = "final", out: str | None = None) -> RenderReport:
+def render_sequence(shotlist_path: str, profile: str = "final", out: str | None = None,
+                    mezzanine: str | None = None) -> RenderReport:
     """Render a shot list to a finished MP4, generating only what is not already paid for.
 
     Args:
         shotlist_path: The shot list (YAML or JSON).
         profile: ``final``, or ``draft`` (ray-flash-2 at 540p, written beside the final).
         out: Output path; the shot list's ``output.path`` when omitted.
+        mezzanine: Also write a ``prores`` or ``dnxhr`` .mov for editors.
 
     Returns:
         A RenderReport: output path, duration, paid and cached shot counts, cost.
@@ -141,17 +159,25 @@ def render_sequence(shotlist_path: str, profile: str = "final", out: str | None 
     store = ClipStore.default()
     clips = _generate_all(plan, luma_credentials(), store)
     fmt = OutputFormat(width=shotlist.output.width, height=shotlist.output.height,
-                       fps=shotlist.output.fps)
+                       fps=shotlist.output.fps, fit=shotlist.output.fit,
+                       quality="preview" if profile == "draft" else "final")
     items = _timeline(shotlist, clips, fmt)
     result = assemble_sequence.with_options(task_run_name=f"assemble[{shotlist.source.stem}]")(
         items, fmt=fmt, out_path=plan.output, cache_dir=default_media_cache())
     shots = _shot_results(plan, clips)
+    extras = deliver_extras.with_options(task_run_name=f"deliver[{shotlist.source.stem}]")(
+        result.path, items, fmt, name=shotlist.title or shotlist.source.stem,
+        metadata=[s.model_dump(mode="json", exclude={"id", "status", "cost_usd"}) for s in shots],
+        mezzanine=mezzanine)
     paid = [s for s in shots if s.status == "paid"]
     log.info("Wrote %s (%.2fs): %d paid, %d cached, $%.2f", result.path, result.duration_s,
              len(paid), sum(s.status == "cached" for s in shots), sum(s.cost_usd for s in paid))
-    return RenderReport(
+    report = RenderReport(
         output=result.path, profile=profile, duration_s=result.duration_s, frames=result.frames,
         shots=len(shots), generated=len(paid), cached=sum(s.status == "cached" for s in shots),
         cost_usd=round(sum(s.cost_usd for s in paid), 2), encoded_pieces=result.encoded_pieces,
         reused_pieces=result.reused_pieces, shot_results=shots, flow_run_url=flow_run.ui_url,
+        **extras.model_dump(),
         flow_s=round(time.monotonic() - started, 3))
+    publish_summary(report, shotlist.title or shotlist.source.stem, shotlist.source.stem)
+    return report

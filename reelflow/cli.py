@@ -27,6 +27,8 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("--out", type=Path, default=None, help="output path (default: the list's)")
     render.add_argument("--profile", choices=("draft", "final"), default="final")
     render.add_argument("--json", action="store_true", help="print one JSON object")
+    render.add_argument("--mezzanine", choices=("prores", "dnxhr"), default=None,
+                        help="also write a ProRes 422 HQ or DNxHR HQ .mov for editors")
     plan = commands.add_parser("plan", help="show what a render would generate and cost")
     plan.add_argument("file", type=Path)
     plan.add_argument("--profile", choices=("draft", "final"), default="final")
@@ -80,7 +82,7 @@ def _cmd_render(args) -> int:
     from reelflow.flows.render import render_sequence
 
     report = render_sequence(str(args.file.resolve()), profile=args.profile,
-                             out=str(plan.output))
+                             out=str(plan.output), mezzanine=args.mezzanine)
     if report.flow_run_url and os.environ.get("PREFECT_API_URL"):
         _err(f"Flow run: {report.flow_run_url}")
     if args.json:
@@ -89,12 +91,18 @@ def _cmd_render(args) -> int:
             "shots": report.shots, "generated": report.generated, "cached": report.cached,
             "cost_usd": report.cost_usd, "profile": report.profile,
             "encoded_pieces": report.encoded_pieces, "reused_pieces": report.reused_pieces,
-            "flow_s": report.flow_s,
+            "flow_s": report.flow_s, "poster": _str(report.poster),
+            "contact_sheet": _str(report.contact_sheet), "otio": _str(report.otio),
+            "mezzanine": _str(report.mezzanine),
             "shot_results": [s.model_dump(mode="json") for s in report.shot_results],
         }))
     else:
         print(report.output)
     return EXIT_OK
+
+
+def _str(path) -> str | None:
+    return None if path is None else str(path)
 
 
 def _cmd_schema(_args) -> int:

@@ -106,3 +106,86 @@ def test_draft_and_final_are_cached_apart(tmp_path, home, luma_env):
     models = {r.model for r in draft.shot_results}
     assert models == {"ray-flash-2"}
     assert draft.cost_usd < final.cost_usd
+
+
+def test_summary_artifact_lists_every_shot(tmp_path, home, luma_env):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    path = write_shotlist(tmp_path, SMALL, name="summary-check.yaml")
+    report = _render(path)
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["render-summary-check"])))
+    latest = max(artifacts, key=lambda a: a.created)
+    rows = [line for line in latest.data.splitlines() if line.startswith("| ") and "---" not in line]
+    assert [row.split("|")[2].strip() for row in rows[1:]] == ["alpha", "beta", "gamma"]
+    assert "| paid |" in rows[1] and "| card |" in rows[3]
+    assert f"${report.cost_usd:.2f}" in latest.data
+
+
+def test_deliverables_sit_beside_the_output(tmp_path, home, luma_env):
+    import opentimelineio as otio
+
+    path = write_shotlist(tmp_path, SMALL)
+    report = _render(path)
+    frames = media_facts(report.output)["frames"]
+
+    assert report.poster == tmp_path / "out.poster.jpg" and report.poster.read_bytes()[:2] == b"\xff\xd8"
+    assert report.contact_sheet.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    timeline = otio.adapters.read_from_file(str(report.otio))
+    assert timeline.duration().to_frames() == frames
+    clips = list(timeline.tracks[0].find_clips())
+    assert [c.metadata["reelflow"]["shot_id"] for c in clips] == ["alpha", "beta", "gamma"]
+    assert clips[0].metadata["reelflow"]["generation_id"]
+    stamps = {p: p.stat().st_mtime_ns for p in (report.poster, report.contact_sheet, report.otio)}
+
+    again = _render(path)
+    assert again.encoded_pieces == 0
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # nothing rewritten
+
+
+def test_fit_contain_letterboxes_a_portrait_shot(tmp_path, home, luma_env):
+    import av
+
+    path = write_shotlist(tmp_path, [{"id": "tall", "prompt": "A tall lighthouse, portrait framing",
+                                      "resolution": "540p", "aspect_ratio": "9:16"}],
+                          output={"path": "wide.mp4", "resolution": "540p", "aspect_ratio": "16:9",
+                                  "fit": "contain"})
+    report = _render(path)
+
+    with av.open(str(report.output)) as container:
+        frame = next(container.decode(video=0)).to_ndarray(format="rgb24")
+    assert frame.shape[:2] == (540, 960)
+    assert frame[:, :100].max() < 30  # black pillarbox left
+    assert frame[:, -100:].max() < 30  # and right
+    assert frame[:, 400:560].mean() > 30  # the shot in the middle
+
+
+def _frame(path: Path, index: int):
+    import av
+
+    with av.open(str(path)) as container:
+        for i, frame in enumerate(container.decode(video=0)):
+            if i == index:
+                return frame.to_ndarray(format="rgb24").astype(int)
+    raise AssertionError(f"{path} has no frame {index}")
+
+
+def test_text_overlay_is_drawn_where_and_when_asked(tmp_path, home, luma_env):
+    shot = {"id": "plain", "prompt": "A quiet street at noon", "resolution": "540p"}
+    path = write_shotlist(tmp_path, [shot])
+    plain_render = _render(path).output
+    plain, plain_early = _frame(plain_render, 72), _frame(plain_render, 12)
+    write_shotlist(tmp_path, [dict(shot, text={"content": "Lisbon: 6am, 100% \"real\"",
+                                               "position": "bottom-left", "start": 2, "end": 4})])
+    before = luma_env.created_count()
+    titled = _render(path)
+
+    assert luma_env.created_count() == before  # text is an edit, not a new generation
+    inside, outside = _frame(titled.output, 72), _frame(titled.output, 12)
+    assert abs(inside[-120:, :480] - plain[-120:, :480]).mean() > 5  # drawn at 3 s, bottom-left
+    assert abs(inside[:200, -300:] - plain[:200, -300:]).mean() < 2  # not top-right
+    assert abs(outside[-120:, :480] - plain_early[-120:, :480]).mean() < 2  # not yet at 0.5 s
+    assert media_facts(titled.output)["frames"] == 120

@@ -164,6 +164,21 @@ def test_otio_track_is_as_long_as_the_mp4(clips, tmp_path):
             assert used.start_time.to_frames() - head.to_frames() >= 0
 
 
+def test_otio_transitions_read_the_frames_the_mp4_blends(clips):
+    # crossfade of 9 frames (odd) from red frames [0, 48) into blue frames [12, 60)
+    items = [item(clips["red"], 2, transition="crossfade", transition_s=0.375),
+             item(clips["blue"], 2, start_s=0.5)]
+    track = deliver.build_timeline(items, FMT, name="t").tracks[0]
+    assert track.range_of_child_at_index(1) == otio.opentime.TimeRange(
+        otio.opentime.RationalTime(48 - 9, 24), otio.opentime.RationalTime(9, 24))
+    (pre, _, post), = [x for x in otio.algorithms.track_with_expanded_transitions(track)
+                       if isinstance(x, tuple)]
+    assert (pre.source_range.start_time.to_frames(), pre.source_range.duration.to_frames()) \
+        == (39, 9)  # the last 9 frames of red's 48
+    assert (post.source_range.start_time.to_frames(),
+            post.source_range.duration.to_frames()) == (12, 9)  # the first 9 of blue's
+
+
 def test_otio_round_trips(clips, tmp_path):
     out = write_otio(_sequence(clips), FMT, tmp_path / "sequence.otio", name="teaser ✓",
                      metadata=[{"n": i} for i in range(5)])

@@ -1,0 +1,83 @@
+"""Files delivered beside the video: poster, contact sheet, sequence.otio, optional mezzanine.
+
+Each is made once per distinct input (the output's hash plus what it shows) in the
+media cache and copied beside the output, so an unchanged rerun encodes nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel
+
+from reelflow.tasks.deliver import SheetEntry, export_mezzanine, make_contact_sheet, make_poster, write_otio
+from reelflow.tasks.media import OutputFormat, TimelineItem, default_media_cache
+from reelflow.tasks.models import canonical_hash
+from reelflow.tasks.store import atomic_write_path, sha256_file
+
+__all__ = ["Deliverables", "deliver_extras"]
+
+
+class Deliverables(BaseModel):
+    """Paths of the files written beside the video."""
+
+    poster: Path
+    contact_sheet: Path
+    otio: Path
+    mezzanine: Path | None = None
+
+
+def _cached(key_inputs: dict, suffix: str, make) -> Path:
+    """The cached file for these inputs, made by ``make(path)`` when missing."""
+    path = default_media_cache() / "deliver" / f"{canonical_hash(key_inputs)[:24]}{suffix}"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        make(path)
+    return path
+
+
+def _place(cached: Path, target: Path) -> Path:
+    """Copy ``cached`` to ``target`` atomically unless it is already there, byte for byte."""
+    if target.is_file() and target.stat().st_size == cached.stat().st_size \
+            and sha256_file(target) == sha256_file(cached):
+        return target
+    tmp = atomic_write_path(target)
+    shutil.copyfile(cached, tmp)
+    os.replace(tmp, target)
+    return target
+
+
+@task(cache_policy=NO_CACHE)
+def deliver_extras(video: Path, items: list[TimelineItem], fmt: OutputFormat, *, name: str,
+                   metadata: list[dict], mezzanine: str | None = None) -> Deliverables:
+    """Write poster, contact sheet and OTIO timeline (and a mezzanine if asked) beside ``video``.
+
+    Example:
+        ```python
+        extras = deliver_extras(Path("renders/teaser.mp4"), items, fmt, name="teaser", metadata=meta)
+        ```
+    """
+    get_run_logger().info("Writing deliverables for %s", video.name)
+    video_sha = sha256_file(video)
+    stem = video.with_suffix("")
+    entries = [SheetEntry(label=f"{i}. {item.label}", video=item.source,
+                          at_s=item.start_s + item.length_s / 2) for i, item in enumerate(items, 1)]
+    poster = _cached({"poster": video_sha}, ".jpg", lambda p: make_poster(video, p))
+    sheet = _cached({"sheet": [e.model_dump(mode="json") for e in entries],
+                     "sources": [i.source_sha256 for i in items]}, ".png",
+                    lambda p: make_contact_sheet(entries, p))
+    otio_file = _cached({"otio": [i.model_dump(mode="json") for i in items], "fmt": fmt.key(),
+                         "name": name, "meta": metadata}, ".otio",
+                        lambda p: write_otio(items, fmt, p, name=name, metadata=metadata))
+    result = Deliverables(poster=_place(poster, Path(f"{stem}.poster.jpg")),
+                          contact_sheet=_place(sheet, Path(f"{stem}.contact.png")),
+                          otio=_place(otio_file, Path(f"{stem}.otio")))
+    if mezzanine:
+        mov = _cached({"mezzanine": mezzanine, "video": video_sha}, ".mov",
+                      lambda p: export_mezzanine(video, p, codec=mezzanine))
+        result.mezzanine = _place(mov, Path(f"{stem}.{mezzanine}.mov"))
+    return result
