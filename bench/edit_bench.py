@@ -166,7 +166,8 @@ def _moviepy(spec: dict, out: Path) -> None:
         clips.append(clip)
     final = concatenate_videoclips(clips, method="compose", padding=-XFADE_S)
     final.write_videofile(str(out), codec="libx264", fps=FPS, threads=2, audio_codec="aac",
-                          preset="veryfast", ffmpeg_params=["-crf", "20"], logger=None)
+                          preset="veryfast", ffmpeg_params=["-crf", "20"], logger=None,
+                          temp_audiofile_path=str(out.parent))  # not into the cwd
 
 
 def child(spec: dict) -> dict:
@@ -209,8 +210,10 @@ def child(spec: dict) -> dict:
 def measure(spec: dict) -> dict:
     """Run ``spec`` in a fresh child process; add its wall time and output checks."""
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, __file__, "_child", json.dumps(spec)],
-                          capture_output=True, text=True)
+    # cwd: the output folder, so no tool drops temp files into the caller's directory.
+    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "_child",
+                           json.dumps(spec)], capture_output=True, text=True,
+                          cwd=Path(spec["out"]).parent)
     wall = time.monotonic() - started
     if proc.returncode != 0:
         sys.exit(f"{spec['kind']} failed:\n{proc.stderr[-4000:]}")

@@ -243,7 +243,7 @@ class OutputIn(_In):
     music: FilePath | None = Field(None, description="A music bed (an audio file), relative to the shot list.")
     music_volume: float | None = Field(None, ge=0, le=2, description="Linear gain of the music bed, 0..2; default 0.5.")
     duck: bool | None = Field(None, description="Lower the music under generated audio; default true.")
-    loudness: float | None = Field(None, ge=-70, le=0, description="Integrated LUFS target of the mix; default -14.")
+    loudness: float | None = Field(None, ge=-70, le=-5, description="Integrated LUFS target of the mix, -70..-5 (the range EBU R128 loudnorm accepts); default -14.")
 
 
 class ShotListIn(_In):

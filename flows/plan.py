@@ -67,9 +67,6 @@ def check_supported(shotlist: ShotList) -> None:
             if getattr(shot, field, None):
                 problems.append(f"{name}: shot {shot.index} ({shot.id}): {field}: "
                                 f"not supported yet: {field} in shot {shot.id}")
-    out = shotlist.output
-    if out.music:
-        problems.append(f"{name}: output.music: not supported yet: music in output")
     if problems:
         raise ShotListError(problems)
 

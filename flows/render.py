@@ -23,9 +23,8 @@ from reelflow.flows.report import publish_summary
 from reelflow.flows.plan import RenderPlan, check_supported, make_plan
 from reelflow.flows.shotlist import ShotList, load_shotlist
 from reelflow.tasks.luma import generate_clip
-from reelflow.tasks.media import (OutputFormat, TimelineItem, assemble_sequence, default_media_cache,
-                                  make_title_card)
-from reelflow.tasks._text import TextOverlaySpec
+from reelflow.tasks.media import (AudioMix, OutputFormat, TextOverlaySpec, TimelineItem,
+                                  assemble_sequence, default_media_cache, make_title_card)
 from reelflow.tasks.models import Clip
 from reelflow.tasks.store import ClipStore
 
@@ -104,6 +103,12 @@ def _timeline(shotlist: ShotList, clips: dict[str, Clip], fmt: OutputFormat) -> 
     return items
 
 
+def _audio_mix(shotlist: ShotList) -> AudioMix:
+    out = shotlist.output
+    return AudioMix(music=out.music, music_volume=out.music_volume, duck=out.duck,
+                    loudness=out.loudness)
+
+
 def _overlays(shot) -> tuple[TextOverlaySpec, ...]:
     text = shot.text
     if not text:
@@ -163,7 +168,8 @@ def render_sequence(shotlist_path: str, profile: str = "final", out: str | None 
                        quality="preview" if profile == "draft" else "final")
     items = _timeline(shotlist, clips, fmt)
     result = assemble_sequence.with_options(task_run_name=f"assemble[{shotlist.source.stem}]")(
-        items, fmt=fmt, out_path=plan.output, cache_dir=default_media_cache())
+        items, fmt=fmt, out_path=plan.output, cache_dir=default_media_cache(),
+        mix=_audio_mix(shotlist))
     shots = _shot_results(plan, clips)
     extras = deliver_extras.with_options(task_run_name=f"deliver[{shotlist.source.stem}]")(
         result.path, items, fmt, name=shotlist.title or shotlist.source.stem,

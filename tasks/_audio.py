@@ -39,7 +39,7 @@ AUDIO_RATE = 48000
 AUDIO_BITRATE = "192k"
 
 #: Bump when the mix recipe (fades, ducking, loudnorm settings) changes.
-MIX_VERSION = 1
+MIX_VERSION = 2
 FADE_IN_S = 1.0
 FADE_OUT_S = 2.0
 #: Ceiling for true peaks after normalisation (dBTP), the usual streaming spec.
@@ -96,7 +96,7 @@ def check_music(mix: AudioMix | None) -> None:
         return
     path = Path(mix.music)
     if not path.is_file():
-        raise ValueError(f"music: {path} does not exist")
+        raise ValueError(f"music: {path} does not exist or is not a file")
     try:
         with av.open(str(path)) as container:
             has_audio = bool(container.streams.audio)
@@ -132,21 +132,24 @@ def audio_track(sources: Sequence[Path | None], slots: Sequence[Slot], fps: int)
     ``sources[i]`` is item i's file, or None for silence. Each item's audio is cut to
     its video span, padded/trimmed to exactly its video length, and joined with
     acrossfade where the video has a transition, so audio and video lengths agree.
-    Each file is opened once and split when several items use it.
+    Each file is opened once and split when several items use it; each silent item
+    gets its own ``anullsrc``: a split of that endless source, read in lockstep by
+    sidechaincompress, ended the sidechain early (measured: the music fell silent).
     """
-    groups: dict[Path | None, list[int]] = {}
+    groups: dict[Path | int, list[int]] = {}
     for i, src in enumerate(sources):
-        groups.setdefault(src, []).append(i)
+        groups.setdefault(i if src is None else src, []).append(i)
     parts: list = [None] * len(slots)
     for src, members in groups.items():
-        if src is None:
-            stream = ffmpeg.input(f"anullsrc=r={AUDIO_RATE}:cl=stereo", f="lavfi").audio
+        if isinstance(src, int):  # the instance name keeps ffmpeg-python from merging them
+            stream = ffmpeg.input(f"anullsrc@item{src}=r={AUDIO_RATE}:cl=stereo",
+                                  f="lavfi").audio
         else:
             # -vn keeps ffmpeg from demuxing and queueing the file's video packets.
             stream = ffmpeg.input(str(src), vn=None).audio
         for i, branch in zip(members, fan_out(stream, len(members), audio=True)):
             sl, n = slots[i], samples_for(slots[i].frames, fps)
-            if src is not None:
+            if not isinstance(src, int):
                 branch = (branch
                           .filter("atrim", start=f"{sl.start / fps:.6f}",
                                   end=f"{sl.end / fps:.6f}")
@@ -189,7 +192,13 @@ def _mixdown(bus, clip_audio: bool, mix: AudioMix, n: int):
     music = _music_bed(Path(mix.music), mix.music_volume, n)
     if mix.duck and clip_audio:
         bus, sidechain = fan_out(bus, 2, audio=True)
-        music = ffmpeg.filter([music, sidechain], "sidechaincompress", **DUCK)
+        # sidechaincompress ends at the first EOF of its two inputs and drops what the other
+        # still queues: the last ~900 samples came out differently from run to run
+        # (measured). Both run past the end on padding, then the cut keeps n exactly.
+        pad = AUDIO_RATE // 2
+        music = ffmpeg.filter([music.filter("apad", pad_len=pad),
+                               sidechain.filter("apad", pad_len=pad)],
+                              "sidechaincompress", **DUCK).filter("atrim", end_sample=n)
     return ffmpeg.filter([bus, music], "amix", inputs=2, duration="first", normalize=0)
 
 

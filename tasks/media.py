@@ -24,6 +24,7 @@ from ._audio import AudioMix
 from ._ffmpeg import XFADE_TRANSITIONS, OutputFormat
 from ._plan import TimelineItem
 from ._probe import ClipInfo, probe
+from ._text import TextOverlaySpec
 from ._render import conform, render_title_card
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "AudioMix",
     "ClipInfo",
     "OutputFormat",
+    "TextOverlaySpec",
     "TimelineItem",
     "assemble",
     "assemble_sequence",

@@ -189,3 +189,31 @@ def test_text_overlay_is_drawn_where_and_when_asked(tmp_path, home, luma_env):
     assert abs(inside[:200, -300:] - plain[:200, -300:]).mean() < 2  # not top-right
     assert abs(outside[-120:, :480] - plain_early[-120:, :480]).mean() < 2  # not yet at 0.5 s
     assert media_facts(titled.output)["frames"] == 120
+
+
+def _integrated_lufs(path: Path) -> float:
+    import re
+    import subprocess
+
+    from reelflow._binaries import ffmpeg_exe
+
+    result = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostats", "-i", str(path), "-vn", "-af",
+                             "ebur128", "-f", "null", "-"], capture_output=True, text=True, timeout=120)
+    return float(re.findall(r"I:\s+(-?[\d.]+) LUFS", result.stderr)[-1])
+
+
+def test_music_bed_is_mixed_to_the_loudness_target(tmp_path, home, luma_env):
+    import subprocess
+
+    from reelflow._binaries import ffmpeg_exe
+
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "sine=frequency=330:duration=4",
+                    "-c:a", "aac", str(tmp_path / "bed.m4a")], check=True)
+    path = write_shotlist(tmp_path, SMALL[:2], output={
+        "path": "out.mp4", "resolution": "540p", "music": "bed.m4a", "music_volume": 0.8,
+        "loudness": -16})
+    report = _render(path)
+
+    facts = media_facts(report.output)
+    assert abs(_integrated_lufs(report.output) - (-16)) <= 1
+    assert abs(facts["audio_s"] - facts["video_s"]) <= 1 / 24
