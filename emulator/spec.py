@@ -56,17 +56,9 @@ DEFAULT_ASPECT_RATIO = "16:9"
 DEFAULT_RESOLUTION = "720p"
 DEFAULT_DURATION = "5s"
 
-PROMPT_MIN, PROMPT_MAX = 3, 5000
-
-#: The 34 concept keys, in the order GET /generations/concepts/list returned them.
-CONCEPTS: tuple[str, ...] = (
-    "truck_left", "pan_right", "pedestal_down", "low_angle", "pedestal_up", "selfie",
-    "pan_left", "roll_right", "zoom_in", "over_the_shoulder", "orbit_right", "orbit_left",
-    "static", "tiny_planet", "high_angle", "bolt_cam", "dolly_zoom", "overhead", "zoom_out",
-    "handheld", "roll_left", "pov", "aerial_drone", "push_in", "crane_down", "truck_right",
-    "tilt_down", "elevator_doors", "tilt_up", "ground_level", "pull_out", "aerial",
-    "crane_up", "eye_level",
-)
+# The account's limits and concept list are the API's own facts; reelflow keeps them in one
+# place (reelflow.spec), which the emulator shares rather than copies.
+from reelflow.spec import CONCEPTS, PROMPT_MAX, PROMPT_MIN  # noqa: E402
 
 #: The short side in pixels of each resolution (16:9 540p is 960x540, 4k is 3840x2160).
 _SHORT_SIDE = {"540p": 540, "720p": 720, "1080p": 1080, "4k": 2160}

@@ -28,6 +28,23 @@ def run_cli(args: list[str], env: dict[str, str] | None = None, timeout: float =
                           text=True, env=full_env, timeout=timeout, cwd=cwd)
 
 
+def start_standalone_emulator(data: Path, latency: float = 0) -> tuple[subprocess.Popen, str]:
+    """`reelflow emulator` in a child process; returns it and the URL it printed."""
+    proc = subprocess.Popen([sys.executable, "-m", "reelflow.cli", "emulator", "--port", "0",
+                             "--data", str(data), "--latency", str(latency)],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    line = proc.stdout.readline()
+    url = next(word for word in line.split() if word.startswith("http://"))
+    return proc, url.rstrip(".,")
+
+
+def emulator_created(url: str) -> int:
+    """How many generations the emulator's account has created (its test-only stats route)."""
+    import httpx
+
+    return httpx.get(f"{url}/_emulator/stats", timeout=10).json()["created"]
+
+
 def write_shotlist(directory: Path, shots: list[dict], *, name: str = "list.yaml",
                    output: dict | None = None, defaults: dict | None = None) -> Path:
     """Write a version-1 shot list and return its path."""

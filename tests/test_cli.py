@@ -14,7 +14,8 @@ import pytest
 import yaml
 
 from reelflow.cli import main
-from tests.helpers import REPO, SHARED, TEST_KEY, media_facts, run_cli, write_shotlist
+from tests.helpers import (REPO, SHARED, TEST_KEY, emulator_created, media_facts, run_cli,
+                           start_standalone_emulator, write_shotlist)
 
 BAD_DIR = REPO / "tests" / "bad_shotlists"
 EXPECTED = yaml.safe_load((BAD_DIR / "expected.yaml").read_text(encoding="utf-8"))
@@ -89,23 +90,8 @@ def test_plan_shows_cost_then_cached(tmp_path, home, luma_env, prefect_api, caps
     assert after["cost_usd"] == 0
 
 
-def _start_standalone_emulator(data: Path) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-m", "reelflow.cli", "emulator", "--port", "0",
-                             "--data", str(data), "--latency", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    line = proc.stdout.readline()
-    url = next(word for word in line.split() if word.startswith("http://"))
-    return proc, url.rstrip(".,")
-
-
-def _created(url: str) -> int:
-    import httpx
-
-    return httpx.get(f"{url}/_emulator/stats", timeout=10).json()["created"]
-
-
 def test_render_cli_against_a_standalone_emulator_with_a_key(tmp_path, prefect_api):
-    proc, url = _start_standalone_emulator(tmp_path / "account")
+    proc, url = start_standalone_emulator(tmp_path / "account")
     try:
         path = write_shotlist(tmp_path, SMALL)
         env = {"LUMAAI_API_KEY": TEST_KEY, "LUMAAI_BASE_URL": url, "PREFECT_API_URL": prefect_api,
@@ -116,14 +102,14 @@ def test_render_cli_against_a_standalone_emulator_with_a_key(tmp_path, prefect_a
         assert (report["generated"], report["cached"], report["shots"]) == (2, 0, 2)
         assert report["cost_usd"] > 0
         assert "emulator" not in first.stderr.lower()  # a key was given: no embedded emulator
-        assert _created(url) == 2
+        assert emulator_created(url) == 2
         facts = media_facts(Path(report["output"]))
         assert facts["frames"] == 10 * 24 - 12
         assert abs(report["duration_s"] - 9.5) <= 1 / 24
 
         again = run_cli(["render", str(path), "--json"], env=env)
         assert json.loads(again.stdout)["generated"] == 0
-        assert _created(url) == 2
+        assert emulator_created(url) == 2
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=20)

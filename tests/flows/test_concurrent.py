@@ -8,9 +8,7 @@ import signal
 import subprocess
 import sys
 
-import httpx
-
-from tests.helpers import TEST_KEY, sha256, write_shotlist
+from tests.helpers import TEST_KEY, emulator_created, sha256, start_standalone_emulator, write_shotlist
 
 SHOTS = [
     {"id": "north", "prompt": "Snow falls on a northern forest", "resolution": "540p"},
@@ -19,11 +17,8 @@ SHOTS = [
 
 
 def test_two_concurrent_renders_pay_once(tmp_path, prefect_api):
-    emulator = subprocess.Popen([sys.executable, "-m", "reelflow.cli", "emulator", "--port", "0",
-                                 "--data", str(tmp_path / "account"), "--latency", "3"],
-                                stdout=subprocess.PIPE, text=True)
+    emulator, url = start_standalone_emulator(tmp_path / "account", latency=3)
     try:
-        url = next(w for w in emulator.stdout.readline().split() if w.startswith("http://")).rstrip(".,")
         path = write_shotlist(tmp_path, SHOTS)
         env = {**os.environ, "LUMAAI_API_KEY": TEST_KEY, "LUMAAI_BASE_URL": url,
                "PREFECT_API_URL": prefect_api, "REELFLOW_HOME": str(tmp_path / "home")}
@@ -37,7 +32,7 @@ def test_two_concurrent_renders_pay_once(tmp_path, prefect_api):
             assert run.returncode == 0, err
             reports.append(json.loads(out))
 
-        assert httpx.get(f"{url}/_emulator/stats", timeout=10).json()["created"] == 2
+        assert emulator_created(url) == 2
         assert sum(r["generated"] for r in reports) == 2  # paid once in total, by whichever got there first
         assert sha256(tmp_path / "out0.mp4") == sha256(tmp_path / "out1.mp4")
     finally:

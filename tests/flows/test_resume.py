@@ -10,19 +10,14 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
-
-from tests.helpers import TEST_KEY, run_cli, sha256, write_shotlist
+from tests.helpers import (TEST_KEY, emulator_created, run_cli, sha256, start_standalone_emulator,
+                           write_shotlist)
 
 SHOTS = [
     {"id": "dawn", "prompt": "Dawn over a sleeping city, slow pan", "resolution": "540p",
      "transition": {"type": "crossfade", "duration": 0.5}},
     {"id": "dusk", "prompt": "Dusk over the same city, lights come on", "resolution": "540p"},
 ]
-
-
-def _created(url: str) -> int:
-    return httpx.get(f"{url}/_emulator/stats", timeout=10).json()["created"]
 
 
 def _recorded_ids(home: Path) -> list[str]:
@@ -35,11 +30,8 @@ def _recorded_ids(home: Path) -> list[str]:
 
 
 def test_kill_9_while_dreaming_then_rerun_pays_nothing(tmp_path, prefect_api):
-    emulator = subprocess.Popen([sys.executable, "-m", "reelflow.cli", "emulator", "--port", "0",
-                                 "--data", str(tmp_path / "account"), "--latency", "8"],
-                                stdout=subprocess.PIPE, text=True)
+    emulator, url = start_standalone_emulator(tmp_path / "account", latency=8)
     try:
-        url = next(w for w in emulator.stdout.readline().split() if w.startswith("http://")).rstrip(".,")
         path = write_shotlist(tmp_path, SHOTS)
         home = tmp_path / "home"
         env = {**os.environ, "LUMAAI_API_KEY": TEST_KEY, "LUMAAI_BASE_URL": url,
@@ -53,14 +45,14 @@ def test_kill_9_while_dreaming_then_rerun_pays_nothing(tmp_path, prefect_api):
         assert len(_recorded_ids(home)) == 2, "the render never recorded its generations"
         os.killpg(render.pid, signal.SIGKILL)  # the render and anything it started
         render.wait(timeout=10)
-        assert _created(url) == 2
+        assert emulator_created(url) == 2
         assert not (tmp_path / "out.mp4").exists()
 
         rerun = run_cli(["render", str(path), "--json"], env=env)
         assert rerun.returncode == 0, rerun.stderr
         report = json.loads(rerun.stdout)
         assert (report["generated"], report["cost_usd"]) == (0, 0)
-        assert _created(url) == 2
+        assert emulator_created(url) == 2
         assert sorted(r["generation_id"] for r in report["shot_results"]) == sorted(_recorded_ids(home))
 
         # An uninterrupted run of the same list in a fresh home gives the same bytes.
