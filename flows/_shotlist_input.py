@@ -253,6 +253,9 @@ class ShotListIn(_In):
     title: Annotated[Text, Field(max_length=500)] | None = Field(None, description="A title for the video.")
     defaults: DefaultsIn | None = None
     output: OutputIn | None = None
+    on_moderation: Literal["fail", "skip", "placeholder"] | None = Field(
+        None, description="When the API refuses a shot on moderation grounds: fail the render "
+        "(default), skip the shot, or put a labelled slate in its place.")
     shots: list[ShotIn] = Field(min_length=1, description="The shots, in order.")
 
 

@@ -56,6 +56,7 @@ class Loader:
         self.bad: dict[Any, set[Any]] = {}     # "defaults"/"output"/shot position -> bad root fields
         self._images: dict[Path, str | None] = {}
         self.title: str | None = None
+        self.on_moderation = "fail"
 
     def run(self) -> ShotList | None:
         """Everything; returns None when problems were found (the caller raises)."""
@@ -85,13 +86,15 @@ class Loader:
         check_references(raw_ids, refs, self.problems)
         if self.problems or output is None:
             return None
-        return ShotList(title=self.title, defaults=defaults, output=output,
+        return ShotList(title=self.title, on_moderation=self.on_moderation, defaults=defaults,
+                        output=output,
                         shots=tuple(s for s in shots if s is not None), source=self.source)
 
     def _validate(self) -> None:
         """Translate every pydantic error into a problem line and note which field it hit."""
         try:
-            self.title = ShotListIn.model_validate(self.raw).title
+            top = ShotListIn.model_validate(self.raw)
+            self.title, self.on_moderation = top.title, top.on_moderation or "fail"
         except ValidationError as exc:
             for err in exc.errors(include_url=False):
                 loc = tuple(err["loc"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -54,3 +55,27 @@ def luma_credentials(announce=None):
     from pydantic import SecretStr
 
     return LumaCredentials(api_key=SecretStr(EMULATOR_TOKEN), base_url=url)
+
+
+def _is_loopback(url: str | None) -> bool:
+    from urllib.parse import urlsplit
+
+    return (urlsplit(url or "").hostname or "") in ("127.0.0.1", "localhost", "::1")
+
+
+def image_url_resolver(plan):
+    """How local keyframe images reach the API, checked before any spend.
+
+    With S3 configured: presigned URLs. With the embedded or a loopback emulator and a
+    local store: the store's loopback asset server. With the real API and no S3 store:
+    StoreNotConfigured, saying what to set.
+    """
+    from reelflow.flows.plan import local_images
+    from reelflow.tasks.store import ClipStore
+
+    if not local_images(plan):
+        return None
+    loopback_ok = not os.environ.get("LUMAAI_API_KEY") or _is_loopback(os.environ.get("LUMAAI_BASE_URL"))
+    store = ClipStore.default()
+    store.require_remote_urls(loopback_ok=loopback_ok)
+    return functools.partial(store.image_url_for, loopback_ok=loopback_ok)

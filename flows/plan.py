@@ -9,13 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from reelflow.errors import ShotListError
-from reelflow.flows.shotlist import Shot, ShotList
+from reelflow.flows.shotlist import Shot, ShotList, ShotRef
 from reelflow.tasks._ledger import Ledger
-from reelflow.tasks.models import GenerationRequest
-from reelflow.tasks.store import ClipStore
+from reelflow.tasks.models import GenerationRequest, Keyframe
+from reelflow.tasks.store import ClipStore, sha256_file
 
 __all__ = ["PROFILES", "RenderPlan", "ShotPlan", "check_supported", "make_plan"]
 
@@ -26,7 +26,7 @@ PROFILES: tuple[str, ...] = ("draft", "final")
 DRAFT_MODEL, DRAFT_RESOLUTION = "ray-flash-2", "540p"
 
 #: Shot fields the schema accepts whose behaviour is not built yet.
-_UNSUPPORTED_SHOT_FIELDS = ("start", "end", "upscale", "audio")
+_UNSUPPORTED_SHOT_FIELDS: tuple[str, ...] = ()
 
 
 class ShotPlan(BaseModel):
@@ -41,7 +41,10 @@ class ShotPlan(BaseModel):
     length_s: float
     request: GenerationRequest | None = None
     status: Literal["cached", "submitted", "to generate", "card"]
-    cost_usd: float = 0.0
+    cost_usd: float = Field(default=0.0, description="Estimated price of the shot, every step.")
+    to_pay_usd: float = Field(default=0.0, description="What this run would still pay for it.")
+    upscale: str | None = None
+    audio: bool = False
 
 
 class RenderPlan(BaseModel):
@@ -55,7 +58,7 @@ class RenderPlan(BaseModel):
     @property
     def cost_usd(self) -> float:
         """What this run would still pay (shots not already cached or submitted)."""
-        return round(sum(s.cost_usd for s in self.shots if s.status == "to generate"), 2)
+        return round(sum(s.to_pay_usd for s in self.shots), 2)
 
 
 def check_supported(shotlist: ShotList) -> None:
@@ -71,9 +74,23 @@ def check_supported(shotlist: ShotList) -> None:
         raise ShotListError(problems)
 
 
-def request_for(shot: Shot, profile: str) -> GenerationRequest:
-    """The normalised paid request for a generated shot under a profile."""
+def _keyframe(ref, keys: dict[str, str]) -> Keyframe | None:
+    if ref is None:
+        return None
+    if isinstance(ref, ShotRef):
+        return Keyframe(kind="generation", upstream_key=keys[ref.shot], upstream_shot=ref.shot)
+    if ref.path is not None:
+        return Keyframe(kind="image", path=ref.path, sha256=sha256_file(ref.path))
+    return Keyframe(kind="image", url=ref.url)
+
+
+def request_for(shot: Shot, profile: str, keys: dict[str, str] | None = None) -> GenerationRequest:
+    """The normalised paid request for a generated shot under a profile.
+
+    ``keys`` maps shot ids to their requests' cache keys, for shots this one extends.
+    """
     draft = profile == "draft"
+    keys = keys or {}
     return GenerationRequest(
         model=DRAFT_MODEL if draft else shot.model,
         prompt=shot.prompt,
@@ -83,7 +100,36 @@ def request_for(shot: Shot, profile: str) -> GenerationRequest:
         loop=bool(shot.loop),
         concepts=tuple(shot.camera or ()),
         take=shot.take,
+        frame0=_keyframe(shot.start, keys),
+        frame1=_keyframe(shot.end, keys),
+        upscale=None if draft else shot.upscale,
+        audio=shot.audio,
     )
+
+
+def requests_for(shotlist: ShotList, profile: str) -> dict[str, GenerationRequest]:
+    """Every generated shot's request, upstream shots first (their keys feed extensions)."""
+    requests: dict[str, GenerationRequest] = {}
+    for shot in shotlist.generation_order():
+        keys = {sid: req.cache_key() for sid, req in requests.items()}
+        requests[shot.id] = request_for(shot, profile, keys)
+    return requests
+
+
+def _status(request: GenerationRequest, ledger: Ledger, store: ClipStore) -> tuple[str, float]:
+    """``cached`` / ``submitted`` / ``to generate``, and what is still to pay."""
+    keys = [(request.cache_key(), None)] + [(request.step_key(s), s) for s in request.steps()]
+    to_pay, started = 0.0, False
+    for key, step in keys:
+        entry = ledger.read(key)
+        if entry and entry.generation_id:
+            started = True
+        if not (entry and (entry.generation_id or (entry.sha256 and store.has(entry.sha256)))):
+            to_pay += request.estimated_cost(step)
+    last = ledger.read(keys[-1][0])
+    if last and last.sha256 and store.has(last.sha256):
+        return "cached", 0.0
+    return ("submitted" if started else "to generate"), round(to_pay, 2)
 
 
 def output_path(shotlist: ShotList, profile: str, out: Path | None = None) -> Path:
@@ -100,23 +146,33 @@ def make_plan(shotlist: ShotList, profile: str = "final", *, out: Path | None = 
     if profile not in PROFILES:
         raise ShotListError([f"{shotlist.source.name}: profile: {profile!r} is not one of draft, final"])
     ledger, store = ledger or Ledger.default(), store or ClipStore.default()
+    requests = requests_for(shotlist, profile)
     shots = []
     for shot in shotlist.shots:
         if shot.is_card:
             shots.append(ShotPlan(id=shot.id, index=shot.index, kind="card",
                                   length_s=shot.length_s, status="card"))
             continue
-        request = request_for(shot, profile)
-        entry = ledger.read(request.cache_key())
-        if entry and entry.sha256 and store.has(entry.sha256):
-            status = "cached"
-        elif entry and entry.generation_id:
-            status = "submitted"
-        else:
-            status = "to generate"
+        request = requests[shot.id]
+        status, to_pay = _status(request, ledger, store)
         shots.append(ShotPlan(id=shot.id, index=shot.index, kind="generate", model=request.model,
                               resolution=request.resolution, duration=request.duration,
                               length_s=shot.length_s, request=request, status=status,
-                              cost_usd=request.estimated_cost()))
+                              cost_usd=request.total_cost(), to_pay_usd=to_pay,
+                              upscale=request.upscale, audio=request.audio is not None))
     return RenderPlan(source=shotlist.source, profile=profile,
                       output=output_path(shotlist, profile, out), shots=shots)
+
+
+def check_budget(plan: RenderPlan, budget_usd: float | None) -> None:
+    """Refuse, before any spend, a plan whose remaining cost exceeds ``budget_usd``."""
+    if budget_usd is not None and plan.cost_usd > budget_usd:
+        raise ShotListError([f"{plan.source.name}: budget: this render would pay ${plan.cost_usd:.2f}, "
+                             f"more than the budget of ${budget_usd:.2f} (see `reelflow plan`)"])
+
+
+def local_images(plan: RenderPlan) -> list[Path]:
+    """Local keyframe images of the shots still to generate (they need fetchable URLs)."""
+    return [frame.path for shot in plan.shots if shot.request is not None and shot.status != "cached"
+            for frame in (shot.request.frame0, shot.request.frame1)
+            if frame is not None and frame.path is not None]

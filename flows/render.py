@@ -11,18 +11,17 @@ from pathlib import Path
 from typing import Literal
 
 from prefect import flow, get_run_logger
-from prefect.futures import wait
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel
 
 from reelflow.config import DEFAULT_CONCURRENCY
 from reelflow.flows.deliverables import deliver_extras
-from reelflow.flows.endpoint import luma_credentials
+from reelflow.flows.endpoint import image_url_resolver, luma_credentials
 from reelflow.flows.report import publish_summary
-from reelflow.flows.plan import RenderPlan, check_supported, make_plan
+from reelflow.flows.generation import Refused, generate_all
+from reelflow.flows.plan import RenderPlan, check_budget, check_supported, make_plan
 from reelflow.flows.shotlist import ShotList, load_shotlist
-from reelflow.tasks.luma import generate_clip
 from reelflow.tasks.media import (AudioMix, OutputFormat, TextOverlaySpec, TimelineItem,
                                   assemble_sequence, default_media_cache, make_title_card)
 from reelflow.tasks.models import Clip
@@ -36,12 +35,13 @@ class ShotResult(BaseModel):
 
     id: str
     kind: Literal["generate", "card"]
-    status: Literal["paid", "cached", "card"]
+    status: Literal["paid", "cached", "card", "refused"]
     model: str | None = None
     generation_id: str | None = None
     sha256: str | None = None
     length_s: float
     cost_usd: float = 0.0
+    failure_reason: str | None = None
 
 
 class RenderReport(BaseModel):
@@ -70,26 +70,26 @@ def _run_name() -> str:
     return f"render[{Path(flow_run.parameters['shotlist_path']).stem}]"
 
 
-def _generate_all(plan: RenderPlan, credentials, store: ClipStore) -> dict[str, Clip]:
-    futures = {
-        shot.id: generate_clip.with_options(task_run_name=f"generate[{shot.id}]").submit(
-            shot.request, shot_id=shot.id, credentials=credentials, store=store)
-        for shot in plan.shots if shot.kind == "generate"
-    }
-    wait(list(futures.values()))  # let every paid clip land before any failure surfaces
-    return {shot_id: future.result() for shot_id, future in futures.items()}
+def _card_text(shot, clips) -> str | None:
+    refused = clips.get(shot.id)
+    if isinstance(refused, Refused):
+        return f"{shot.id}: refused by moderation"
+    return shot.title if shot.is_card else None
 
 
-def _timeline(shotlist: ShotList, clips: dict[str, Clip], fmt: OutputFormat) -> list[TimelineItem]:
+def _timeline(shotlist: ShotList, clips: dict[str, Clip | Refused], fmt: OutputFormat,
+              skip: set[str]) -> list[TimelineItem]:
     cards = {
         shot.id: make_title_card.with_options(task_run_name=f"title[{shot.id}]").submit(
-            shot.title, background=shot.background, duration_s=shot.length_s, fmt=fmt,
+            text, background=shot.background or "#000000", duration_s=shot.length_s, fmt=fmt,
             cache_dir=default_media_cache())
-        for shot in shotlist.shots if shot.is_card
+        for shot in shotlist.shots if (text := _card_text(shot, clips)) and shot.id not in skip
     }
     items = []
     for shot in shotlist.shots:
-        if shot.is_card:
+        if shot.id in skip:
+            continue
+        if shot.id in cards:
             source = Path(cards[shot.id].result())
             sha, start = f"card:{source.stem}", 0.0
         else:
@@ -117,12 +117,16 @@ def _overlays(shot) -> tuple[TextOverlaySpec, ...]:
                             colour=text.colour, start_s=text.start, end_s=text.end),)
 
 
-def _shot_results(plan: RenderPlan, clips: dict[str, Clip]) -> list[ShotResult]:
+def _shot_results(plan: RenderPlan, clips: dict[str, Clip | Refused]) -> list[ShotResult]:
     results = []
     for shot in plan.shots:
         clip = clips.get(shot.id)
         if clip is None:
             results.append(ShotResult(id=shot.id, kind="card", status="card", length_s=shot.length_s))
+            continue
+        if isinstance(clip, Refused):
+            results.append(ShotResult(id=shot.id, kind="generate", status="refused", model=shot.model,
+                                      length_s=shot.length_s, failure_reason=clip.reason))
             continue
         results.append(ShotResult(id=shot.id, kind="generate", status="paid" if clip.paid else "cached",
                                   model=shot.model, generation_id=clip.generation_id,
@@ -134,7 +138,8 @@ def _shot_results(plan: RenderPlan, clips: dict[str, Clip]) -> list[ShotResult]:
 @flow(name="render-sequence", flow_run_name=_run_name, log_prints=False,
       task_runner=ThreadPoolTaskRunner(max_workers=DEFAULT_CONCURRENCY))
 def render_sequence(shotlist_path: str, profile: str = "final", out: str | None = None,
-                    mezzanine: str | None = None) -> RenderReport:
+                    mezzanine: str | None = None, on_moderation: str | None = None,
+                    budget_usd: float | None = None) -> RenderReport:
     """Render a shot list to a finished MP4, generating only what is not already paid for.
 
     Args:
@@ -142,6 +147,8 @@ def render_sequence(shotlist_path: str, profile: str = "final", out: str | None 
         profile: ``final``, or ``draft`` (ray-flash-2 at 540p, written beside the final).
         out: Output path; the shot list's ``output.path`` when omitted.
         mezzanine: Also write a ``prores`` or ``dnxhr`` .mov for editors.
+        on_moderation: ``fail``, ``skip`` or ``placeholder``; the list's setting when omitted.
+        budget_usd: Refuse, before any spend, a plan that would pay more than this.
 
     Returns:
         A RenderReport: output path, duration, paid and cached shot counts, cost.
@@ -158,15 +165,21 @@ def render_sequence(shotlist_path: str, profile: str = "final", out: str | None 
     shotlist = load_shotlist(Path(shotlist_path))
     check_supported(shotlist)
     plan = make_plan(shotlist, profile, out=Path(out) if out else None)
+    check_budget(plan, budget_usd)
+    credentials = luma_credentials()
+    image_url = image_url_resolver(plan)
     log.info("Rendering %s (%d shots, profile %s): %d to generate, est. $%.2f",
              shotlist.source.name, len(plan.shots), profile,
              sum(s.status == "to generate" for s in plan.shots), plan.cost_usd)
     store = ClipStore.default()
-    clips = _generate_all(plan, luma_credentials(), store)
+    policy = on_moderation or shotlist.on_moderation
+    clips = generate_all(plan, credentials=credentials, store=store, image_url=image_url,
+                         on_moderation=policy)
+    skip = {sid for sid, c in clips.items() if isinstance(c, Refused)} if policy == "skip" else set()
     fmt = OutputFormat(width=shotlist.output.width, height=shotlist.output.height,
                        fps=shotlist.output.fps, fit=shotlist.output.fit,
                        quality="preview" if profile == "draft" else "final")
-    items = _timeline(shotlist, clips, fmt)
+    items = _timeline(shotlist, clips, fmt, skip)
     result = assemble_sequence.with_options(task_run_name=f"assemble[{shotlist.source.stem}]")(
         items, fmt=fmt, out_path=plan.output, cache_dir=default_media_cache(),
         mix=_audio_mix(shotlist))

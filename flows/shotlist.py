@@ -199,6 +199,7 @@ class ShotList(_Resolved):
 
     version: Literal[1] = 1
     title: str | None = None
+    on_moderation: Literal["fail", "skip", "placeholder"] = "fail"
     defaults: Defaults = BUILTIN_DEFAULTS
     output: Output
     shots: tuple[Shot, ...]

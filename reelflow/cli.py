@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from reelflow.errors import ReelflowError, ShotListError
+from reelflow.errors import ReelflowError, ShotListError, StoreNotConfigured
 
 __all__ = ["main"]
 
@@ -27,6 +27,10 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("--out", type=Path, default=None, help="output path (default: the list's)")
     render.add_argument("--profile", choices=("draft", "final"), default="final")
     render.add_argument("--json", action="store_true", help="print one JSON object")
+    render.add_argument("--budget", type=float, default=None, metavar="USD",
+                        help="refuse before any spend when the plan would pay more")
+    render.add_argument("--on-moderation", choices=("fail", "skip", "placeholder"), default=None,
+                        help="what a moderation refusal does (default: the list's, else fail)")
     render.add_argument("--mezzanine", choices=("prores", "dnxhr"), default=None,
                         help="also write a ProRes 422 HQ or DNxHR HQ .mov for editors")
     plan = commands.add_parser("plan", help="show what a render would generate and cost")
@@ -43,13 +47,15 @@ def _err(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def _validated(path: Path, profile: str, out: Path | None = None):
-    from reelflow.flows.plan import check_supported, make_plan
+def _validated(path: Path, profile: str, out: Path | None = None, budget: float | None = None):
+    from reelflow.flows.plan import check_budget, check_supported, make_plan
     from reelflow.flows.shotlist import load_shotlist
 
     shotlist = load_shotlist(path)
     check_supported(shotlist)
-    return make_plan(shotlist, profile, out=out)
+    plan = make_plan(shotlist, profile, out=out)
+    check_budget(plan, budget)
+    return plan
 
 
 def _cmd_plan(args) -> int:
@@ -70,11 +76,12 @@ def _cmd_plan(args) -> int:
 
 
 def _cmd_render(args) -> int:
-    plan = _validated(args.file, args.profile, args.out)
+    plan = _validated(args.file, args.profile, args.out, args.budget)
     from reelflow.config import apply_prefect_defaults
-    from reelflow.flows.endpoint import luma_credentials
+    from reelflow.flows.endpoint import image_url_resolver, luma_credentials
 
     luma_credentials(announce=_err)  # starts the embedded emulator now, and says so
+    image_url_resolver(plan)  # local keyframes with the real API need S3: refuse before Prefect
     apply_prefect_defaults()
     if not os.environ.get("PREFECT_API_URL"):
         _err("Prefect runs ephemeral (slow start, no UI): `prefect server start --background` and "
@@ -82,7 +89,8 @@ def _cmd_render(args) -> int:
     from reelflow.flows.render import render_sequence
 
     report = render_sequence(str(args.file.resolve()), profile=args.profile,
-                             out=str(plan.output), mezzanine=args.mezzanine)
+                             out=str(plan.output), mezzanine=args.mezzanine,
+                             on_moderation=args.on_moderation, budget_usd=args.budget)
     if report.flow_run_url and os.environ.get("PREFECT_API_URL"):
         _err(f"Flow run: {report.flow_run_url}")
     if args.json:
@@ -126,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     except ShotListError as exc:
         for line in exc.problems:
             _err(line)
+        return EXIT_BAD_INPUT
+    except StoreNotConfigured as exc:
+        _err(f"reelflow: {exc}")
         return EXIT_BAD_INPUT
     except ReelflowError as exc:
         _err(f"reelflow: {exc}")

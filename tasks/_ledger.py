@@ -34,6 +34,7 @@ class LedgerEntry(BaseModel):
     sha256: str | None = None
     cost_usd: float = 0.0
     attempts: int = 0
+    prior_video: str | None = None
 
 
 class Ledger(BaseModel):
@@ -65,6 +66,18 @@ class Ledger(BaseModel):
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, target)
+
+    def generation_ids(self) -> set[str]:
+        """Every generation id the ledger records (so reconciliation never adopts one twice)."""
+        ids = set()
+        for path in self.root.glob("*/*.json"):
+            try:
+                entry = LedgerEntry.model_validate_json(path.read_bytes())
+            except (OSError, ValueError):
+                continue
+            if entry.generation_id:
+                ids.add(entry.generation_id)
+        return ids
 
     @contextlib.contextmanager
     def lock(self, key: str) -> Iterator[None]:

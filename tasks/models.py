@@ -9,11 +9,11 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["CACHE_SALT", "Clip", "GenerationRequest", "canonical_hash"]
+__all__ = ["CACHE_SALT", "Clip", "GenerationRequest", "Keyframe", "canonical_hash"]
 
 #: Bumped when the meaning of a cached generation changes; part of every cache key.
 CACHE_SALT = "reelflow-generation-v1"
@@ -23,6 +23,38 @@ def canonical_hash(payload: Any) -> str:
     """SHA-256 of the canonical JSON of ``payload`` (sorted keys, no spaces)."""
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class Keyframe(BaseModel):
+    """A first or last frame: an image (local file by content hash, or a URL) or another
+    generation (by its request's cache key; its id is filled in once it exists)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["image", "generation"]
+    path: Path | None = Field(default=None, description="Local image; uploaded to a URL at submit.")
+    sha256: str | None = Field(default=None, description="Content hash of the local image.")
+    url: str | None = Field(default=None, description="An https image URL given by the user.")
+    upstream_key: str | None = Field(default=None, description="Cache key of the referenced request.")
+    upstream_shot: str | None = Field(default=None, description="The referenced shot, for messages.")
+    generation_id: str | None = Field(default=None, description="Filled in once upstream exists.")
+
+    def key_part(self) -> dict[str, Any]:
+        """What identifies this keyframe in a cache key (never a presigned URL or an id)."""
+        if self.kind == "generation":
+            return {"generation": self.upstream_key}
+        return {"image_sha256": self.sha256} if self.sha256 else {"image_url": self.url}
+
+    def api(self, image_url: str | None = None) -> dict[str, str]:
+        """The API's keyframe object; a local image needs the URL it was uploaded to."""
+        if self.kind == "generation":
+            if not self.generation_id:
+                raise ValueError(f"keyframe from shot {self.upstream_shot} has no generation yet")
+            return {"type": "generation", "id": self.generation_id}
+        url = self.url or image_url
+        if not url:
+            raise ValueError(f"local keyframe {self.path} needs a URL the API can fetch")
+        return {"type": "image", "url": url}
 
 
 class GenerationRequest(BaseModel):
@@ -38,20 +70,65 @@ class GenerationRequest(BaseModel):
     loop: bool = False
     concepts: tuple[str, ...] = ()
     take: int = Field(default=1, ge=1, description="Another take of the same request is paid anew.")
+    frame0: Keyframe | None = None
+    frame1: Keyframe | None = None
+    upscale: str | None = Field(default=None, description="Upscale the clip to 1080p or 4k.")
+    audio: str | None = Field(default=None, description="Prompt for generated audio.")
 
     def cache_key(self) -> str:
-        """The explicit SHA-256 cache key: every field that changes the clip, plus the salt."""
-        return canonical_hash({"salt": CACHE_SALT, **self.model_dump(mode="json")})
+        """The explicit SHA-256 key of the base generation: every field that changes the clip
+        (keyframes by content or upstream key), plus the salt. Upscale and audio are later
+        steps with keys of their own (``step_key``)."""
+        payload = self.model_dump(mode="json", exclude={"frame0", "frame1", "upscale", "audio"})
+        for name in ("frame0", "frame1"):
+            frame = getattr(self, name)
+            if frame is not None:
+                payload[name] = frame.key_part()
+        return canonical_hash({"salt": CACHE_SALT, **payload})
 
-    def estimated_cost(self) -> float:
-        """The price table's estimate for this request, in USD."""
-        from reelflow.pricing import generation_cost
+    def step_key(self, step: str) -> str:
+        """Key of the ``upscale`` or ``audio`` step: the key of what it acts on plus its setting."""
+        if step == "upscale":
+            return canonical_hash({"after": self.cache_key(), "upscale": self.upscale})
+        before = self.step_key("upscale") if self.upscale else self.cache_key()
+        return canonical_hash({"after": before, "audio": self.audio})
+
+    def steps(self) -> list[str]:
+        """The paid steps after the base generation, in order."""
+        return [step for step in ("upscale", "audio") if getattr(self, step)]
+
+    def upstream_keys(self) -> list[str]:
+        """Cache keys of the generations this request builds on."""
+        return [f.upstream_key for f in (self.frame0, self.frame1)
+                if f is not None and f.kind == "generation"]
+
+    def with_generation_ids(self, ids: dict[str, str]) -> "GenerationRequest":
+        """A copy whose generation keyframes carry the upstream ids (``ids``: key -> id)."""
+        update = {}
+        for name in ("frame0", "frame1"):
+            frame = getattr(self, name)
+            if frame is not None and frame.kind == "generation":
+                update[name] = frame.model_copy(update={"generation_id": ids[frame.upstream_key]})
+        return self.model_copy(update=update)
+
+    def estimated_cost(self, step: str | None = None) -> float:
+        """The price table's estimate in USD: of the base generation, or of one step."""
+        from reelflow.pricing import audio_cost, generation_cost, upscale_cost
         from reelflow.spec import output_size
 
+        seconds = float(self.duration.rstrip("s"))
+        if step == "audio":
+            return audio_cost(seconds)
+        if step == "upscale":
+            return upscale_cost(*output_size(self.upscale, self.aspect_ratio), seconds)
         width, height = output_size(self.resolution, self.aspect_ratio)
-        return generation_cost(self.model, width, height, float(self.duration.rstrip("s")))
+        return generation_cost(self.model, width, height, seconds)
 
-    def api_kwargs(self) -> dict[str, Any]:
+    def total_cost(self) -> float:
+        """Base generation plus every step."""
+        return round(self.estimated_cost() + sum(self.estimated_cost(s) for s in self.steps()), 2)
+
+    def api_kwargs(self, image_urls: dict[str, str] | None = None) -> dict[str, Any]:
         """Keyword arguments for ``client.generations.video.create`` (``take`` is ours only)."""
         kwargs: dict[str, Any] = {
             "model": self.model,
@@ -64,6 +141,10 @@ class GenerationRequest(BaseModel):
             kwargs["loop"] = True
         if self.concepts:
             kwargs["concepts"] = [{"key": key} for key in self.concepts]
+        keyframes = {name: frame.api((image_urls or {}).get(name))
+                     for name in ("frame0", "frame1") if (frame := getattr(self, name)) is not None}
+        if keyframes:
+            kwargs["keyframes"] = keyframes
         return kwargs
 
 

@@ -57,16 +57,6 @@ def test_bad_list_is_refused_before_prefect_loads(tmp_path):
     assert "did you mean 'prompt'" in result.stderr
 
 
-def test_fields_not_built_yet_are_refused_by_render(luma_env, home, tmp_path, capsys):
-    before = luma_env.created_count()
-    code = main(["render", str(SHARED / "shotlists" / "keyframes.yaml"), "--out", str(tmp_path / "k.mp4")])
-    err = capsys.readouterr().err
-    assert code == 2
-    assert "keyframes.yaml: shot 1 (product): start: not supported yet: start in shot product" in err
-    assert "upscale in shot finale" in err and "audio in shot arrival" in err
-    assert luma_env.created_count() == before
-
-
 def test_schema_prints_json_schema(capsys):
     assert main(["schema"]) == 0
     schema = json.loads(capsys.readouterr().out)

@@ -344,7 +344,7 @@ def test_json_schema_describes_the_file_format():
     assert shot["required"] == ["id"] and shot["additionalProperties"] is False
     assert set(schema["$defs"]["OutputIn"]["properties"]) == \
         {"path", "resolution", "aspect_ratio", "fps", "fit", "music", "music_volume", "duck", "loudness"}
-    assert set(schema["properties"]) == {"version", "title", "defaults", "output", "shots"}
+    assert set(schema["properties"]) == {"version", "title", "defaults", "output", "on_moderation", "shots"}
 
     validator = jsonschema.Draft202012Validator(schema)
     for example in ("teaser.yaml", "keyframes.yaml"):

@@ -1,0 +1,78 @@
+"""Generating every shot of a plan: independent shots at once, extensions after their source.
+
+Moderation refusals follow the list's ``on_moderation`` policy: ``fail`` the render,
+``skip`` the shot, or put a ``placeholder`` slate in its place. A shot that builds on a
+refused shot cannot be generated and fails with a message that says so.
+"""
+
+from __future__ import annotations
+
+from prefect import get_run_logger
+from pydantic import BaseModel
+from prefect.futures import wait
+
+from reelflow.errors import GenerationFailed, ModerationRefused
+from reelflow.flows.plan import RenderPlan
+from reelflow.tasks.luma import generate_clip
+from reelflow.tasks.models import Clip
+
+__all__ = ["Refused", "generate_all"]
+
+
+class Refused(BaseModel):
+    """A shot the API refused on moderation grounds."""
+
+    shot_id: str
+    reason: str
+
+
+def generate_all(plan: RenderPlan, *, credentials, store, image_url, on_moderation: str
+                 ) -> dict[str, Clip | Refused]:
+    """Submit every generation (bounded by the flow's task runner) and collect the clips."""
+    log = get_run_logger()
+    shots = [s for s in plan.shots if s.kind == "generate"]
+    shot_of_key = {s.request.cache_key(): s.id for s in shots}
+    futures = {}
+
+    def submit(shot, request):
+        futures[shot.id] = generate_clip.with_options(task_run_name=f"generate[{shot.id}]").submit(
+            request, shot_id=shot.id, credentials=credentials, store=store, image_url=image_url)
+
+    for shot in shots:  # independent shots first, all at once
+        if not shot.request.upstream_keys():
+            submit(shot, shot.request)
+    for shot in _dependents_in_order(shots, shot_of_key):
+        ids = {}
+        for key in shot.request.upstream_keys():
+            upstream = futures[shot_of_key[key]].result(raise_on_failure=False)
+            if not isinstance(upstream, Clip):
+                raise GenerationFailed(f"shot {shot.id} builds on shot {shot_of_key[key]}, "
+                                       "which has no clip", shot_id=shot.id)
+            ids[key] = upstream.generation_id
+        submit(shot, shot.request.with_generation_ids(ids))
+    wait(list(futures.values()))  # let every paid clip land before any failure surfaces
+    results: dict[str, Clip | Refused] = {}
+    for shot_id, future in futures.items():
+        try:
+            results[shot_id] = future.result()
+        except ModerationRefused as refused:
+            if on_moderation == "fail":
+                raise
+            log.warning("Shot %s refused by moderation (%s): on_moderation=%s", shot_id,
+                        refused.failure_reason, on_moderation)
+            results[shot_id] = Refused(shot_id=shot_id, reason=refused.failure_reason or "")
+    return results
+
+
+def _dependents_in_order(shots, shot_of_key):
+    """Shots with upstream references, each after the shots it builds on."""
+    done = {s.id for s in shots if not s.request.upstream_keys()}
+    pending = [s for s in shots if s.request.upstream_keys()]
+    while pending:
+        ready = [s for s in pending if all(shot_of_key[k] in done for k in s.request.upstream_keys())]
+        for shot in ready:
+            yield shot
+            done.add(shot.id)
+        pending = [s for s in pending if s not in ready]
+        if not ready:  # validation rejects cycles; this guards the loop all the same
+            raise GenerationFailed("shot references form a cycle")
