@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 from prefect import flow, get_run_logger
+from prefect.futures import wait
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel
@@ -20,10 +21,12 @@ from reelflow.flows.deliverables import deliver_extras
 from reelflow.flows.endpoint import image_url_resolver, luma_credentials
 from reelflow.flows.report import publish_summary
 from reelflow.flows.generation import Refused, generate_all
+from reelflow.flows.observe import emit, ensure_limits
 from reelflow.flows.plan import RenderPlan, check_budget, check_supported, make_plan
 from reelflow.flows.shotlist import ShotList, load_shotlist
 from reelflow.tasks.media import (AudioMix, OutputFormat, TextOverlaySpec, TimelineItem,
-                                  assemble_sequence, default_media_cache, make_title_card)
+                                  assemble_sequence, conform_clip, default_media_cache,
+                                  make_title_card)
 from reelflow.tasks.models import Clip
 from reelflow.tasks.store import ClipStore
 
@@ -85,6 +88,10 @@ def _timeline(shotlist: ShotList, clips: dict[str, Clip | Refused], fmt: OutputF
             cache_dir=default_media_cache())
         for shot in shotlist.shots if (text := _card_text(shot, clips)) and shot.id not in skip
     }
+    conforms = [  # conformed once per clip and format; named so the UI shows each shot's step
+        conform_clip.with_options(task_run_name=f"conform[{shot.id}]").submit(
+            clips[shot.id].path, clips[shot.id].sha256, fmt, default_media_cache())
+        for shot in shotlist.shots if isinstance(clips.get(shot.id), Clip) and shot.id not in skip]
     items = []
     for shot in shotlist.shots:
         if shot.id in skip:
@@ -100,6 +107,7 @@ def _timeline(shotlist: ShotList, clips: dict[str, Clip | Refused], fmt: OutputF
                                   length_s=shot.length_s, transition=shot.transition.type,
                                   transition_s=shot.transition.duration, label=shot.id,
                                   overlays=_overlays(shot)))
+    wait(conforms)
     return items
 
 
@@ -173,8 +181,9 @@ def render_sequence(shotlist_path: str, profile: str = "final", out: str | None 
              sum(s.status == "to generate" for s in plan.shots), plan.cost_usd)
     store = ClipStore.default()
     policy = on_moderation or shotlist.on_moderation
+    ensure_limits()
     clips = generate_all(plan, credentials=credentials, store=store, image_url=image_url,
-                         on_moderation=policy)
+                         on_moderation=policy, sequence=shotlist.source.stem)
     skip = {sid for sid, c in clips.items() if isinstance(c, Refused)} if policy == "skip" else set()
     fmt = OutputFormat(width=shotlist.output.width, height=shotlist.output.height,
                        fps=shotlist.output.fps, fit=shotlist.output.fit,
@@ -199,4 +208,7 @@ def render_sequence(shotlist_path: str, profile: str = "final", out: str | None 
         **extras.model_dump(),
         flow_s=round(time.monotonic() - started, 3))
     publish_summary(report, shotlist.title or shotlist.source.stem, shotlist.source.stem)
+    emit("reelflow.sequence.rendered", shotlist.source.stem, output=str(report.output),
+         cost_usd=report.cost_usd, duration_s=report.duration_s, generated=report.generated,
+         cached=report.cached, profile=profile)
     return report

@@ -64,15 +64,19 @@ def find_matching(client: lumaai.LumaAI, payload: dict[str, Any], since: datetim
 
 
 def create_once(send: Callable[[], Any], client: lumaai.LumaAI, *, shot_id: str,
-                reconcile: Callable[[datetime], str | None]) -> str:
+                reconcile: Callable[[datetime], str | None],
+                before_send: Callable[[], None] | None = None) -> str:
     """Send a create (``send``) until it is known to exist exactly once; return its id.
 
     ``reconcile(since)`` answers, after an unknown outcome, the id of the generation
     that request made, or None when it made none (for a new generation: the matching
     entry of the account's list created since ``since``, see ``find_matching``).
+    ``before_send`` runs before every attempt (e.g. to take a slot of a rate limit).
     """
     for attempt in range(MAX_CREATE_ATTEMPTS):
         since = datetime.now(timezone.utc) - timedelta(seconds=CLOCK_SKEW_S)
+        if before_send is not None:
+            before_send()
         try:
             return send().id
         except lumaai.RateLimitError as exc:

@@ -177,11 +177,12 @@ def _paid_step(key: str, *, shot_id: str, client: lumaai.LumaAI, store: ClipStor
 
 def generate(request: GenerationRequest, *, shot_id: str, client: lumaai.LumaAI, store: ClipStore,
              ledger: Ledger, image_url: Callable[[Path], str] | None = None,
-             resubmits: int = DEFAULT_RESUBMITS) -> Clip:
+             resubmits: int = DEFAULT_RESUBMITS, before_create: Callable[[], None] | None = None) -> Clip:
     """The base generation and its steps; the returned Clip is the last step's video.
 
     ``image_url`` turns a local keyframe image into a URL the API can fetch; it is
-    called just before the create, so time-limited URLs are fresh.
+    called just before the create, so time-limited URLs are fresh. ``before_create``
+    runs before every create attempt (a shared rate limit).
     """
     creates = client.with_options(max_retries=0).generations
 
@@ -191,7 +192,8 @@ def generate(request: GenerationRequest, *, shot_id: str, client: lumaai.LumaAI,
         kwargs = request.api_kwargs(urls)
         generation_id = create_once(lambda: creates.video.create(**kwargs), client, shot_id=shot_id,
                                     reconcile=lambda since: find_matching(
-                                        client, kwargs, since, ledger.generation_ids()))
+                                        client, kwargs, since, ledger.generation_ids()),
+                                    before_send=before_create)
         return generation_id, None
 
     clip = _paid_step(request.cache_key(), shot_id=shot_id, client=client, store=store, ledger=ledger,
@@ -200,13 +202,15 @@ def generate(request: GenerationRequest, *, shot_id: str, client: lumaai.LumaAI,
     for step in request.steps():
         clip = _paid_step(request.step_key(step), shot_id=shot_id, client=client, store=store,
                           ledger=ledger, cost=request.estimated_cost(step), resubmits=0,
-                          create=_step_creator(step, request, clip.generation_id, client, shot_id))
+                          create=_step_creator(step, request, clip.generation_id, client, shot_id,
+                                               before_create))
         paid, spent = paid or clip.paid, spent + clip.cost_usd
     return clip.model_copy(update={"paid": paid, "cost_usd": round(spent, 2)})
 
 
 def _step_creator(step: str, request: GenerationRequest, generation_id: str, client: lumaai.LumaAI,
-                  shot_id: str) -> Callable[[], tuple[str, str | None]]:
+                  shot_id: str, before_create: Callable[[], None] | None
+                  ) -> Callable[[], tuple[str, str | None]]:
     """The create of an in-place step (upscale/audio) on a completed generation.
 
     Its unknown outcome is reconciled by looking at the generation itself: if it left
@@ -226,6 +230,7 @@ def _step_creator(step: str, request: GenerationRequest, generation_id: str, cli
             changed = now.state in ("queued", "dreaming") or now.assets.video != before
             return generation_id if changed else None
 
-        return create_once(send, client, shot_id=shot_id, reconcile=reconcile), before
+        return create_once(send, client, shot_id=shot_id, reconcile=reconcile,
+                           before_send=before_create), before
 
     return create

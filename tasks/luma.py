@@ -17,6 +17,7 @@ import lumaai
 from prefect import get_run_logger, task
 from prefect.blocks.abstract import CredentialsBlock
 from prefect.cache_policies import NO_CACHE
+from prefect.concurrency.sync import concurrency, rate_limit
 from pydantic import Field, SecretStr
 
 from reelflow.tasks import _generate
@@ -32,6 +33,11 @@ __all__ = [
     "submit_generation",
     "wait_for_generation",
 ]
+
+#: Names of the global limits the render flow creates (see reelflow.flows.observe).
+LUMA_CONCURRENCY_LIMIT = "reelflow-luma-generations"
+LUMA_RATE_LIMIT = "reelflow-luma-creates"
+
 
 class LumaCredentials(CredentialsBlock):
     """Credentials and endpoint for the Luma Dream Machine API.
@@ -97,9 +103,13 @@ def generate_clip(request: GenerationRequest, *, shot_id: str = "clip",
     """
     get_run_logger().info("Generating shot %s (%s, %s)", shot_id, request.model, request.resolution)
     client = (credentials or LumaCredentials.from_env()).get_client()
-    return _generate.generate(request, shot_id=shot_id, client=client,
-                              store=store or ClipStore.default(), ledger=Ledger.default(),
-                              image_url=image_url, resubmits=resubmits)
+    # Global limits shared by every run on every worker (created by the render flow;
+    # a missing limit does not block, it only logs).
+    with concurrency(LUMA_CONCURRENCY_LIMIT, occupy=1, strict=False):
+        return _generate.generate(request, shot_id=shot_id, client=client,
+                                  store=store or ClipStore.default(), ledger=Ledger.default(),
+                                  image_url=image_url, resubmits=resubmits,
+                                  before_create=lambda: rate_limit(LUMA_RATE_LIMIT, strict=False))
 
 
 @task(cache_policy=NO_CACHE)
