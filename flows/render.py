@@ -207,7 +207,8 @@ def render_sequence(shotlist_path: str, profile: str = "final", out: str | None 
         reused_pieces=result.reused_pieces, shot_results=shots, flow_run_url=flow_run.ui_url,
         **extras.model_dump(),
         flow_s=round(time.monotonic() - started, 3))
-    publish_summary(report, shotlist.title or shotlist.source.stem, shotlist.source.stem)
+    publish_summary(report, shotlist.title or shotlist.source.stem, shotlist.source.stem,
+                    {shot.id: shot.prompt or shot.title for shot in shotlist.shots}, items)
     emit("reelflow.sequence.rendered", shotlist.source.stem, output=str(report.output),
          cost_usd=report.cost_usd, duration_s=report.duration_s, generated=report.generated,
          cached=report.cached, profile=profile)

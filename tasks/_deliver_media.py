@@ -51,13 +51,15 @@ class SheetEntry(BaseModel):
     at_s: float = Field(ge=0, description="Time of the frame in seconds.")
 
 
-def make_poster(video: Path, out: Path, *, at_s: float | None = None) -> Path:
-    """Write one frame of ``video`` as a full-size JPEG.
+def make_poster(video: Path, out: Path, *, at_s: float | None = None,
+                width: int | None = None) -> Path:
+    """Write one frame of ``video`` as a JPEG, full size or scaled to ``width``.
 
     Args:
         video: the rendered video.
         out: the JPEG to write (atomically).
         at_s: time of the frame; default a third of the way in (``POSTER_POSITION``).
+        width: scale to this width (keeping the aspect), e.g. for thumbnails.
 
     Returns:
         ``out``.
@@ -70,6 +72,8 @@ def make_poster(video: Path, out: Path, *, at_s: float | None = None) -> Path:
     at = duration * POSTER_POSITION if at_s is None else at_s
     _check_time(at, duration, f"poster of {video}")
     stream = ffmpeg.input(str(video), ss=f"{at:.6f}").video
+    if width:
+        stream = stream.filter("scale", width, -2)
     out = Path(out)
     with atomic_output(out) as tmp:
         run_stream(ffmpeg.output(stream, str(tmp), **{

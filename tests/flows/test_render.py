@@ -120,9 +120,19 @@ def test_summary_artifact_lists_every_shot(tmp_path, home, luma_env):
             artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["render-summary-check"])))
     latest = max(artifacts, key=lambda a: a.created)
     rows = [line for line in latest.data.splitlines() if line.startswith("| ") and "---" not in line]
-    assert [row.split("|")[2].strip() for row in rows[1:]] == ["alpha", "beta", "gamma"]
+    assert [row.split("|")[3].strip() for row in rows[1:]] == ["alpha", "beta", "gamma"]
     assert "| paid |" in rows[1] and "| card |" in rows[3]
+    assert all("](data:image/jpeg;base64," in row for row in rows[1:])
+    assert "A red kite over green hills" in rows[1]
     assert f"${report.cost_usd:.2f}" in latest.data
+    with get_client(sync_client=True) as client:
+        ledger = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["cost-summary-check"])))
+        link = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["output-summary-check"])))
+    table = max(ledger, key=lambda a: a.created).data
+    assert "alpha" in table and "gamma" in table
+    assert str(report.output.as_uri()) in max(link, key=lambda a: a.created).data
 
 
 def test_deliverables_sit_beside_the_output(tmp_path, home, luma_env):
