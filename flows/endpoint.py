@@ -36,15 +36,17 @@ def _embedded_emulator_url() -> tuple[str, bool]:
         return emulator.base_url, True
 
 
-def luma_credentials(announce=None):
+def luma_credentials(announce=None, block: str | None = None):
     """Credentials for this run.
 
-    With LUMAAI_API_KEY set, the SDK's own environment (key and optional
+    A saved ``LumaCredentials`` block named ``block`` wins. With LUMAAI_API_KEY set, the SDK's own environment (key and optional
     LUMAAI_BASE_URL) is used unchanged. Without it, the embedded emulator is
     started and ``announce`` (if given) is called once with a one-line notice.
     """
     from reelflow.tasks.luma import LumaCredentials
 
+    if block:
+        return LumaCredentials.load(block)
     if os.environ.get("LUMAAI_API_KEY"):
         return LumaCredentials.from_env()
     url, started = _embedded_emulator_url()

@@ -147,7 +147,7 @@ def _shot_results(plan: RenderPlan, clips: dict[str, Clip | Refused]) -> list[Sh
       task_runner=ThreadPoolTaskRunner(max_workers=DEFAULT_CONCURRENCY))
 def render_sequence(shotlist_path: str, profile: str = "final", out: str | None = None,
                     mezzanine: str | None = None, on_moderation: str | None = None,
-                    budget_usd: float | None = None) -> RenderReport:
+                    budget_usd: float | None = None, luma_block: str | None = None) -> RenderReport:
     """Render a shot list to a finished MP4, generating only what is not already paid for.
 
     Args:
@@ -157,6 +157,8 @@ def render_sequence(shotlist_path: str, profile: str = "final", out: str | None 
         mezzanine: Also write a ``prores`` or ``dnxhr`` .mov for editors.
         on_moderation: ``fail``, ``skip`` or ``placeholder``; the list's setting when omitted.
         budget_usd: Refuse, before any spend, a plan that would pay more than this.
+        luma_block: Name of a saved ``LumaCredentials`` block; LUMAAI_API_KEY /
+            LUMAAI_BASE_URL (or the built-in emulator) when omitted.
 
     Returns:
         A RenderReport: output path, duration, paid and cached shot counts, cost.
@@ -174,7 +176,7 @@ def render_sequence(shotlist_path: str, profile: str = "final", out: str | None 
     check_supported(shotlist)
     plan = make_plan(shotlist, profile, out=Path(out) if out else None)
     check_budget(plan, budget_usd)
-    credentials = luma_credentials()
+    credentials = luma_credentials(block=luma_block)
     image_url = image_url_resolver(plan)
     log.info("Rendering %s (%d shots, profile %s): %d to generate, est. $%.2f",
              shotlist.source.name, len(plan.shots), profile,

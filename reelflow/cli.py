@@ -31,6 +31,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="refuse before any spend when the plan would pay more")
     render.add_argument("--on-moderation", choices=("fail", "skip", "placeholder"), default=None,
                         help="what a moderation refusal does (default: the list's, else fail)")
+    render.add_argument("--luma-block", default=None, metavar="NAME",
+                        help="a saved LumaCredentials block (default: LUMAAI_* env or the emulator)")
     render.add_argument("--mezzanine", choices=("prores", "dnxhr"), default=None,
                         help="also write a ProRes 422 HQ or DNxHR HQ .mov for editors")
     plan = commands.add_parser("plan", help="show what a render would generate and cost")
@@ -80,7 +82,8 @@ def _cmd_render(args) -> int:
     from reelflow.config import apply_prefect_defaults
     from reelflow.flows.endpoint import image_url_resolver, luma_credentials
 
-    luma_credentials(announce=_err)  # starts the embedded emulator now, and says so
+    if not args.luma_block:
+        luma_credentials(announce=_err)  # starts the embedded emulator now, and says so
     image_url_resolver(plan)  # local keyframes with the real API need S3: refuse before Prefect
     apply_prefect_defaults()
     if not os.environ.get("PREFECT_API_URL"):
@@ -90,7 +93,8 @@ def _cmd_render(args) -> int:
 
     report = render_sequence(str(args.file.resolve()), profile=args.profile,
                              out=str(plan.output), mezzanine=args.mezzanine,
-                             on_moderation=args.on_moderation, budget_usd=args.budget)
+                             on_moderation=args.on_moderation, budget_usd=args.budget,
+                             luma_block=args.luma_block)
     if report.flow_run_url and os.environ.get("PREFECT_API_URL"):
         _err(f"Flow run: {report.flow_run_url}")
     if args.json:
