@@ -39,6 +39,12 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("file", type=Path)
     plan.add_argument("--profile", choices=("draft", "final"), default="final")
     plan.add_argument("--json", action="store_true")
+    compare = commands.add_parser("compare", help="render each shot with several models, side by side")
+    compare.add_argument("file", type=Path)
+    compare.add_argument("--models", default="ray-2,ray-flash-2", help="comma-separated models")
+    compare.add_argument("--profile", choices=("draft", "final"), default="final")
+    compare.add_argument("--out", type=Path, default=None)
+    compare.add_argument("--json", action="store_true")
     commands.add_parser("schema", help="print the shot list's JSON Schema")
     emulator = commands.add_parser("emulator", help="run the Luma API emulator", add_help=False)
     emulator.add_argument("args", nargs=argparse.REMAINDER)
@@ -117,6 +123,22 @@ def _str(path) -> str | None:
     return None if path is None else str(path)
 
 
+def _cmd_compare(args) -> int:
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    _validated(args.file, args.profile)
+    from reelflow.config import apply_prefect_defaults
+    from reelflow.flows.endpoint import luma_credentials
+
+    luma_credentials(announce=_err)
+    apply_prefect_defaults()
+    from reelflow.flows.compare import compare_models
+
+    report = compare_models(str(args.file.resolve()), models, profile=args.profile,
+                            out=str(args.out) if args.out else None)
+    print(report.model_dump_json() if args.json else report.video)
+    return EXIT_OK
+
+
 def _cmd_schema(_args) -> int:
     from reelflow.flows.shotlist import shotlist_json_schema
 
@@ -132,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
 
         return emulator_main(argv[1:])
     args = _parser().parse_args(argv)
-    handler = {"render": _cmd_render, "plan": _cmd_plan, "schema": _cmd_schema}[args.command]
+    handler = {"render": _cmd_render, "plan": _cmd_plan, "schema": _cmd_schema,
+               "compare": _cmd_compare}[args.command]
     try:
         return handler(args)
     except ShotListError as exc:
