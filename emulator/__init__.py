@@ -6,8 +6,10 @@
 
 It persists an account in a data directory (generations, credits, rendered clips,
 counters), derives each generation's state from its creation time and the latency, and
-renders deterministic H.264 clips at Luma's sizes. ``reelflow emulator`` / ``python -m
-reelflow.emulator`` run it in the foreground (see :func:`main`).
+renders deterministic H.264 clips at Luma's sizes (keyframe images: a slow zoom/pan
+over the fetched image). ``faults=Faults(...)`` injects errors and enforces the account
+limits (see :class:`Faults`). ``reelflow emulator`` / ``python -m reelflow.emulator`` run
+it in the foreground (see :func:`main`).
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ from typing import Any
 
 from . import spec
 from .account import Account
+from .faults import FaultInjector, Faults, load_faults
 from .server import EmulatorServer
 
-__all__ = ["Emulator", "main"]
+__all__ = ["Emulator", "Faults", "load_faults", "main"]
 
 log = logging.getLogger("reelflow.emulator")
 
@@ -36,11 +39,13 @@ class Emulator:
 
     def __init__(self, data_dir: str | os.PathLike[str], *, latency: float = 0.0,
                  host: str = "127.0.0.1", port: int = 0,
-                 credits: float = spec.DEFAULT_CREDITS):
+                 credits: float = spec.DEFAULT_CREDITS, faults: Faults | None = None,
+                 seed: int = 0):
         self.data_dir = Path(data_dir)
         self.latency = float(latency)
         self.host, self.port = host, port
         self.account = Account(self.data_dir, latency=self.latency, credits=credits)
+        self.injector = FaultInjector(faults, seed)
         self._server: EmulatorServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -48,7 +53,7 @@ class Emulator:
         """Bind and serve in a daemon thread; return the base URL (http://127.0.0.1:PORT)."""
         if self._server is not None:
             return self.base_url
-        self._server = EmulatorServer((self.host, self.port), self.account)
+        self._server = EmulatorServer((self.host, self.port), self.account, self.injector)
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         kwargs={"poll_interval": 0.1},
                                         name="reelflow-emulator", daemon=True)
@@ -80,10 +85,23 @@ class Emulator:
         """How many create calls produced a generation in this data dir, ever."""
         return self.account.created_count()
 
+    @property
+    def faults(self) -> Faults:
+        """The faults in force."""
+        return self.injector.faults
+
+    def set_faults(self, faults: Faults) -> None:
+        """Replace the faults at run time (counters and the seeded RNG carry on)."""
+        self.injector.set(faults)
+
     def stats(self) -> dict[str, Any]:
-        """Persisted counters plus this process's request counts per route."""
+        """Persisted counters plus this process's requests per route, injected faults
+        (``injected: {name: count}``) and creates the SDK retried (``create_retries``)."""
+        if self._server is not None:
+            return self._server.stats()
         stats = self.account.stats()
-        stats["requests"] = self._server.request_counts() if self._server else {}
+        stats.update(requests={}, injected=self.injector.injected(),
+                     create_retries=self.injector.create_retries)
         return stats
 
     def __enter__(self) -> Emulator:
@@ -115,7 +133,38 @@ def _parser() -> argparse.ArgumentParser:
                         help="starting credit balance of a new account, USD cents")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="log each generation and render to stderr")
+    faults = parser.add_argument_group(
+        "fault injection", "A faults file (YAML or JSON, the Faults fields) and/or flags; "
+        "a flag overrides the file. Probabilities are 0..1 per request.")
+    faults.add_argument("--faults", type=Path, metavar="FILE", help="faults file")
+    faults.add_argument("--seed", type=int, default=0, help="seed of the fault RNG (default 0)")
+    faults.add_argument("--account-limits", action="store_true",
+                        help="the real account's limits: --max-concurrent 10 "
+                             "--creates-per-minute 20 --enforce-credits")
+    for name, field in Faults.model_fields.items():
+        flag = "--" + name.replace("_", "-")
+        if field.annotation is bool:
+            faults.add_argument(flag, action="store_true", default=None,
+                                help=field.description)
+        elif name == "status_routes":
+            faults.add_argument(flag, type=lambda v: [r for r in v.split(",") if r],
+                                metavar="R1,R2", help=field.description)
+        else:
+            kind = int if "int" in str(field.annotation) else \
+                str if "str" in str(field.annotation) else float
+            faults.add_argument(flag, type=kind, help=field.description)
     return parser
+
+
+def _faults_from(args: argparse.Namespace) -> Faults:
+    """The Faults of a command line: file, then --account-limits, then single flags."""
+    values = load_faults(args.faults).model_dump(exclude_unset=True) if args.faults else {}
+    if args.account_limits:
+        values.update(Faults.account_limits().model_dump(exclude_unset=True))
+    for name in Faults.model_fields:
+        if getattr(args, name, None) is not None:
+            values[name] = getattr(args, name)
+    return Faults.model_validate(values)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,12 +173,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.latency < 0:
         print("reelflow emulator: --latency must be >= 0", file=sys.stderr)
         return 2
+    try:
+        faults = _faults_from(args)
+    except (OSError, ValueError) as err:  # pydantic's ValidationError is a ValueError
+        print(f"reelflow emulator: faults: {err}", file=sys.stderr)
+        return 2
     # Quiet by default: a parent that pipes stderr and never reads it must not block us.
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     stop = threading.Event()
     emulator = Emulator(args.data or _default_data_dir(), latency=args.latency,
-                        host=args.host, port=args.port, credits=args.credits)
+                        host=args.host, port=args.port, credits=args.credits,
+                        faults=faults, seed=args.seed)
     url = emulator.start()
     try:
         for signum in (signal.SIGINT, signal.SIGTERM):

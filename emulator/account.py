@@ -2,15 +2,21 @@
 
 Layout of the data directory::
 
-    state.json              {"created", "upscaled", "audio_added", "credit_balance"}
+    state.json              {"created", "upscaled", "audio_added", "credit_balance",
+                             "recent_creates": [timestamps of the last minute's creates]}
     state.lock              flock'ed around every change to state.json or a record
     generations/<id>.json   one record per generation (private fields + the request)
     assets/<stem>.mp4|.jpg  rendered clips; stem = id, or id-r<N> after an upscale/audio
+    inputs/<sha256>.<ext>   fetched keyframe images; <id>-r<N>-first|last.png clip frames
     locks/<stem>.lock       flock'ed while a clip renders (threads and processes)
 
 A generation's state is never stored: it is derived from the persisted start time and
 latency of its newest revision, so it keeps "dreaming" while no emulator runs, like a
 real account. Every file is written to a temp file and os.replace'd into place.
+
+A failure is stored as ``record["failure"] = {"reason", "when"}``: decided at create
+(moderation: visible once dreaming; "Job failed": visible when due) or found while
+preparing the render (a keyframe that cannot be read: visible at once, when "now").
 """
 
 from __future__ import annotations
@@ -21,17 +27,19 @@ import json
 import logging
 import os
 import re
-import threading
 import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from . import spec
-from .render import RenderJob, render
+from .faults import FailureDecision, Faults
+from ._util import NotFound, stem as _stem, write_json as _write_json
+from .limits import WINDOW, InsufficientCredits, LimitExceeded, check_limits
+from .rendering import Rendering
 
-__all__ = ["Account", "NotFound", "parse_asset_name"]
+__all__ = ["Account", "InsufficientCredits", "LimitExceeded", "NotFound", "parse_asset_name"]
 
 log = logging.getLogger("reelflow.emulator.account")
 
@@ -41,11 +49,6 @@ _ASSET_RE = re.compile(r"^(?P<id>[0-9a-f-]{36})(?:-r(?P<rev>[1-9][0-9]*))?\.(?P<
 QUEUED_FRACTION = 0.1
 #: How long a GET waits for a due render before answering "dreaming" instead.
 DEFAULT_RENDER_WAIT = 45.0
-_RENDER_SLOTS = 2  # concurrent ffmpeg renders per process: the machines have 2 cores
-
-
-class NotFound(Exception):
-    """No generation (or asset) with that id."""
 
 
 def parse_asset_name(name: str) -> tuple[str, int, str] | None:
@@ -61,18 +64,7 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _write_json(path: Path, obj: Any) -> None:
-    """Write JSON atomically: a unique temp file in the same directory, then os.replace."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _stem(gen_id: str, rev: int) -> str:
-    return gen_id if rev == 0 else f"{gen_id}-r{rev}"
-
-
-class Account:
+class Account(Rendering):
     """One account in ``data_dir``; safe for many threads and several processes."""
 
     def __init__(self, data_dir: str | os.PathLike[str], *, latency: float = 0.0,
@@ -81,12 +73,9 @@ class Account:
         self.root = Path(data_dir).resolve()
         self.latency = float(latency)
         self.render_wait = render_wait
-        for sub in ("generations", "assets", "locks"):
+        for sub in ("generations", "assets", "locks", "inputs"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
-        self._renders: dict[str, threading.Thread] = {}
-        self._render_errors: dict[str, BaseException] = {}
-        self._render_lock = threading.Lock()
-        self._slots = threading.BoundedSemaphore(_RENDER_SLOTS)
+        self._init_rendering()
         with self._locked():
             if not (self.root / "state.json").exists():
                 _write_json(self.root / "state.json", {
@@ -151,39 +140,69 @@ class Account:
 
     # -- changes -----------------------------------------------------------------------
 
-    def create(self, body: dict[str, Any]) -> dict[str, Any]:
-        """Validate and store a video generation; charge it; return the record."""
+    def create(self, body: dict[str, Any], *, latency: float | None = None,
+               failure: Callable[[], FailureDecision | None] | None = None,
+               limits: Faults | None = None) -> dict[str, Any]:
+        """Validate and store a video generation; charge it; return the record.
+
+        ``latency`` overrides the account's (jitter). ``limits`` (max_concurrent,
+        creates_per_minute, enforce_credits) are checked under the account lock, so they
+        hold across threads and processes; only then is ``failure()`` asked, and its
+        decision is persisted with the generation.
+        """
         spec.validate_video_request(body)
-        self._check_references(body)
         request = dict(body)
         request.setdefault("generation_type", "video")
         res = request.get("resolution") or spec.DEFAULT_RESOLUTION
-        now = time.time()
+        cost = spec.generation_cost(request)
         with self._locked():
+            self._check_references(body)
+            now = time.time()
             state = self._state()
+            recent = [t for t in state.get("recent_creates", []) if now - t < WINDOW]
+            check_limits(limits, state["credit_balance"], recent, cost, now,
+                         lambda: self._in_progress(now))
+            decision = failure() if failure is not None else None
             record = {
                 "id": str(uuid.uuid4()), "seq": state["created"] + 1, "created_ts": now,
                 "created_at": _iso(now), "model": request["model"], "request": request,
-                "cost": spec.generation_cost(request),
-                "revisions": [{"kind": "video", "started_ts": now, "latency": self.latency,
+                "cost": cost, "failure": decision.model_dump() if decision else None,
+                "revisions": [{"kind": "video", "started_ts": now,
+                               "latency": self.latency if latency is None else latency,
                                "resolution": res, "audio_prompt": None}],
             }
             _write_json(self._record_path(record["id"]), record)
             state["created"] = record["seq"]
             state["credit_balance"] = round(state["credit_balance"] - record["cost"], 2)
+            state["recent_creates"] = recent + [now]
             _write_json(self.root / "state.json", state)
         log.info("created %s (%s %s)", record["id"], record["model"], res)
         return record
 
+    def _in_progress(self, now: float) -> list[float]:
+        """Seconds left for every generation that is queued or dreaming right now."""
+        left = []
+        for record in self.records():
+            revision = record["revisions"][-1]
+            phase = self._phase(revision, now)
+            if phase != "done" and self._visible_failure(record, phase) is None:
+                left.append(revision["started_ts"] + revision["latency"] - now)
+        return left
+
     def _check_references(self, body: dict[str, Any]) -> None:
-        """Keyframes that reference a generation must name one in this account."""
+        """Keyframes that reference a generation must name a completed one in this account."""
         problems = []
         for name, frame in (body.get("keyframes") or {}).items():
             if isinstance(frame, dict) and frame.get("type") == "generation":
                 try:
-                    self.record(frame["id"])
+                    ref = self.record(frame["id"])
                 except NotFound:
                     problems.append(f"keyframes.{name}.id: generation {frame['id']} not found")
+                    continue
+                phase = self._phase(ref["revisions"][-1], time.time())
+                if phase != "done" or self._visible_failure(ref, phase) is not None:
+                    problems.append(f"keyframes.{name}.id: generation {frame['id']} "
+                                    "is not completed")
         if problems:
             raise spec.RequestInvalid(problems)
 
@@ -198,14 +217,17 @@ class Account:
         for asset in (self.root / "assets").glob(f"{gen_id}*"):
             asset.unlink(missing_ok=True)
 
-    def revise(self, gen_id: str, kind: str, body: Any) -> dict[str, Any]:
+    def revise(self, gen_id: str, kind: str, body: Any,
+               latency: float | None = None) -> dict[str, Any]:
         """Upscale or add audio in place: a new revision that dreams again, same id."""
         with self._locked():
             record = self.record(gen_id)
             last = record["revisions"][-1]
-            if self._phase(last, time.time()) != "done":
+            phase = self._phase(last, time.time())
+            if phase != "done" or self._visible_failure(record, phase) is not None:
                 raise spec.RequestInvalid([f"generation {gen_id} is not completed"])
-            revision = dict(last, kind=kind, started_ts=time.time(), latency=self.latency)
+            revision = dict(last, kind=kind, started_ts=time.time(),
+                            latency=self.latency if latency is None else latency)
             state = self._state()
             if kind == "upscale_video":
                 revision["resolution"] = spec.validate_upscale_request(body, last["resolution"])
@@ -237,23 +259,49 @@ class Account:
             return "queued"
         return "dreaming"
 
+    @staticmethod
+    def _visible_failure(record: dict[str, Any], phase: str) -> str | None:
+        """The failure_reason a client sees now, given the phase of the first revision."""
+        failure = record.get("failure")
+        if failure is None or len(record["revisions"]) > 1 or phase == "queued":
+            return None  # revisions exist only on completed generations
+        if failure["when"] == "done" and phase != "done":
+            return None
+        return failure["reason"]
+
     def state_of(self, record: dict[str, Any], *, block: bool) -> tuple[str, int | None]:
         """Return (state, revision whose assets are ready or None).
 
         A due revision is "completed" only once its clip exists: ``block`` waits up to
         ``render_wait`` for the render, otherwise the render starts in the background and
-        the answer is "dreaming". A dreaming revision pre-renders in the background.
+        the answer is "dreaming". A dreaming revision pre-renders in the background. A
+        render that finds its keyframes unreadable stores a failure: "failed" from then.
         """
         rev = len(record["revisions"]) - 1
         phase = self._phase(record["revisions"][rev], time.time())
         if phase == "queued":
             return "queued", None
-        if phase == "dreaming":
-            self.ensure_rendered(record, rev, wait=0)
+        if self._visible_failure(record, phase) is not None:
+            return "failed", None
+        if record.get("failure") is not None:  # decided at create: the job never renders
             return "dreaming", None
-        if self.ensure_rendered(record, rev, wait=self.render_wait if block else 0):
+        wait = self.render_wait if block and phase == "done" else 0
+        if self.ensure_rendered(record, rev, wait=wait) and phase == "done":
             return "completed", rev
+        if self._failure_now(record):
+            return "failed", None
         return "dreaming", None
+
+    def _failure_now(self, record: dict[str, Any]) -> bool:
+        """Re-read the record: did a render just store a failure in it?"""
+        try:
+            fresh = self.record(record["id"])
+        except NotFound:
+            return False
+        if fresh.get("failure") is not None:
+            record["failure"] = fresh["failure"]
+            return True
+        return False
 
     def public(self, record: dict[str, Any], base_url: str, *, block: bool,
                fresh: bool = False) -> dict[str, Any]:
@@ -267,76 +315,19 @@ class Account:
             stem = _stem(record["id"], rev)
             assets["video"] = f"{base_url}/assets/{stem}.mp4"
             assets["image"] = f"{base_url}/assets/{stem}.jpg"
+        failure = record.get("failure") if state == "failed" else None
         return {
             "id": record["id"], "generation_type": "video", "state": state,
-            "failure_reason": None, "created_at": record["created_at"],
-            "model": record["model"], "assets": assets, "request": record["request"],
+            "failure_reason": failure["reason"] if failure else None,
+            "created_at": record["created_at"], "model": record["model"], "assets": assets,
+            "request": record["request"],
         }
 
     def asset_due(self, gen_id: str, rev: int) -> dict[str, Any]:
         """Return the record if revision ``rev`` of ``gen_id`` is due; raise NotFound."""
         record = self.record(gen_id)
-        if rev >= len(record["revisions"]) or \
+        if rev >= len(record["revisions"]) or record.get("failure") is not None or \
                 self._phase(record["revisions"][rev], time.time()) != "done":
             raise NotFound(gen_id)
         return record
 
-    def ensure_rendered(self, record: dict[str, Any], rev: int, *, wait: float) -> bool:
-        """Start (once) the render of ``rev`` and wait up to ``wait`` s; True when on disk."""
-        mp4 = self.asset_path(record["id"], rev, "mp4")
-        if mp4.exists():
-            return True
-        key = _stem(record["id"], rev)
-        with self._render_lock:
-            error = self._render_errors.pop(key, None)
-            if error is not None:  # report once; the next call tries again
-                raise error
-            worker = self._renders.get(key)
-            if worker is None or not worker.is_alive():
-                worker = threading.Thread(target=self._render_worker, args=(record, rev),
-                                          name=f"render-{key}", daemon=True)
-                self._renders[key] = worker
-                worker.start()
-        if wait > 0:
-            worker.join(wait)
-        if mp4.exists():
-            return True
-        with self._render_lock:
-            error = self._render_errors.pop(key, None)
-        if error is not None:
-            raise error
-        return False
-
-    def _render_worker(self, record: dict[str, Any], rev: int) -> None:
-        """Render one revision under its lock file (another process may be at it too)."""
-        key = _stem(record["id"], rev)
-        revision = record["revisions"][rev]
-        job = RenderJob(record["request"], revision["resolution"], revision["audio_prompt"])
-        mp4 = self.asset_path(record["id"], rev, "mp4")
-        jpg = self.asset_path(record["id"], rev, "jpg")
-        try:
-            with self._slots, self._locked(f"{key}.lock"):
-                if mp4.exists():
-                    return
-                started = time.monotonic()
-                render(job, mp4, jpg)
-                log.info("rendered %s in %.2f s", key, time.monotonic() - started)
-            if not self._record_path(record["id"]).exists():  # deleted while rendering
-                mp4.unlink(missing_ok=True)
-                jpg.unlink(missing_ok=True)
-        except BaseException as exc:  # noqa: BLE001 - handed to the request that waits
-            log.exception("render of %s failed", key)
-            with self._render_lock:
-                self._render_errors[key] = exc
-        finally:
-            with self._render_lock:
-                if self._renders.get(key) is threading.current_thread():
-                    del self._renders[key]
-
-    def wait_for_renders(self, timeout: float = 30.0) -> None:
-        """Join running renders (used on stop, so no temp dirs are left behind)."""
-        deadline = time.monotonic() + timeout
-        with self._render_lock:
-            workers = list(self._renders.values())
-        for worker in workers:
-            worker.join(max(0.0, deadline - time.monotonic()))

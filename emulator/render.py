@@ -1,7 +1,10 @@
 """Procedural clips: one deterministic H.264 MP4 and a JPEG thumbnail per generation.
 
 A clip shows a background colour and two moving boxes whose colours and motion come
-from a hash of the request, the prompt text and a frame counter. The same request gives
+from a hash of the request, the prompt text and a frame counter. A clip with keyframes
+is a slow zoom/pan over the keyframe images instead: frame0 alone starts on its image
+and zooms in, frame1 alone zooms out to end on its image, both crossfade from the
+first to the second over the whole clip. The same request gives
 byte-identical files: ffmpeg runs with bitexact flags, no metadata and a pinned x264
 thread count. Text reaches drawtext through files in a private work directory with
 relative names, so no prompt or path ever needs filtergraph escaping.
@@ -39,6 +42,8 @@ class RenderJob:
     request: dict[str, Any]
     resolution: str
     audio_prompt: str | None = None  # None: no audio track (Luma video has none)
+    #: (("frame0", path), ("frame1", path)): local keyframe images, when the request has any.
+    frames: tuple[tuple[str, Path], ...] = ()
 
 
 def _palette(digest: bytes) -> dict[str, Any]:
@@ -120,17 +125,71 @@ def _command(job: RenderJob, width: int, height: int, frames: int,
         tone = look["tone"] + sum(job.audio_prompt.encode("utf-8")) % 200
         argv += ["-f", "lavfi", "-i",
                  f"sine=frequency={tone}:sample_rate=48000:duration={seconds:g}"]
-    argv += ["-filter_complex", _filtergraph(job, width, height, seconds, look),
-             "-map", "[v]", "-frames:v", str(frames),
-             "-c:v", "libx264", "-preset", "ultrafast", "-threads", _X264_THREADS,
-             "-pix_fmt", "yuv420p", "-r", str(spec.FPS)]
+    argv += ["-filter_complex", _filtergraph(job, width, height, seconds, look)]
+    return argv + _outputs(job, frames)
+
+
+#: How far a keyframe clip zooms in (1.12 = the last frame shows the middle 89%).
+_STILL_ZOOM = 0.12
+
+
+def _still_stream(index: int, direction: str, width: int, height: int, frames: int,
+                  look: dict[str, Any]) -> str:
+    """One looped image, cover-cropped to the frame, zooming in (start) or out (end).
+
+    At zoom 1 the frame is the whole cropped image, so a start frame is the image itself
+    and an end image is reached exactly on the last frame.
+    """
+    progress = f"on/{max(frames - 1, 1)}"
+    if direction == "out":
+        progress = f"(1-{progress})"
+    pan_x, pan_y = (0.25 + look["phases"][i] / 6.283 / 2 for i in (0, 1))
+    return (f"[{index}:v]scale={width}:{height}:force_original_aspect_ratio=increase,"
+            f"crop={width}:{height},setsar=1,format=yuv420p,"
+            f"zoompan=z='1+{_STILL_ZOOM}*{progress}':x='(iw-iw/zoom)*{pan_x:.4f}'"
+            f":y='(ih-ih/zoom)*{pan_y:.4f}':d=1:s={width}x{height}:fps={spec.FPS}[s{index}]")
+
+
+def _still_command(job: RenderJob, width: int, height: int, frames: int,
+                   look: dict[str, Any]) -> list[str]:
+    """The ffmpeg argv of a keyframe clip (images given as absolute paths)."""
+    images = dict(job.frames)
+    argv = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
+            "-fflags", "+bitexact"]
+    graph, names = [], [n for n in ("frame0", "frame1") if n in images]
+    for index, name in enumerate(names):
+        argv += ["-loop", "1", "-framerate", str(spec.FPS), "-i", str(images[name])]
+        direction = "in" if name == "frame0" else "out"
+        graph.append(_still_stream(index, direction, width, height, frames, look))
+    if len(names) == 2:
+        graph.append(f"[s0][s1]xfade=transition=fade:duration={(frames - 1) / spec.FPS:.6f}"
+                     ":offset=0[m]")
+    _, small_px = _font_sizes(width, height)
+    graph.append(
+        f"[{'m' if len(names) == 2 else 's0'}]"
+        f"drawtext=fontfile=font.ttf:textfile=label.txt:expansion=none:fontsize={small_px}"
+        f":fontcolor=white@0.85:x={small_px}:y={small_px},"
+        f"drawtext=fontfile=font.ttf:text='%{{n}}':fontsize={small_px}"
+        f":fontcolor=white@0.85:x=w-tw-{small_px}:y={small_px},format=yuv420p,split[v][t]")
+    if job.audio_prompt is not None:
+        tone = look["tone"] + sum(job.audio_prompt.encode("utf-8")) % 200
+        argv += ["-f", "lavfi", "-i", f"sine=frequency={tone}:sample_rate=48000"
+                 f":duration={frames / spec.FPS:g}"]
+        graph.append(f"[{len(names)}:a]volume=0.25[aud]")
+    return argv + ["-filter_complex", ";".join(graph)] + _outputs(job, frames)
+
+
+def _outputs(job: RenderJob, frames: int) -> list[str]:
+    """The output half of the argv: bit-exact H.264 MP4 (+AAC) and the JPEG thumbnail."""
+    argv = ["-map", "[v]", "-frames:v", str(frames),
+            "-c:v", "libx264", "-preset", "ultrafast", "-threads", _X264_THREADS,
+            "-pix_fmt", "yuv420p", "-r", str(spec.FPS)]
     if job.audio_prompt is not None:
         argv += ["-map", "[aud]", "-c:a", "aac", "-b:a", "96k", "-flags:a", "+bitexact"]
-    argv += ["-flags:v", "+bitexact", "-map_metadata", "-1", "-movflags", "+faststart",
-             "-f", "mp4", "out.mp4",
-             "-map", "[t]", "-frames:v", "1", "-q:v", "3", "-flags:v", "+bitexact",
-             "-map_metadata", "-1", "-f", "image2", "thumb.jpg"]
-    return argv
+    return argv + ["-flags:v", "+bitexact", "-map_metadata", "-1", "-movflags", "+faststart",
+                   "-f", "mp4", "out.mp4",
+                   "-map", "[t]", "-frames:v", "1", "-q:v", "3", "-flags:v", "+bitexact",
+                   "-map_metadata", "-1", "-f", "image2", "thumb.jpg"]
 
 
 def _prepare_workdir(workdir: Path, job: RenderJob, width: int, height: int) -> None:
@@ -163,7 +222,8 @@ def render(job: RenderJob, mp4_path: Path, jpg_path: Path) -> None:
     workdir = Path(tempfile.mkdtemp(prefix=".render-", dir=mp4_path.parent))
     try:
         _prepare_workdir(workdir, job, width, height)
-        argv = _command(job, width, height, frames, look)
+        command = _still_command if job.frames else _command
+        argv = command(job, width, height, frames, look)
         log.debug("rendering %s (%dx%d, %d frames)", mp4_path.name, width, height, frames)
         proc = subprocess.run(argv, cwd=workdir, capture_output=True, text=True)
         if proc.returncode != 0:

@@ -4,6 +4,12 @@ Every route is served at the root and under ``/dream-machine/v1``. JSON errors c
 ``{"detail": "..."}`` like the real (FastAPI) service; all invalid requests answer 400,
 so the SDK raises ``BadRequestError``. Assets (``/assets/...``) and the test counters
 (``/_emulator/stats``) need no token, as the real API's CDN URLs need none.
+
+Injected faults (see ``faults.py``) act here: a 429/500/503 answered instead of a route
+(after authentication, before anything is recorded), a create's connection closed
+without an answer before or after the generation is recorded, an MP4 download cut
+short or with flipped bytes. Test-only: ``GET/POST /_emulator/faults`` reads/replaces
+the live Faults (JSON body).
 """
 
 from __future__ import annotations
@@ -18,8 +24,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
+from pydantic import ValidationError
+
 from . import spec
-from .account import Account, NotFound, parse_asset_name
+from .account import Account, InsufficientCredits, LimitExceeded, NotFound, parse_asset_name
+from .assets import DropConnection, send_file
+from .faults import FaultInjector, Faults
 
 __all__ = ["EmulatorServer"]
 
@@ -27,14 +37,15 @@ log = logging.getLogger("reelflow.emulator.server")
 
 NOT_SUPPORTED = "not supported by the emulator yet"
 _DEFAULT_LIMIT, _MAX_LIMIT = 10, 1000
-_CHUNK = 1 << 16
+_FAULT_DETAIL = {429: "Too many requests, please retry later", 500: "Internal Server Error",
+                 503: "Service temporarily unavailable"}
 
 
 class ApiError(Exception):
-    """An error answer: HTTP status and the detail text."""
+    """An error answer: HTTP status, the detail text and extra headers."""
 
-    def __init__(self, status: int, detail: str):
-        self.status, self.detail = status, detail
+    def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None):
+        self.status, self.detail, self.headers = status, detail, headers or {}
         super().__init__(f"{status} {detail}")
 
 
@@ -44,9 +55,11 @@ class EmulatorServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], account: Account):
+    def __init__(self, address: tuple[str, int], account: Account,
+                 injector: FaultInjector | None = None):
         super().__init__(address, _Handler)
         self.account = account
+        self.injector = injector or FaultInjector()
         host, port = self.server_address[:2]
         host = "127.0.0.1" if host in ("0.0.0.0", "") else host
         self.base_url = f"http://{host}:{port}"
@@ -75,6 +88,14 @@ class EmulatorServer(ThreadingHTTPServer):
     def count(self, key: str) -> None:
         with self._counts_lock:
             self._counts[key] += 1
+
+    def stats(self) -> dict[str, Any]:
+        """Persisted account counters + this process's requests, injected faults, retries."""
+        stats = self.account.stats()
+        stats["requests"] = self.request_counts()
+        stats["injected"] = self.injector.injected()
+        stats["create_retries"] = self.injector.create_retries
+        return stats
 
     def request_counts(self) -> dict[str, int]:
         """Requests seen by this process per route (in memory, reset on restart)."""
@@ -146,17 +167,23 @@ class _Handler(BaseHTTPRequestHandler):
             if path.startswith("/assets/") and method in ("GET", "HEAD"):
                 self.server.count("asset")
                 return self._asset(path[len("/assets/"):], head=method == "HEAD")
-            if path == "/_emulator/stats" and method == "GET":
-                return self._json(200, self._stats())
+            if path.startswith("/_emulator/"):
+                return self._control(method, path, body)
             handler, match, key = self._route(method, path)
             self.server.count(key)
-            if self.headers.get("x-stainless-retry-count", "0") not in ("", "0"):
+            retried = self.headers.get("x-stainless-retry-count", "0") not in ("", "0")
+            if retried:
                 self.server.count("retries")
+                if key == "create":
+                    self.server.injector.note_create_retry()
             self._authenticate()
+            self._inject_status(key)
             status, payload = handler(match, parse_qs(url.query), body)
             self._json(status, payload)
+        except DropConnection:
+            self._drop()
         except ApiError as err:
-            self._json(err.status, {"detail": err.detail})
+            self._json(err.status, {"detail": err.detail}, err.headers)
         except spec.RequestInvalid as err:
             self._json(400, {"detail": "; ".join(err.problems)})
         except NotFound as err:
@@ -166,6 +193,40 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception:  # noqa: BLE001 - the service must answer, as a 500
             log.exception("%s %s failed", method, self.path)
             self._json(500, {"detail": "Internal Server Error"})
+
+    def _inject_status(self, key: str) -> None:
+        """Answer an injected 429/500/503 instead of the route (nothing is recorded)."""
+        status = self.server.injector.status_fault(key)
+        if status is None:
+            return
+        headers = {}
+        if status == 429:
+            headers["retry-after"] = f"{self.server.injector.faults.retry_after:g}"
+        raise ApiError(status, _FAULT_DETAIL[status], headers)
+
+    def _drop(self) -> None:
+        """Close the connection with no answer at all: the client sees it disconnect."""
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def _control(self, method: str, path: str, body: bytes) -> None:
+        """The test-only routes: stats, and reading/replacing the live faults."""
+        injector = self.server.injector
+        if path == "/_emulator/stats" and method == "GET":
+            return self._json(200, self._stats())
+        if path == "/_emulator/faults" and method == "GET":
+            return self._json(200, injector.faults.model_dump())
+        if path == "/_emulator/faults" and method == "POST":
+            try:
+                faults = Faults.model_validate(self._parse_json(body) or {})
+            except ValidationError as err:
+                raise ApiError(400, f"faults: {err}") from None
+            injector.set(faults)
+            return self._json(200, faults.model_dump())
+        raise ApiError(404, "Not Found")
 
     def _read_body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
@@ -186,9 +247,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.count("unauthorized")
             raise ApiError(401, "Invalid or missing bearer token")
 
-    def _json(self, status: int, payload: Any) -> None:
+    def _json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
         data = b"" if status == 204 else json.dumps(payload).encode("utf-8")
         self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         if status != 204:
             self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -204,9 +267,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise ApiError(400, "body: invalid JSON") from None
 
     def _stats(self) -> dict[str, Any]:
-        stats = self.server.account.stats()
-        stats["requests"] = self.server.request_counts()
-        return stats
+        return self.server.stats()
 
     # -- routes ------------------------------------------------------------------------
 
@@ -226,8 +287,23 @@ class _Handler(BaseHTTPRequestHandler):
         payload = self._parse_json(body)
         if isinstance(payload, dict) and payload.get("generation_type") not in (None, "video"):
             raise ApiError(400, f"generation_type {payload['generation_type']!r}: {NOT_SUPPORTED}")
-        account = self.server.account
-        record = account.create(payload)
+        injector, account = self.server.injector, self.server.account
+        if injector.drop_before_create():
+            raise DropConnection()
+        spec.validate_video_request(payload)  # a refused request draws no failure
+        try:
+            record = account.create(payload, latency=injector.latency(account.latency),
+                                    failure=lambda: injector.failure_for(payload.get("prompt")),
+                                    limits=injector.faults)
+        except LimitExceeded as err:
+            injector.count("limit_429")
+            raise ApiError(429, err.detail, {"retry-after": str(err.retry_after)}) from None
+        except InsufficientCredits as err:
+            injector.count("insufficient_credits")
+            raise ApiError(402, err.args[0]) from None
+        account.prefetch_images(record)
+        if injector.drop_after_create():
+            raise DropConnection()  # recorded and billed; the client never hears of it
         # A create always answers "queued", as the API does; rendering stays lazy.
         return 201, account.public(record, self.server.base_url, block=False, fresh=True)
 
@@ -273,7 +349,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _revise(self, gen_id: str, kind: str, body: bytes) -> tuple[int, Any]:
         account = self.server.account
-        record = account.revise(gen_id, kind, self._parse_json(body) or {})
+        record = account.revise(gen_id, kind, self._parse_json(body) or {},
+                                latency=self.server.injector.latency(account.latency))
         return 201, account.public(record, self.server.base_url, block=False)
 
     # -- assets ------------------------------------------------------------------------
@@ -290,48 +367,13 @@ class _Handler(BaseHTTPRequestHandler):
             record = account.asset_due(gen_id, rev)
             if not account.ensure_rendered(record, rev, wait=account.render_wait):
                 raise ApiError(503, "asset is still rendering")
-        self._send_file(path, "video/mp4" if ext == "mp4" else "image/jpeg", head=head)
-
-    def _send_file(self, path: Any, content_type: str, *, head: bool) -> None:
-        """Send a file whole or one ``Range: bytes=a-b`` of it."""
+        fault = None
+        if ext == "mp4" and not head:  # download faults hit clips, not thumbnails
+            injector = self.server.injector
+            fault = "truncate" if injector.truncate_download() else \
+                "corrupt" if injector.corrupt_download() else None
         try:
-            fh = open(path, "rb")
+            send_file(self, path, "video/mp4" if ext == "mp4" else "image/jpeg", head=head,
+                      fault=fault)
         except FileNotFoundError:  # deleted in between
             raise ApiError(404, "Not Found") from None
-        with fh:
-            size = fh.seek(0, 2)
-            start, end = 0, size - 1
-            ranged = re.match(r"^bytes=(\d*)-(\d*)$", self.headers.get("Range") or "")
-            if ranged and (ranged[1] or ranged[2]):
-                if ranged[1]:
-                    start, end = int(ranged[1]), min(int(ranged[2] or end), end)
-                else:  # suffix range: the last N bytes
-                    start = max(0, size - int(ranged[2]))
-                if start > end:
-                    self.send_response(416)
-                    self.send_header("Content-Range", f"bytes */{size}")
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-            self.send_response(206 if ranged and (ranged[1] or ranged[2]) else 200)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Accept-Ranges", "bytes")
-            self.send_header("Content-Length", str(end - start + 1))
-            if ranged and (ranged[1] or ranged[2]):
-                self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
-            self.end_headers()
-            if not head:
-                fh.seek(start)
-                _copy_range(fh, self.wfile, end - start + 1)
-
-
-def _copy_range(src: Any, dst: Any, length: int) -> None:
-    """Copy ``length`` bytes in chunks (shutil.copyfileobj has no length limit)."""
-    remaining = length
-    while remaining > 0:
-        chunk = src.read(min(_CHUNK, remaining))
-        if not chunk:
-            break
-        dst.write(chunk)
-        remaining -= len(chunk)
-
