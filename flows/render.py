@@ -125,6 +125,12 @@ def _overlays(shot) -> tuple[TextOverlaySpec, ...]:
                             colour=text.colour, start_s=text.start, end_s=text.end),)
 
 
+def _clip_metadata(shots: list[ShotResult], items: list[TimelineItem]) -> list[dict]:
+    """Per timeline item, what the OTIO clip records (stable across reruns: no run status)."""
+    by_id = {s.id: s.model_dump(mode="json", exclude={"id", "status", "cost_usd"}) for s in shots}
+    return [by_id[item.label] for item in items]
+
+
 def _shot_results(plan: RenderPlan, clips: dict[str, Clip | Refused]) -> list[ShotResult]:
     results = []
     for shot in plan.shots:
@@ -197,7 +203,7 @@ def render_sequence(shotlist_path: str, profile: str = "final", out: str | None 
     shots = _shot_results(plan, clips)
     extras = deliver_extras.with_options(task_run_name=f"deliver[{shotlist.source.stem}]")(
         result.path, items, fmt, name=shotlist.title or shotlist.source.stem,
-        metadata=[s.model_dump(mode="json", exclude={"id", "status", "cost_usd"}) for s in shots],
+        metadata=_clip_metadata(shots, items),
         mezzanine=mezzanine)
     paid = [s for s in shots if s.status == "paid"]
     log.info("Wrote %s (%.2fs): %d paid, %d cached, $%.2f", result.path, result.duration_s,

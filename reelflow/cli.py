@@ -46,8 +46,10 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--out", type=Path, default=None)
     compare.add_argument("--json", action="store_true")
     commands.add_parser("schema", help="print the shot list's JSON Schema")
-    emulator = commands.add_parser("emulator", help="run the Luma API emulator", add_help=False)
-    emulator.add_argument("args", nargs=argparse.REMAINDER)
+    for name, text in (("emulator", "run the Luma API emulator"),
+                       ("serve", "serve the render and production deployments (schedules)"),
+                       ("deploy", "register the deployments for a work pool")):
+        commands.add_parser(name, help=text, add_help=False).add_argument("args", nargs=argparse.REMAINDER)
     return parser
 
 
@@ -153,6 +155,10 @@ def main(argv: list[str] | None = None) -> int:
         from reelflow.emulator import main as emulator_main
 
         return emulator_main(argv[1:])
+    if argv[:1] in (["serve"], ["deploy"]):
+        from reelflow.deployments.serve import main_deploy, main_serve
+
+        return (main_serve if argv[0] == "serve" else main_deploy)(argv[1:])
     args = _parser().parse_args(argv)
     handler = {"render": _cmd_render, "plan": _cmd_plan, "schema": _cmd_schema,
                "compare": _cmd_compare}[args.command]

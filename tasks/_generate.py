@@ -29,6 +29,8 @@ __all__ = ["DEFAULT_RESUBMITS", "download", "generate", "wait"]
 MAX_POLL_INTERVAL_S = 8.0
 #: A generation still not finished after this long is given up on (it stays recorded).
 DEFAULT_WAIT_DEADLINE_S = 30 * 60
+#: Consecutive failed polls (after the SDK's own retries) before a wait gives up.
+MAX_TRANSIENT_POLL_ERRORS = 8
 #: How many times a generic (non-moderation) failure is resubmitted.
 DEFAULT_RESUBMITS = 2
 
@@ -61,8 +63,20 @@ def wait(client: lumaai.LumaAI, generation_id: str, *, shot_id: str, not_video: 
     log = _logger()
     interval, last_state = 0.25, None
     give_up = time.monotonic() + deadline_s
+    transient = 0
     while True:
-        generation = client.generations.get(generation_id)
+        try:
+            generation = client.generations.get(generation_id)
+            transient = 0
+        except (lumaai.APIConnectionError, lumaai.RateLimitError, lumaai.InternalServerError) as exc:
+            # The wait is what gets retried, never the create: keep polling through blips.
+            transient += 1
+            if transient > MAX_TRANSIENT_POLL_ERRORS or time.monotonic() > give_up:
+                raise
+            log.info("Shot %s: poll of %s failed (%s); retrying", shot_id, generation_id,
+                     type(exc).__name__)
+            time.sleep(min(0.5 * 2 ** transient, MAX_POLL_INTERVAL_S))
+            continue
         state = generation.state
         if state == "completed" and not_video and generation.assets.video == not_video:
             state = "dreaming"
@@ -90,7 +104,7 @@ def _redact(url: str) -> str:
     return url.split("?", 1)[0]
 
 
-def download(url: str, store: ClipStore, *, attempts: int = 3) -> Clip:
+def download(url: str, store: ClipStore, *, attempts: int = 6) -> Clip:
     """Stream the video into the store, verify size and that it decodes, return the Clip.
 
     A short, corrupt or undecodable file never enters the store; it is fetched again.

@@ -1,23 +1,63 @@
 """The content-addressed clip store: media files named by their SHA-256.
 
-Local directory for now (REELFLOW_HOME/clips by default); Prefect results stay
-tiny records that point here.
+Two shapes, one class:
+
+- **local** (the default): files under REELFLOW_HOME/clips as ``<sha[:2]>/<sha><.ext>``.
+- **S3** (``REELFLOW_STORE=s3://bucket/prefix``): objects at
+  ``<prefix>/<sha[:2]>/<sha><.ext>``, written only if absent, with the local directory
+  kept as a read-through cache, so ``path_for`` always names a local file once
+  ``has`` (or ``fetch``) said yes. Endpoint from REELFLOW_S3_ENDPOINT_URL (or
+  AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL); credentials from boto3's own chain and
+  never stored or logged.
+
+Prefect results stay tiny records that point here. Local keyframe images reach the
+API through ``image_url_for``: a presigned GET URL from S3, or, for a local store and
+a loopback emulator only, a URL served by ``reelflow.tasks._asset_server``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
+import mimetypes
 import os
+import re
+import shutil
 import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from reelflow.config import reelflow_home
+from reelflow.errors import DownloadError, StoreNotConfigured
 
-__all__ = ["ClipStore", "atomic_write_path", "sha256_file"]
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "STORE_ENV",
+    "ClipStore",
+    "atomic_write_path",
+    "image_url_for",
+    "require_remote_urls",
+    "sha256_file",
+]
 
+_log = logging.getLogger("reelflow.tasks.store")
 _CHUNK = 1 << 20
+
+#: The environment variable that selects the store (unset: local; ``s3://bucket/prefix``: S3).
+STORE_ENV = "REELFLOW_STORE"
+#: Where an S3-compatible endpoint is looked up, first match wins.
+ENDPOINT_ENVS = ("REELFLOW_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+#: Keyframe image types the Luma API accepts.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+
+_SHA = re.compile(r"[0-9a-f]{64}")
+_SUFFIX = re.compile(r"\.[a-z0-9]{1,8}")
+
+_S3_HINT = ("set REELFLOW_STORE=s3://bucket/prefix (plus REELFLOW_S3_ENDPOINT_URL for an "
+            "S3-compatible server other than AWS) and AWS credentials (AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)")
 
 
 def sha256_file(path: Path) -> str:
@@ -38,46 +78,268 @@ def atomic_write_path(target: Path, suffix: str = "") -> Path:
     return Path(name)
 
 
+def _checked(sha256: str, suffix: str) -> tuple[str, str]:
+    """Refuse anything that is not a hex hash and a short lower-case extension (no traversal)."""
+    if not _SHA.fullmatch(sha256 or ""):
+        raise ValueError(f"not a SHA-256 hex digest: {sha256!r}")
+    if not _SUFFIX.fullmatch(suffix or ""):
+        raise ValueError(f"not a file extension like '.mp4': {suffix!r}")
+    return sha256, suffix
+
+
 class ClipStore(BaseModel):
-    """A local, content-addressed store of clips.
+    """A content-addressed store of clips and images: a local directory, optionally backed by S3.
+
+    Holds no secrets: S3 credentials come from boto3's chain when a call needs them.
 
     Example:
         ```python
-        store = ClipStore.default()
+        store = ClipStore.default()            # REELFLOW_STORE=s3://bucket/prefix selects S3
         sha = store.put_file(Path("clip.mp4"))
-        assert store.path_for(sha).exists()
+        assert store.has(sha) and store.path_for(sha).exists()
+        url = store.presigned_url(sha, suffix=".mp4", expires_s=600)
         ```
     """
 
-    root: Path = Field(description="Directory that holds the clips.")
+    root: Path = Field(description="Local directory that holds the clips (the cache, with S3).")
+    bucket_name: str | None = Field(default=None, description="S3 bucket; None for a local store.")
+    bucket_folder: str = Field(default="", description="Key prefix inside the bucket.")
+    endpoint_url: str | None = Field(default=None, description="S3-compatible endpoint URL.")
+    region_name: str | None = Field(default=None, description="S3 signing region.")
+
+    @field_validator("bucket_folder")
+    @classmethod
+    def _strip_folder(cls, value: str) -> str:
+        return value.strip("/")
+
+    # -- construction -------------------------------------------------------------------------
 
     @classmethod
     def default(cls) -> "ClipStore":
-        """The store under REELFLOW_HOME."""
-        return cls(root=reelflow_home() / "clips")
+        """The configured store: S3 when REELFLOW_STORE=s3://bucket/prefix, else local.
+
+        The local directory is REELFLOW_HOME/clips either way (with S3 it is the cache).
+        """
+        spec = os.environ.get(STORE_ENV, "").strip()
+        root = reelflow_home() / "clips"
+        return cls.from_url(spec, root=root) if spec else cls(root=root)
+
+    @classmethod
+    def from_url(cls, url: str, *, root: Path | None = None,
+                 endpoint_url: str | None = None, region_name: str | None = None) -> "ClipStore":
+        """An S3 store from ``s3://bucket/prefix``; the endpoint defaults to the environment's."""
+        parts = urlsplit(url)
+        if parts.scheme != "s3" or not parts.netloc:
+            raise StoreNotConfigured(f"{STORE_ENV}={url!r} is not understood: use "
+                                     "s3://bucket/prefix, or unset it for the local store")
+        endpoint = endpoint_url or next((os.environ[n] for n in ENDPOINT_ENVS if os.environ.get(n)),
+                                        None)
+        return cls(root=root or reelflow_home() / "clips", bucket_name=parts.netloc,
+                   bucket_folder=parts.path, endpoint_url=endpoint, region_name=region_name)
+
+    @property
+    def is_s3(self) -> bool:
+        """True when S3 is the store of record (and the local directory a cache)."""
+        return bool(self.bucket_name)
+
+    # -- naming -------------------------------------------------------------------------------
 
     def _resolve_path(self, sha256: str, suffix: str = ".mp4") -> Path:
+        """The one place a local file name is decided."""
+        _checked(sha256, suffix)
         return self.root / sha256[:2] / f"{sha256}{suffix}"
 
-    def path_for(self, sha256: str) -> Path:
-        """Where the clip with this hash lives (whether or not it is there)."""
-        return self._resolve_path(sha256)
+    def object_key(self, sha256: str, suffix: str = ".mp4") -> str:
+        """The S3 key for a hash: ``<prefix>/<sha[:2]>/<sha><.ext>``."""
+        _checked(sha256, suffix)
+        name = f"{sha256[:2]}/{sha256}{suffix}"
+        return f"{self.bucket_folder}/{name}" if self.bucket_folder else name
 
-    def has(self, sha256: str) -> bool:
-        """True when the clip is in the store."""
-        return self._resolve_path(sha256).is_file()
+    def uri_for(self, sha256: str, suffix: str = ".mp4") -> str:
+        """Where the file lives for good: ``s3://bucket/key`` or a local ``file://`` URI."""
+        if self.is_s3:
+            return f"s3://{self.bucket_name}/{self.object_key(sha256, suffix)}"
+        return self._resolve_path(sha256, suffix).resolve().as_uri()
+
+    def path_for(self, sha256: str, suffix: str = ".mp4") -> Path:
+        """Where the file with this hash lives locally (whether or not it is there)."""
+        return self._resolve_path(sha256, suffix)
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def has(self, sha256: str, suffix: str = ".mp4", *, download: bool = True) -> bool:
+        """True when the store holds the file; with S3 it is then also in the local cache.
+
+        ``download=False`` only asks S3 (a HEAD) and leaves the cache alone: for planning,
+        which needs to know, not to read.
+
+        Raises:
+            DownloadError: the S3 object does not match its hash.
+            botocore.exceptions.ClientError: S3 failed other than "not found" (never read
+                as absent: an absent clip can mean paying for it again).
+        """
+        target = self._resolve_path(sha256, suffix)
+        if target.is_file():
+            return True
+        if not self.is_s3:
+            return False
+        if not download:
+            from reelflow.tasks import _s3
+
+            return _s3.exists(self._client(), self.bucket_name, self.object_key(sha256, suffix))
+        return self._download(sha256, suffix, target)
+
+    def fetch(self, sha256: str, suffix: str = ".mp4") -> Path:
+        """The local path of a stored file, downloading it from S3 first when needed.
+
+        Raises:
+            FileNotFoundError: the store does not hold it.
+        """
+        if not self.has(sha256, suffix):
+            raise FileNotFoundError(f"{sha256}{suffix} is not in the clip store "
+                                    f"({self.uri_for(sha256, suffix)})")
+        return self._resolve_path(sha256, suffix)
+
+    def _download(self, sha256: str, suffix: str, target: Path) -> bool:
+        """S3 → local cache, verified and atomic; False when the object does not exist."""
+        from reelflow.tasks import _s3
+
+        staging = atomic_write_path(target)
+        try:
+            if not _s3.download(self._client(), self.bucket_name, self.object_key(sha256, suffix),
+                                staging):
+                return False
+            if sha256_file(staging) != sha256:
+                raise DownloadError(f"{self.uri_for(sha256, suffix)} does not match its SHA-256")
+            os.replace(staging, target)
+            _log.debug("fetched %s into the local cache", self.uri_for(sha256, suffix))
+            return True
+        finally:
+            staging.unlink(missing_ok=True)
+
+    # -- writes -------------------------------------------------------------------------------
 
     def staging_path(self, suffix: str = ".mp4") -> Path:
         """A temp file inside the store, on the same filesystem, for downloads."""
         return atomic_write_path(self.root / "tmp" / f"incoming{suffix}")
 
-    def put_file(self, path: Path) -> str:
-        """Move ``path`` into the store under its hash (atomically) and return the hash."""
+    def put_file(self, path: Path, *, suffix: str = ".mp4", keep_source: bool = False) -> str:
+        """Put a file into the store under its hash (atomically) and return the hash.
+
+        Args:
+            path: The file. It is moved in, unless ``keep_source``.
+            suffix: The stored extension (".mp4" for clips, the image's own for keyframes).
+            keep_source: Copy instead of move (for user files such as keyframe images).
+
+        With S3 the object is uploaded only if absent (``IfNoneMatch="*"``), and the
+        local copy stays as the cache.
+        """
+        path = Path(path)
         sha = sha256_file(path)
-        target = self._resolve_path(sha)
+        target = self._resolve_path(sha, suffix)
         target.parent.mkdir(parents=True, exist_ok=True)
         if target.is_file():
-            path.unlink()
+            if not keep_source:
+                path.unlink()
+        elif keep_source:
+            staging = atomic_write_path(target)
+            try:
+                shutil.copyfile(path, staging)
+                os.replace(staging, target)
+            finally:
+                staging.unlink(missing_ok=True)
         else:
             os.replace(path, target)
+        if self.is_s3:
+            self._upload(sha, suffix, target)
         return sha
+
+    def _upload(self, sha256: str, suffix: str, source: Path) -> None:
+        """Upload once: a HEAD skips sending bytes that are there; the PUT is conditional anyway."""
+        from reelflow.tasks import _s3
+
+        client, key = self._client(), self.object_key(sha256, suffix)
+        if _s3.exists(client, self.bucket_name, key):
+            return
+        content_type = mimetypes.guess_type(f"x{suffix}")[0] or "application/octet-stream"
+        _s3.put_if_absent(client, self.bucket_name, key, source, content_type)
+
+    def _client(self):
+        from reelflow.tasks import _s3
+
+        return _s3.client_for(self.endpoint_url, self.region_name)
+
+    # -- URLs the API can fetch -----------------------------------------------------------------
+
+    def presigned_url(self, sha256: str, *, suffix: str = ".mp4", expires_s: int = 3600) -> str:
+        """A URL that GETs the stored file: presigned (expiring) on S3, loopback when local.
+
+        The loopback URL is served by this process's asset server and only reachable
+        from this machine; see ``require_remote_urls``.
+
+        Raises:
+            FileNotFoundError: a local store does not hold the file.
+        """
+        if self.is_s3:
+            from reelflow.tasks import _s3
+
+            return _s3.presign_get(self._client(), self.bucket_name,
+                                   self.object_key(sha256, suffix), expires_s)
+        if not self._resolve_path(sha256, suffix).is_file():
+            raise FileNotFoundError(f"{sha256}{suffix} is not in the clip store {self.root}")
+        from reelflow.tasks._asset_server import asset_url
+
+        return asset_url(self.root, sha256, suffix)
+
+    def require_remote_urls(self, loopback_ok: bool = False) -> None:
+        """Check, before any spend, that local images can be turned into fetchable URLs.
+
+        Args:
+            loopback_ok: The API runs on this machine (embedded or loopback emulator),
+                so a loopback URL will do.
+
+        Raises:
+            StoreNotConfigured: the store is local and the API is remote, or S3 is
+                selected but no AWS credentials are found; the message says what to set.
+        """
+        if self.is_s3:
+            from reelflow.tasks import _s3
+
+            if not _s3.credentials_available():
+                raise StoreNotConfigured(
+                    f"{STORE_ENV} selects s3://{self.bucket_name} but no AWS credentials were "
+                    "found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)")
+            return
+        if not loopback_ok:
+            raise StoreNotConfigured(
+                "local keyframe images must reach the Luma API by URL, and the clip store is "
+                f"local ({self.root}): {_S3_HINT}; or give the keyframe as an https:// URL")
+
+    def image_url_for(self, path: Path, *, loopback_ok: bool = False, expires_s: int = 3600) -> str:
+        """Put a local PNG/JPEG/WebP into the store (keeping its extension) and return a URL for it.
+
+        A presigned S3 URL, or with a local store and ``loopback_ok`` the asset server's URL.
+
+        Raises:
+            StoreNotConfigured: see ``require_remote_urls``.
+            ValueError: not a PNG, JPEG or WebP file name.
+        """
+        self.require_remote_urls(loopback_ok)
+        path = Path(path)
+        suffix = path.suffix.lower()
+        if suffix not in IMAGE_SUFFIXES:
+            raise ValueError(f"{path}: keyframe images must be one of {', '.join(IMAGE_SUFFIXES)}")
+        sha = self.put_file(path, suffix=suffix, keep_source=True)
+        return self.presigned_url(sha, suffix=suffix, expires_s=expires_s)
+
+
+def require_remote_urls(loopback_ok: bool = False, *, store: ClipStore | None = None) -> None:
+    """``ClipStore.require_remote_urls`` on the configured store (see there)."""
+    (store or ClipStore.default()).require_remote_urls(loopback_ok)
+
+
+def image_url_for(path: Path, *, loopback_ok: bool = False, store: ClipStore | None = None,
+                  expires_s: int = 3600) -> str:
+    """``ClipStore.image_url_for`` on the configured store (see there)."""
+    return (store or ClipStore.default()).image_url_for(path, loopback_ok=loopback_ok,
+                                                        expires_s=expires_s)

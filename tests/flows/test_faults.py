@@ -1,0 +1,109 @@
+"""The fault matrix: a hostile emulator, and still every generation is paid once.
+
+Each row renders the same 3-shot list against a fresh emulator with one fault injected
+(seeded, so the same creates are hit every run), counts the generations the account
+created, and checks the output. The table is printed at the end (`pytest -s` shows it).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from reelflow.emulator import Emulator, Faults
+from reelflow.errors import ModerationRefused
+from tests.helpers import TEST_KEY, media_facts, write_shotlist
+
+pytestmark = pytest.mark.usefixtures("prefect_api")
+
+SHOTS = [
+    {"id": "one", "prompt": "Fog rolls over a mountain pass", "resolution": "540p",
+     "transition": {"type": "crossfade", "duration": 0.5}},
+    {"id": "two", "prompt": "A hawk circles above the valley", "resolution": "540p"},
+    {"id": "three", "prompt": "Rain on a tin roof at night", "resolution": "540p"},
+]
+FRAMES = 15 * 24 - 12
+TABLE: list[tuple] = []
+
+# (name, faults, seed, expected created as a function of the injected counts)
+MATRIX = [
+    ("none", Faults(), 0, lambda i: 3),
+    ("429 on creates", Faults(rate_429=0.5, status_routes=["create"]), 14, lambda i: 3),
+    ("500/503 on every route", Faults(rate_500=0.15, rate_503=0.15), 14, lambda i: 3),
+    ("drop before create", Faults(drop_before_create=0.5), 14, lambda i: 3),
+    ("drop after create", Faults(drop_after_create=0.5), 14, lambda i: 3),
+    ("Job failed", Faults(fail_rate=0.5), 14, lambda i: 3 + i.get("fail_rate", 0)),
+    ("truncated downloads", Faults(truncate_download_rate=0.5), 14, lambda i: 3),
+    ("corrupt downloads", Faults(corrupt_download_rate=0.5), 14, lambda i: 3),
+    ("jitter", Faults(latency_jitter=1.0), 14, lambda i: 3),
+]
+
+
+@pytest.fixture()
+def faulty(tmp_path, monkeypatch):
+    """A fresh emulator per row (its own seeded RNG), pointed at by the SDK's env."""
+    emulators = []
+
+    def start(faults: Faults, seed: int, latency: float = 0.0) -> Emulator:
+        emu = Emulator(tmp_path / f"account{len(emulators)}", latency=latency, faults=faults, seed=seed)
+        emu.start()
+        emulators.append(emu)
+        monkeypatch.setenv("LUMAAI_API_KEY", TEST_KEY)
+        monkeypatch.setenv("LUMAAI_BASE_URL", emu.base_url)
+        return emu
+
+    yield start
+    for emu in emulators:
+        emu.stop()
+
+
+@pytest.mark.parametrize("name,faults,seed,expected", MATRIX, ids=[row[0] for row in MATRIX])
+def test_fault_matrix(name, faults, seed, expected, tmp_path, home, faulty):
+    from reelflow.flows.render import render_sequence
+    from reelflow.tasks._probe import probe
+
+    emu = faulty(faults, seed, latency=0.5 if name == "jitter" else 0.0)
+    path = write_shotlist(tmp_path, SHOTS)
+
+    report = render_sequence(str(path))
+
+    stats = emu.stats()
+    injected = stats["injected"]
+    want = expected(injected)
+    frames = media_facts(report.output)["frames"]
+    TABLE.append((name, sum(injected.values()), stats["created"], want, frames == FRAMES))
+    assert name in ("none", "jitter") or sum(injected.values()) > 0, "the fault never fired"
+    assert stats["created"] == want
+    assert report.generated == 3
+    assert frames == FRAMES
+    for clip in (home / "clips").glob("*/*.mp4"):  # nothing short or corrupt entered the store
+        assert probe(clip).frames == 120
+
+
+def test_moderation_policies(tmp_path, home, faulty):
+    from reelflow.flows.render import render_sequence
+
+    emu = faulty(Faults(moderation_pattern="hawk"), 0)
+    path = write_shotlist(tmp_path, SHOTS)
+
+    with pytest.raises(ModerationRefused) as refused:
+        render_sequence(str(path))
+    assert refused.value.shot_id == "two" and "moderation" in refused.value.failure_reason
+    created = emu.stats()["created"]
+    assert created == 3  # refused once, never resubmitted
+
+    skipped = render_sequence(str(path), on_moderation="skip")
+    assert media_facts(skipped.output)["frames"] == 10 * 24 - 12
+    assert [r.status for r in skipped.shot_results] == ["cached", "refused", "cached"]
+
+    slate = render_sequence(str(path), on_moderation="placeholder")
+    assert media_facts(slate.output)["frames"] == FRAMES
+    # the refusal is recorded: neither policy run pays for the refused shot again
+    assert emu.stats()["created"] == created
+
+
+def test_zz_print_fault_table():
+    """Prints the matrix (run last in this module)."""
+    print("\nfault                     injected  created  expected  output ok")
+    for name, injected, created, want, ok in TABLE:
+        print(f"{name:<25} {injected:>8} {created:>8} {want:>9}  {ok}")
+    assert len(TABLE) == len(MATRIX) and all(row[2] == row[3] and row[4] for row in TABLE)

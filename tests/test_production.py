@@ -1,0 +1,107 @@
+"""produce(): a folder of shot lists, each rendered only when its shots, edits or inputs changed."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import SHARED, write_shotlist
+
+LIST_A = [{"id": "kite", "prompt": "A red kite over green hills", "resolution": "540p"}]
+LIST_B = [{"id": "boat", "prompt": "A blue boat on a calm lake", "resolution": "540p"}]
+
+
+def _write(folder: Path, name: str, shots: list[dict]) -> Path:
+    stem = Path(name).stem
+    return write_shotlist(folder, shots, name=name,
+                          output={"path": f"renders/{stem}.mp4", "resolution": "540p", "fps": 24})
+
+
+def _produce(folder: Path, **kwargs):
+    from reelflow.flows.production import produce
+
+    return produce(str(folder), **kwargs)
+
+
+def _names(paths) -> list[str]:
+    return sorted(Path(p).name for p in paths)
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_renders_changed_lists_only(tmp_path, home, luma_env):
+    folder = tmp_path / "lists"
+    folder.mkdir()
+    _write(folder, "a.yaml", LIST_A)
+    _write(folder, "b.yml", LIST_B)
+    (folder / "notes.txt").write_text("not a shot list")
+    start = luma_env.created_count()
+
+    first = _produce(folder)
+    assert _names(r.shotlist for r in first.rendered) == ["a.yaml", "b.yml"]
+    assert (first.skipped, first.failed) == ([], [])
+    assert luma_env.created_count() - start == 2
+    assert (folder / "renders" / "a.mp4").is_file() and (folder / "renders" / "b.mp4").is_file()
+    assert first.cost_usd > 0
+
+    second = _produce(folder)
+    assert (second.rendered, _names(second.skipped)) == ([], ["a.yaml", "b.yml"])
+    assert luma_env.created_count() - start == 2  # nothing created, nothing rendered
+
+    _write(folder, "a.yaml", [dict(LIST_A[0], prompt="A yellow kite over green hills")])
+    third = _produce(folder)
+    assert _names(r.shotlist for r in third.rendered) == ["a.yaml"]
+    assert _names(third.skipped) == ["b.yml"]
+    assert luma_env.created_count() - start == 3  # exactly the edited shot
+
+    (folder / "renders" / "b.mp4").write_bytes(b"damaged")  # output changed: rebuilt from cache
+    fourth = _produce(folder)
+    assert _names(r.shotlist for r in fourth.rendered) == ["b.yml"]
+    assert fourth.rendered[0].generated == 0 and fourth.rendered[0].cached == 1
+    assert luma_env.created_count() - start == 3
+    assert (folder / "renders" / "b.mp4").stat().st_size > 1000
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_bad_list_is_reported_and_good_list_renders(tmp_path, home, luma_env):
+    folder = tmp_path / "lists"
+    folder.mkdir()
+    _write(folder, "good.yaml", LIST_A)
+    (folder / "bad.yaml").write_text("version: 1\nshots:\n  - id: x\n    prompt: hi\n    colour: red\n")
+    (folder / "broken.json").write_text("{not json")
+    start = luma_env.created_count()
+
+    summary = _produce(folder)
+
+    assert _names(r.shotlist for r in summary.rendered) == ["good.yaml"]
+    assert _names(f.shotlist for f in summary.failed) == ["bad.yaml", "broken.json"]
+    bad = next(f for f in summary.failed if f.shotlist.endswith("bad.yaml"))
+    assert bad.problems and all(line.startswith("bad.yaml: ") for line in bad.problems)
+    assert any("colour" in line for line in bad.problems)
+    broken = next(f for f in summary.failed if f.shotlist.endswith("broken.json"))
+    assert broken.problems[0].startswith("broken.json: ")
+    assert luma_env.created_count() - start == 1
+
+
+def test_missing_folder_is_refused(tmp_path):
+    from reelflow.errors import ReelflowError
+    from reelflow.flows.production import find_shotlists
+
+    with pytest.raises(ReelflowError, match="does not exist"):
+        find_shotlists(tmp_path / "nowhere")
+
+
+def test_fingerprint_follows_referenced_images_and_profile(tmp_path):
+    from reelflow.flows.production import fingerprint
+    from reelflow.flows.shotlist import load_shotlist
+
+    shutil.copytree(SHARED / "shotlists", tmp_path / "lists")
+    path = tmp_path / "lists" / "keyframes.yaml"
+    before = fingerprint(path, load_shotlist(path), "final")
+    assert fingerprint(path, load_shotlist(path), "final") == before
+    assert fingerprint(path, load_shotlist(path), "draft") != before
+
+    coast = tmp_path / "lists" / "assets" / "coast.png"  # same path, different picture
+    coast.write_bytes((tmp_path / "lists" / "assets" / "bottle.png").read_bytes())
+    assert fingerprint(path, load_shotlist(path), "final") != before
