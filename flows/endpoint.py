@@ -81,3 +81,27 @@ def image_url_resolver(plan):
     store = ClipStore.default()
     store.require_remote_urls(loopback_ok=loopback_ok)
     return functools.partial(store.image_url_for, loopback_ok=loopback_ok)
+
+
+def check_credits(credentials, to_spend_usd: float) -> float | None:
+    """Before any spend: the account's credit balance where the API offers it.
+
+    Raises GenerationFailed when there is something to pay for and the balance is
+    empty. Credits are the API's own unit (not USD), so only an empty balance is
+    refused; the balance is returned for the log.
+    """
+    import lumaai
+
+    from reelflow.errors import GenerationFailed
+
+    if to_spend_usd <= 0:
+        return None
+    try:
+        balance = credentials.get_client().credits.get().credit_balance
+    except lumaai.APIError as exc:  # not offered, or not reachable now: the creates will tell
+        _log.info("credit balance not available (%s)", type(exc).__name__)
+        return None
+    if balance is not None and balance <= 0:
+        raise GenerationFailed(f"the Luma account has no credits left (balance {balance}); "
+                               f"this render would pay about ${to_spend_usd:.2f}. Nothing was submitted.")
+    return balance

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from reelflow.config import DEFAULT_CONCURRENCY
 from reelflow.flows.deliverables import deliver_extras
-from reelflow.flows.endpoint import image_url_resolver, luma_credentials
+from reelflow.flows.endpoint import check_credits, image_url_resolver, luma_credentials
 from reelflow.flows.report import publish_summary
 from reelflow.flows.generation import Refused, generate_all
 from reelflow.flows.observe import emit, ensure_limits
@@ -189,6 +189,9 @@ def render_sequence(shotlist_path: str, profile: str = "final", out: str | None 
              sum(s.status == "to generate" for s in plan.shots), plan.cost_usd)
     store = ClipStore.default()
     policy = on_moderation or shotlist.on_moderation
+    balance = check_credits(credentials, plan.cost_usd)
+    if balance is not None:
+        log.info("Account credit balance: %s", balance)
     ensure_limits()
     clips = generate_all(plan, credentials=credentials, store=store, image_url=image_url,
                          on_moderation=policy, sequence=shotlist.source.stem)

@@ -32,7 +32,9 @@ CLOCK_SKEW_S = 120
 #: How many of the newest generations reconciliation looks through.
 RECONCILE_WINDOW = 50
 
-_UNKNOWN_OUTCOME = (lumaai.APIConnectionError, lumaai.InternalServerError)  # timeouts included
+#: Errors after which the create may or may not exist (timeouts are connection errors);
+#: 408 and 409 answers are treated the same way.
+_UNKNOWN_OUTCOME = (lumaai.APIConnectionError, lumaai.InternalServerError)
 
 
 def _retry_after(exc: lumaai.APIStatusError, attempt: int) -> float:
@@ -83,7 +85,10 @@ def create_once(send: Callable[[], Any], client: lumaai.LumaAI, *, shot_id: str,
             delay = _retry_after(exc, attempt)
             _log.info("Shot %s: create rate-limited; retrying in %.1fs", shot_id, delay)
             time.sleep(delay)
-        except _UNKNOWN_OUTCOME as exc:
+        except (*_UNKNOWN_OUTCOME, lumaai.APIStatusError) as exc:
+            if isinstance(exc, lumaai.APIStatusError) and exc.status_code < 500 \
+                    and exc.status_code not in (408, 409):
+                raise _refused(exc, shot_id) from None  # 400/401/402/403/404/422: nothing made
             _log.warning("Shot %s: create outcome unknown (%s); reconciling", shot_id,
                          type(exc).__name__)
             adopted = _reconcile(reconcile, since, shot_id)
@@ -92,6 +97,14 @@ def create_once(send: Callable[[], Any], client: lumaai.LumaAI, *, shot_id: str,
             time.sleep(min(0.5 * 2 ** attempt, 10.0))
     raise GenerationFailed(f"shot {shot_id}: the create request failed {MAX_CREATE_ATTEMPTS} times "
                            "(rate limits or lost connections); nothing was adopted", shot_id=shot_id)
+
+
+def _refused(exc: lumaai.APIStatusError, shot_id: str) -> GenerationFailed:
+    """The API refused the create outright: nothing was created, nothing to retry."""
+    detail = exc.body.get("detail") if isinstance(exc.body, dict) else None
+    return GenerationFailed(f"shot {shot_id}: the API refused the request ({exc.status_code}): "
+                            f"{detail or exc.message}", shot_id=shot_id,
+                            failure_reason=f"{exc.status_code}: {detail or exc.message}")
 
 
 def _reconcile(reconcile, since: datetime, shot_id: str) -> str | None:
