@@ -41,6 +41,8 @@ def test_teaser_renders_to_spec(tmp_path, home, luma_env):
     assert len(facts["pts_steps"]) == 1  # one constant pts step: no dropped or doubled frames
     assert abs(facts["audio_s"] - facts["video_s"]) <= 1 / 24
     assert decode_errors(report.output) == ""
+    head = report.output.read_bytes()[:1 << 20]
+    assert head.find(b"moov") < head.find(b"mdat")  # faststart: the index comes first
     assert luma_env.created_count() - before == 4
     assert (report.generated, report.cached, report.shots) == (4, 0, 5)
 
@@ -227,3 +229,18 @@ def test_music_bed_is_mixed_to_the_loudness_target(tmp_path, home, luma_env):
     facts = media_facts(report.output)
     assert abs(_integrated_lufs(report.output) - (-16)) <= 1
     assert abs(facts["audio_s"] - facts["video_s"]) <= 1 / 24
+
+
+@pytest.mark.parametrize("fps,aspect,size", [(25, "9:16", (540, 960)), (30, "1:1", (540, 540))])
+def test_output_presets_any_aspect_and_frame_rate(tmp_path, home, luma_env, fps, aspect, size):
+    path = write_shotlist(tmp_path, SMALL, output={"path": "out.mp4", "resolution": "540p",
+                                                   "aspect_ratio": aspect, "fps": fps})
+    report = _render(path)
+
+    facts = media_facts(report.output)
+    assert (facts["width"], facts["height"]) == size
+    assert facts["fps"] == fps
+    assert facts["frames"] == round((5 + 3 + 2 - 0.5) * fps)
+    assert len(facts["pts_steps"]) == 1
+    assert abs(facts["audio_s"] - facts["video_s"]) <= 1 / fps
+    assert decode_errors(report.output) == ""
