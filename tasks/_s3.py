@@ -3,19 +3,28 @@
 boto3 is imported only when an S3 store is used, and one client is kept per
 (endpoint, region, credential source): clients are thread-safe and slow to build.
 Credentials come from boto3's own chain (AWS_* environment, profile, instance
-role); nothing here logs or stores them.
+role), or explicitly as ``S3Credentials`` (from a ``ClipStoreBlock``), whose
+secrets stay ``SecretStr`` until the boto3 call. Nothing here logs or stores them,
+and the client cache is keyed by a keyed hash (HMAC with a per-process random key),
+never by the secret itself.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import os
+import secrets
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+
 __all__ = [
+    "S3Credentials",
     "client_for",
     "credentials_available",
     "download",
@@ -32,6 +41,43 @@ DEFAULT_REGION = "us-east-1"
 
 _clients: dict[tuple, Any] = {}
 _clients_lock = threading.Lock()
+#: Keys the cache fingerprints; random per process, so a fingerprint that ends up in a
+#: log or a debugger cannot be checked against guessed secrets anywhere else.
+_FINGERPRINT_KEY = secrets.token_bytes(32)
+
+
+@dataclass(frozen=True, repr=False)
+class S3Credentials:
+    """Explicit S3 credentials, in place of boto3's default chain.
+
+    The values stay ``SecretStr`` (masked in repr, str and logs) until ``client_for``
+    hands them to boto3. The object's own repr shows nothing secret either.
+    """
+
+    access_key_id: SecretStr
+    secret_access_key: SecretStr
+    session_token: SecretStr | None = None
+
+    def __repr__(self) -> str:
+        return "S3Credentials(access_key_id=SecretStr('**********'), secret_access_key=SecretStr('**********'))"
+
+    def fingerprint(self) -> str:
+        """Tell these credentials apart from others without exposing them (see ``_fingerprint``)."""
+        return _fingerprint("explicit", self.access_key_id.get_secret_value(),
+                            self.secret_access_key.get_secret_value(),
+                            self.session_token.get_secret_value() if self.session_token else "")
+
+    def boto3_kwargs(self) -> dict[str, str | None]:
+        """The unwrapped keyword arguments for ``boto3.session.Session``: only for that call."""
+        return {"aws_access_key_id": self.access_key_id.get_secret_value(),
+                "aws_secret_access_key": self.secret_access_key.get_secret_value(),
+                "aws_session_token": (self.session_token.get_secret_value()
+                                      if self.session_token else None)}
+
+
+def _fingerprint(*parts: str) -> str:
+    """An HMAC of the parts under the per-process key: a cache key that reveals nothing."""
+    return hmac.new(_FINGERPRINT_KEY, "\0".join(parts).encode(), hashlib.sha256).hexdigest()
 
 
 def region(explicit: str | None = None) -> str:
@@ -40,17 +86,26 @@ def region(explicit: str | None = None) -> str:
             or DEFAULT_REGION)
 
 
-def _credential_fingerprint() -> str:
+def _credential_fingerprint(credentials: S3Credentials | None = None) -> str:
     """Tell credential sources apart without keeping any secret in the cache key."""
+    if credentials is not None:
+        return credentials.fingerprint()
     parts = [os.environ.get(name, "") for name in
              ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE")]
-    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+    return _fingerprint("chain", *parts)
 
 
-def client_for(endpoint_url: str | None, region_name: str | None = None):
-    """The S3 client for these settings, built on first use and then reused."""
+def client_for(endpoint_url: str | None, region_name: str | None = None,
+               credentials: S3Credentials | None = None):
+    """The S3 client for these settings, built on first use and then reused.
+
+    Args:
+        endpoint_url: An S3-compatible endpoint; None for AWS.
+        region_name: The signing region; see ``region``.
+        credentials: Explicit credentials; None for boto3's default chain.
+    """
     region_name = region(region_name)
-    key = (endpoint_url, region_name, _credential_fingerprint())
+    key = (endpoint_url, region_name, _credential_fingerprint(credentials))
     with _clients_lock:
         client = _clients.get(key)
         if client is None:
@@ -66,15 +121,19 @@ def client_for(endpoint_url: str | None, region_name: str | None = None):
                 response_checksum_validation="when_required",
                 retries={"max_attempts": 5, "mode": "standard"},
             )
-            client = boto3.session.Session().client(
+            # the only place explicit secrets are unwrapped: straight into boto3
+            session = boto3.session.Session(**(credentials.boto3_kwargs() if credentials else {}))
+            client = session.client(
                 "s3", endpoint_url=endpoint_url, region_name=region_name,
                 config=config)
             _clients[key] = client
         return client
 
 
-def credentials_available() -> bool:
-    """True when boto3's credential chain finds credentials (no request is sent)."""
+def credentials_available(credentials: S3Credentials | None = None) -> bool:
+    """True when credentials are given, or boto3's chain finds some (no request is sent)."""
+    if credentials is not None:
+        return True
     import boto3
 
     return boto3.session.Session().get_credentials() is not None

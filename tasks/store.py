@@ -7,8 +7,9 @@ Two shapes, one class:
   ``<prefix>/<sha[:2]>/<sha><.ext>``, written only if absent, with the local directory
   kept as a read-through cache, so ``path_for`` always names a local file once
   ``has`` (or ``fetch``) said yes. Endpoint from REELFLOW_S3_ENDPOINT_URL (or
-  AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL); credentials from boto3's own chain and
-  never stored or logged.
+  AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL); credentials from boto3's own chain, or
+  given explicitly (``with_credentials``, used by ``reelflow.tasks.store_block``),
+  and never stored, dumped or logged.
 
 Prefect results stay tiny records that point here. Local keyframe images reach the
 API through ``image_url_for``: a presigned GET URL from S3, or, for a local store and
@@ -25,12 +26,16 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, PrivateAttr, field_validator
 
 from reelflow.config import reelflow_home
 from reelflow.errors import DownloadError, StoreNotConfigured
+
+if TYPE_CHECKING:
+    from reelflow.tasks._s3 import S3Credentials
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -90,7 +95,9 @@ def _checked(sha256: str, suffix: str) -> tuple[str, str]:
 class ClipStore(BaseModel):
     """A content-addressed store of clips and images: a local directory, optionally backed by S3.
 
-    Holds no secrets: S3 credentials come from boto3's chain when a call needs them.
+    Its fields hold no secrets: S3 credentials come from boto3's chain when a call needs
+    them, or from explicit ``S3Credentials`` set with ``with_credentials``, which live in
+    a private attribute: never in ``repr``, ``model_dump`` or a Prefect result.
 
     Example:
         ```python
@@ -106,6 +113,10 @@ class ClipStore(BaseModel):
     bucket_folder: str = Field(default="", description="Key prefix inside the bucket.")
     endpoint_url: str | None = Field(default=None, description="S3-compatible endpoint URL.")
     region_name: str | None = Field(default=None, description="S3 signing region.")
+
+    # Explicit S3 credentials (None: boto3's chain). Private, so never dumped or shown;
+    # model_copy keeps it, a round trip through model_dump does not.
+    _credentials: S3Credentials | None = PrivateAttr(default=None)
 
     @field_validator("bucket_folder")
     @classmethod
@@ -136,6 +147,20 @@ class ClipStore(BaseModel):
                                         None)
         return cls(root=root or reelflow_home() / "clips", bucket_name=parts.netloc,
                    bucket_folder=parts.path, endpoint_url=endpoint, region_name=region_name)
+
+    def with_credentials(self, credentials: S3Credentials | None) -> "ClipStore":
+        """A copy of this store that signs S3 calls with these credentials (None: boto3's chain).
+
+        Args:
+            credentials: ``reelflow.tasks._s3.S3Credentials``; their secrets stay
+                ``SecretStr`` until the boto3 client is built.
+
+        Returns:
+            A new ClipStore; this one is unchanged.
+        """
+        store = self.model_copy()
+        store._credentials = credentials
+        return store
 
     @property
     def is_s3(self) -> bool:
@@ -267,7 +292,7 @@ class ClipStore(BaseModel):
     def _client(self):
         from reelflow.tasks import _s3
 
-        return _s3.client_for(self.endpoint_url, self.region_name)
+        return _s3.client_for(self.endpoint_url, self.region_name, self._credentials)
 
     # -- URLs the API can fetch -----------------------------------------------------------------
 
@@ -305,7 +330,7 @@ class ClipStore(BaseModel):
         if self.is_s3:
             from reelflow.tasks import _s3
 
-            if not _s3.credentials_available():
+            if not _s3.credentials_available(self._credentials):
                 raise StoreNotConfigured(
                     f"{STORE_ENV} selects s3://{self.bucket_name} but no AWS credentials were "
                     "found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)")
