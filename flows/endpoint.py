@@ -65,7 +65,7 @@ def _is_loopback(url: str | None) -> bool:
     return (urlsplit(url or "").hostname or "") in ("127.0.0.1", "localhost", "::1")
 
 
-def image_url_resolver(plan):
+def image_url_resolver(plan, store=None):
     """How local keyframe images reach the API, checked before any spend.
 
     With S3 configured: presigned URLs. With the embedded or a loopback emulator and a
@@ -78,7 +78,7 @@ def image_url_resolver(plan):
     if not local_images(plan):
         return None
     loopback_ok = not os.environ.get("LUMAAI_API_KEY") or _is_loopback(os.environ.get("LUMAAI_BASE_URL"))
-    store = ClipStore.default()
+    store = store or ClipStore.default()
     store.require_remote_urls(loopback_ok=loopback_ok)
     return functools.partial(store.image_url_for, loopback_ok=loopback_ok)
 

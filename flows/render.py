@@ -28,7 +28,7 @@ from reelflow.tasks.media import (AudioMix, OutputFormat, TextOverlaySpec, Timel
                                   assemble_sequence, conform_clip, default_media_cache,
                                   make_title_card)
 from reelflow.tasks.models import Clip
-from reelflow.tasks.store import ClipStore
+from reelflow.tasks.store_block import store_from_block
 
 __all__ = ["RenderReport", "ShotResult", "render_sequence"]
 
@@ -153,7 +153,8 @@ def _shot_results(plan: RenderPlan, clips: dict[str, Clip | Refused]) -> list[Sh
       task_runner=ThreadPoolTaskRunner(max_workers=DEFAULT_CONCURRENCY))
 def render_sequence(shotlist_path: str, profile: str = "final", out: str | None = None,
                     mezzanine: str | None = None, on_moderation: str | None = None,
-                    budget_usd: float | None = None, luma_block: str | None = None) -> RenderReport:
+                    budget_usd: float | None = None, luma_block: str | None = None,
+                    store_block: str | None = None) -> RenderReport:
     """Render a shot list to a finished MP4, generating only what is not already paid for.
 
     Args:
@@ -165,6 +166,8 @@ def render_sequence(shotlist_path: str, profile: str = "final", out: str | None 
         budget_usd: Refuse, before any spend, a plan that would pay more than this.
         luma_block: Name of a saved ``LumaCredentials`` block; LUMAAI_API_KEY /
             LUMAAI_BASE_URL (or the built-in emulator) when omitted.
+        store_block: Name of a saved ``ClipStoreBlock`` ("Clip Store"); REELFLOW_STORE
+            (else the local REELFLOW_HOME/clips) when omitted.
 
     Returns:
         A RenderReport: output path, duration, paid and cached shot counts, cost.
@@ -180,14 +183,14 @@ def render_sequence(shotlist_path: str, profile: str = "final", out: str | None 
     log = get_run_logger()
     shotlist = load_shotlist(Path(shotlist_path))
     check_supported(shotlist)
-    plan = make_plan(shotlist, profile, out=Path(out) if out else None)
+    store = store_from_block(store_block)
+    plan = make_plan(shotlist, profile, out=Path(out) if out else None, store=store)
     check_budget(plan, budget_usd)
     credentials = luma_credentials(block=luma_block)
-    image_url = image_url_resolver(plan)
+    image_url = image_url_resolver(plan, store=store)
     log.info("Rendering %s (%d shots, profile %s): %d to generate, est. $%.2f",
              shotlist.source.name, len(plan.shots), profile,
              sum(s.status == "to generate" for s in plan.shots), plan.cost_usd)
-    store = ClipStore.default()
     policy = on_moderation or shotlist.on_moderation
     balance = check_credits(credentials, plan.cost_usd)
     if balance is not None:

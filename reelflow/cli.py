@@ -33,6 +33,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="what a moderation refusal does (default: the list's, else fail)")
     render.add_argument("--luma-block", default=None, metavar="NAME",
                         help="a saved LumaCredentials block (default: LUMAAI_* env or the emulator)")
+    render.add_argument("--store-block", default=None, metavar="NAME",
+                        help="a saved ClipStoreBlock (default: REELFLOW_STORE or the local store)")
     render.add_argument("--mezzanine", choices=("prores", "dnxhr"), default=None,
                         help="also write a ProRes 422 HQ or DNxHR HQ .mov for editors")
     plan = commands.add_parser("plan", help="show what a render would generate and cost")
@@ -92,7 +94,8 @@ def _cmd_render(args) -> int:
 
     if not args.luma_block:
         luma_credentials(announce=_err)  # starts the embedded emulator now, and says so
-    image_url_resolver(plan)  # local keyframes with the real API need S3: refuse before Prefect
+    if not args.store_block:  # (a block's store is checked in the flow, still before any spend)
+        image_url_resolver(plan)  # local keyframes with the real API need S3: refuse before Prefect
     apply_prefect_defaults()
     if not os.environ.get("PREFECT_API_URL"):
         _err("Prefect runs ephemeral (slow start, no UI): `prefect server start --background` and "
@@ -102,7 +105,7 @@ def _cmd_render(args) -> int:
     report = render_sequence(str(args.file.resolve()), profile=args.profile,
                              out=str(plan.output), mezzanine=args.mezzanine,
                              on_moderation=args.on_moderation, budget_usd=args.budget,
-                             luma_block=args.luma_block)
+                             luma_block=args.luma_block, store_block=args.store_block)
     if report.flow_run_url and os.environ.get("PREFECT_API_URL"):
         _err(f"Flow run: {report.flow_run_url}")
     if args.json:

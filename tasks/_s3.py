@@ -59,7 +59,8 @@ class S3Credentials:
     session_token: SecretStr | None = None
 
     def __repr__(self) -> str:
-        return "S3Credentials(access_key_id=SecretStr('**********'), secret_access_key=SecretStr('**********'))"
+        return ("S3Credentials(access_key_id=SecretStr('**********'), "
+                "secret_access_key=SecretStr('**********'))")
 
     def fingerprint(self) -> str:
         """Tell these credentials apart from others without exposing them (see ``_fingerprint``)."""
