@@ -37,6 +37,8 @@ __all__ = [
 #: Names of the global limits the render flow creates (see reelflow.flows.observe).
 LUMA_CONCURRENCY_LIMIT = "reelflow-luma-generations"
 LUMA_RATE_LIMIT = "reelflow-luma-creates"
+#: Seconds a generation slot outlives a holder that stopped renewing it (killed, lost).
+SLOT_LEASE_S = 60
 
 
 class LumaCredentials(CredentialsBlock):
@@ -103,13 +105,20 @@ def generate_clip(request: GenerationRequest, *, shot_id: str = "clip",
     """
     get_run_logger().info("Generating shot %s (%s, %s)", shot_id, request.model, request.resolution)
     client = (credentials or LumaCredentials.from_env()).get_client()
-    # Global limits shared by every run on every worker (created by the render flow;
-    # a missing limit does not block, it only logs).
-    with concurrency(LUMA_CONCURRENCY_LIMIT, occupy=1, strict=False):
-        return _generate.generate(request, shot_id=shot_id, client=client,
-                                  store=store or ClipStore.default(), ledger=Ledger.default(),
-                                  image_url=image_url, resubmits=resubmits,
+    store, ledger = store or ClipStore.default(), Ledger.default()
+
+    def run() -> Clip:
+        return _generate.generate(request, shot_id=shot_id, client=client, store=store,
+                                  ledger=ledger, image_url=image_url, resubmits=resubmits,
                                   before_create=lambda: rate_limit(LUMA_RATE_LIMIT, strict=False))
+
+    if _generate.is_stored(request, ledger, store):
+        return run()  # nothing to pay or wait for: no slot of the account's budget
+    # Global limits shared by every run on every worker (created by the render flow; a
+    # missing limit does not block, it only logs). The slot's lease is renewed while held
+    # and expires a minute after a holder dies, so a crashed run cannot starve the others.
+    with concurrency(LUMA_CONCURRENCY_LIMIT, occupy=1, strict=False, lease_duration=SLOT_LEASE_S):
+        return run()
 
 
 @task(cache_policy=NO_CACHE)

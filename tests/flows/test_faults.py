@@ -162,7 +162,14 @@ def test_create_refused_by_the_api_is_a_clear_failure(tmp_path, home, monkeypatc
 
 
 def test_zz_print_fault_table():
-    """Prints the matrix (run last in this module)."""
+    """Prints the matrix (run last in this module); no generation slot was left held."""
+    from prefect.client.orchestration import get_client
+
+    from reelflow.tasks.luma import LUMA_CONCURRENCY_LIMIT
+
+    with get_client(sync_client=True) as client:
+        limit = client.read_global_concurrency_limit_by_name(LUMA_CONCURRENCY_LIMIT)
+    assert limit.active_slots == 0
     print("\nfault                     injected  created  expected  output ok")
     for name, injected, created, want, ok in TABLE:
         print(f"{name:<25} {injected:>8} {created:>8} {want:>9}  {ok}")

@@ -36,6 +36,7 @@ def test_render_creates_limits_emits_events_and_tracks_progress(tmp_path, home, 
     with get_client(sync_client=True) as client:
         limits = {l.name: l for l in client.read_global_concurrency_limits(limit=200)}
         assert limits[LUMA_CONCURRENCY_LIMIT].limit == 10
+        assert limits[LUMA_CONCURRENCY_LIMIT].active_slots == 0  # every slot given back
         assert limits[LUMA_RATE_LIMIT].slot_decay_per_second > 0
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
