@@ -19,7 +19,7 @@ from reelflow.config import DEFAULT_CONCURRENCY
 from reelflow.flows.endpoint import image_url_resolver, luma_credentials
 from reelflow.flows.generation import generate_all
 from reelflow.flows.observe import ensure_limits
-from reelflow.flows.plan import check_supported, make_plan
+from reelflow.flows.plan import make_plan
 from reelflow.flows.shotlist import ShotList, load_shotlist
 from reelflow.spec import MODELS
 from reelflow.tasks._compare_media import make_side_by_side
@@ -61,7 +61,6 @@ def compare_models(shotlist_path: str, models: list[str], profile: str = "final"
     if unknown or not models:
         raise ValueError(f"models must be some of {', '.join(MODELS)}; got {', '.join(models)}")
     shotlist = load_shotlist(Path(shotlist_path))
-    check_supported(shotlist)
     target = Path(out) if out else shotlist.output.path.with_name(f"{shotlist.source.stem}.compare.mp4")
     panel = OutputFormat(width=max(2, shotlist.output.width // len(models) // 2 * 2),
                          height=max(2, shotlist.output.height // len(models) // 2 * 2),

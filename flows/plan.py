@@ -17,7 +17,7 @@ from reelflow.tasks._ledger import Ledger
 from reelflow.tasks.models import GenerationRequest, Keyframe
 from reelflow.tasks.store import ClipStore, sha256_file
 
-__all__ = ["PROFILES", "RenderPlan", "ShotPlan", "check_supported", "make_plan"]
+__all__ = ["PROFILES", "RenderPlan", "ShotPlan", "make_plan"]
 
 Profile = Literal["draft", "final"]
 PROFILES: tuple[str, ...] = ("draft", "final")
@@ -25,8 +25,6 @@ PROFILES: tuple[str, ...] = ("draft", "final")
 #: Drafts swap every generated shot to the cheap model at the smallest size.
 DRAFT_MODEL, DRAFT_RESOLUTION = "ray-flash-2", "540p"
 
-#: Shot fields the schema accepts whose behaviour is not built yet.
-_UNSUPPORTED_SHOT_FIELDS: tuple[str, ...] = ()
 
 
 class ShotPlan(BaseModel):
@@ -59,19 +57,6 @@ class RenderPlan(BaseModel):
     def cost_usd(self) -> float:
         """What this run would still pay (shots not already cached or submitted)."""
         return round(sum(s.to_pay_usd for s in self.shots), 2)
-
-
-def check_supported(shotlist: ShotList) -> None:
-    """Refuse fields whose behaviour is not built yet, before anything is spent."""
-    name = shotlist.source.name
-    problems = []
-    for shot in shotlist.shots:
-        for field in _UNSUPPORTED_SHOT_FIELDS:
-            if getattr(shot, field, None):
-                problems.append(f"{name}: shot {shot.index} ({shot.id}): {field}: "
-                                f"not supported yet: {field} in shot {shot.id}")
-    if problems:
-        raise ShotListError(problems)
 
 
 def _keyframe(ref, keys: dict[str, str]) -> Keyframe | None:

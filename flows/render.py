@@ -22,7 +22,7 @@ from reelflow.flows.endpoint import check_credits, image_url_resolver, luma_cred
 from reelflow.flows.report import publish_summary
 from reelflow.flows.generation import Refused, generate_all
 from reelflow.flows.observe import emit, ensure_limits
-from reelflow.flows.plan import RenderPlan, check_budget, check_supported, make_plan
+from reelflow.flows.plan import RenderPlan, check_budget, make_plan
 from reelflow.flows.shotlist import ShotList, load_shotlist
 from reelflow.tasks.media import (AudioMix, OutputFormat, TextOverlaySpec, TimelineItem,
                                   assemble_sequence, conform_clip, default_media_cache,
@@ -182,7 +182,6 @@ def render_sequence(shotlist_path: str, profile: str = "final", out: str | None 
     started = time.monotonic()
     log = get_run_logger()
     shotlist = load_shotlist(Path(shotlist_path))
-    check_supported(shotlist)
     store = store_from_block(store_block)
     plan = make_plan(shotlist, profile, out=Path(out) if out else None, store=store)
     check_budget(plan, budget_usd)

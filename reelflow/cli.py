@@ -60,11 +60,10 @@ def _err(line: str) -> None:
 
 
 def _validated(path: Path, profile: str, out: Path | None = None, budget: float | None = None):
-    from reelflow.flows.plan import check_budget, check_supported, make_plan
+    from reelflow.flows.plan import check_budget, make_plan
     from reelflow.flows.shotlist import load_shotlist
 
     shotlist = load_shotlist(path)
-    check_supported(shotlist)
     plan = make_plan(shotlist, profile, out=out)
     check_budget(plan, budget)
     return plan
