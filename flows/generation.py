@@ -42,7 +42,8 @@ def generate_all(plan: RenderPlan, *, credentials, store, image_url, on_moderati
 
     def submit(shot, request):
         task = generate_clip.with_options(task_run_name=f"generate[{shot.id}]",
-                                          tags=[f"model:{request.model}", f"sequence:{sequence}"])
+                                          tags=[f"model:{request.model}", f"sequence:{sequence}",
+                                                f"profile:{plan.profile}"])
         futures[shot.id] = task.submit(request, shot_id=shot.id, credentials=credentials,
                                        store=store, image_url=image_url)
 

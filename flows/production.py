@@ -35,6 +35,7 @@ from pydantic import BaseModel
 from reelflow.config import reelflow_home
 from reelflow.errors import ReelflowError, ShotListError
 from reelflow.flows.render import render_sequence
+from reelflow.flows.s3_inputs import mirror_s3_prefix
 from reelflow.flows.shotlist import ImageRef, ShotList, load_shotlist
 from reelflow.tasks.store import sha256_file
 
@@ -218,7 +219,7 @@ def produce(folder: str, profile: str = "final", budget_usd: float | None = None
         ```
     """
     log = get_run_logger()
-    local = _mirror_s3(folder) if folder.startswith("s3://") else Path(folder)
+    local = mirror_s3_prefix(folder) if folder.startswith("s3://") else Path(folder)
     paths = find_shotlists(local)
     log.info("Production of %s: %d shot lists, profile %s", folder, len(paths), profile)
     summary = ProductionSummary(folder=folder, profile=profile)
@@ -228,33 +229,3 @@ def produce(folder: str, profile: str = "final", budget_usd: float | None = None
              len(summary.rendered), summary.cost_usd, len(summary.skipped), len(summary.failed))
     _publish(summary)
     return summary
-
-
-def _mirror_s3(uri: str) -> Path:
-    """Copy every object under an s3:// prefix to REELFLOW_HOME/production/s3/<bucket>/<prefix>.
-
-    Objects whose size and ETag match the local copy are not downloaded again; renders are
-    written locally (beside the mirrored list), and fingerprints follow the objects' bytes.
-    Credentials and endpoint come from boto3's usual sources (AWS_* variables, profiles).
-    """
-    import boto3
-
-    bucket, _, prefix = uri[len("s3://"):].partition("/")
-    prefix = prefix.rstrip("/") + "/" if prefix.strip("/") else ""
-    root = reelflow_home() / "production" / "s3" / bucket / prefix
-    client = boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL_S3")
-                          or os.environ.get("AWS_ENDPOINT_URL"))
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        for obj in page.get("Contents", []):
-            relative = obj["Key"][len(prefix):]
-            if not relative or relative.endswith("/") or ".." in Path(relative).parts:
-                continue  # folder markers; keys that would escape the mirror
-            target = root / relative
-            if target.is_file() and target.stat().st_size == obj["Size"]:
-                marker = target.with_name(target.name + ".etag")
-                if marker.is_file() and marker.read_text() == obj["ETag"]:
-                    continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            client.download_file(bucket, obj["Key"], str(target))
-            target.with_name(target.name + ".etag").write_text(obj["ETag"])
-    return root

@@ -23,6 +23,7 @@ from reelflow.flows.report import publish_summary
 from reelflow.flows.generation import Refused, generate_all
 from reelflow.flows.observe import emit, ensure_limits
 from reelflow.flows.plan import RenderPlan, check_budget, make_plan
+from reelflow.flows.s3_inputs import local_shotlist
 from reelflow.flows.shotlist import ShotList, load_shotlist
 from reelflow.tasks.media import (AudioMix, OutputFormat, TextOverlaySpec, TimelineItem,
                                   assemble_sequence, conform_clip, default_media_cache,
@@ -158,7 +159,8 @@ def render_sequence(shotlist_path: str, profile: str = "final", out: str | None 
     """Render a shot list to a finished MP4, generating only what is not already paid for.
 
     Args:
-        shotlist_path: The shot list (YAML or JSON).
+        shotlist_path: The shot list (YAML or JSON): a path, or an ``s3://bucket/key`` URI
+            (its folder is mirrored locally with the assets beside it).
         profile: ``final``, or ``draft`` (ray-flash-2 at 540p, written beside the final).
         out: Output path; the shot list's ``output.path`` when omitted.
         mezzanine: Also write a ``prores`` or ``dnxhr`` .mov for editors.
@@ -181,7 +183,7 @@ def render_sequence(shotlist_path: str, profile: str = "final", out: str | None 
     """
     started = time.monotonic()
     log = get_run_logger()
-    shotlist = load_shotlist(Path(shotlist_path))
+    shotlist = load_shotlist(local_shotlist(shotlist_path))
     store = store_from_block(store_block)
     plan = make_plan(shotlist, profile, out=Path(out) if out else None, store=store)
     check_budget(plan, budget_usd)

@@ -105,3 +105,26 @@ def test_fingerprint_follows_referenced_images_and_profile(tmp_path):
     coast = tmp_path / "lists" / "assets" / "coast.png"  # same path, different picture
     coast.write_bytes((tmp_path / "lists" / "assets" / "bottle.png").read_bytes())
     assert fingerprint(path, load_shotlist(path), "final") != before
+
+
+def test_render_a_shot_list_from_s3(tmp_path, home, luma_env, s3_server, prefect_api, monkeypatch):
+    """A deployment parameter may be an s3:// URI: the list and its assets are mirrored."""
+    import shutil
+
+    from reelflow.flows.render import render_sequence
+    from tests.helpers import SHARED, write_shotlist
+
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    shutil.copy(SHARED / "shotlists" / "assets" / "bottle.png", tmp_path / "bottle.png")
+    path = write_shotlist(tmp_path, [{"id": "s3shot", "prompt": "A bottle on a quay, slow pan",
+                                      "resolution": "540p", "start": "bottle.png"}], name="remote.yaml")
+    client = s3_server.client()
+    for file in (path, tmp_path / "bottle.png"):
+        client.upload_file(str(file), s3_server.bucket, f"lists/{file.name}")
+
+    report = render_sequence(f"s3://{s3_server.bucket}/lists/remote.yaml")
+
+    assert report.generated == 1
+    assert report.output == home / "production" / "s3" / s3_server.bucket / "lists" / "out.mp4"
+    assert report.output.is_file()
