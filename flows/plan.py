@@ -103,17 +103,15 @@ def requests_for(shotlist: ShotList, profile: str) -> dict[str, GenerationReques
 
 def _status(request: GenerationRequest, ledger: Ledger, store: ClipStore) -> tuple[str, float]:
     """``cached`` / ``submitted`` / ``to generate``, and what is still to pay."""
-    keys = [(request.cache_key(), None)] + [(request.step_key(s), s) for s in request.steps()]
+    if ledger.is_stored(request.final_key(), store):
+        return "cached", 0.0
     to_pay, started = 0.0, False
-    for key, step in keys:
+    for key, step in request.paid_keys():
         entry = ledger.read(key)
         if entry and entry.generation_id:
             started = True
         if not (entry and (entry.generation_id or (entry.sha256 and store.has(entry.sha256)))):
             to_pay += request.estimated_cost(step)
-    last = ledger.read(keys[-1][0])
-    if last and last.sha256 and store.has(last.sha256):
-        return "cached", 0.0
     return ("submitted" if started else "to generate"), round(to_pay, 2)
 
 

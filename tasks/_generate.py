@@ -23,7 +23,7 @@ from reelflow.tasks._ledger import Ledger, LedgerEntry
 from reelflow.tasks.models import Clip, GenerationRequest
 from reelflow.tasks.store import ClipStore
 
-__all__ = ["DEFAULT_RESUBMITS", "download", "generate", "is_stored", "wait"]
+__all__ = ["DEFAULT_RESUBMITS", "download", "generate", "wait"]
 
 #: Polling starts fast and backs off to this many seconds between GETs.
 MAX_POLL_INTERVAL_S = 8.0
@@ -187,13 +187,6 @@ def _paid_step(key: str, *, shot_id: str, client: lumaai.LumaAI, store: ClipStor
         ledger.write(entry)
         return clip.model_copy(update={"generation_id": entry.generation_id, "paid": paid_now,
                                        "cost_usd": cost if paid_now else 0.0})
-
-
-def is_stored(request: GenerationRequest, ledger: Ledger, store: ClipStore) -> bool:
-    """True when the request's final clip (after every step) is already in the store."""
-    last = request.step_key(request.steps()[-1]) if request.steps() else request.cache_key()
-    entry = ledger.read(last)
-    return bool(entry and entry.sha256 and store.has(entry.sha256))
 
 
 def generate(request: GenerationRequest, *, shot_id: str, client: lumaai.LumaAI, store: ClipStore,

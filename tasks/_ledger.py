@@ -67,6 +67,11 @@ class Ledger(BaseModel):
             os.fsync(handle.fileno())
         os.replace(tmp, target)
 
+    def is_stored(self, key: str, store) -> bool:
+        """True when ``key``'s clip was downloaded and is still in ``store``."""
+        entry = self.read(key)
+        return bool(entry and entry.sha256 and store.has(entry.sha256))
+
     def generation_ids(self) -> set[str]:
         """Every generation id the ledger records (so reconciliation never adopts one twice)."""
         ids = set()

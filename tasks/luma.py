@@ -112,7 +112,7 @@ def generate_clip(request: GenerationRequest, *, shot_id: str = "clip",
                                   ledger=ledger, image_url=image_url, resubmits=resubmits,
                                   before_create=lambda: rate_limit(LUMA_RATE_LIMIT, strict=False))
 
-    if _generate.is_stored(request, ledger, store):
+    if ledger.is_stored(request.final_key(), store):
         return run()  # nothing to pay or wait for: no slot of the account's budget
     # Global limits shared by every run on every worker (created by the render flow; a
     # missing limit does not block, it only logs). The slot's lease is renewed while held

@@ -97,6 +97,14 @@ class GenerationRequest(BaseModel):
         """The paid steps after the base generation, in order."""
         return [step for step in ("upscale", "audio") if getattr(self, step)]
 
+    def paid_keys(self) -> list[tuple[str, str | None]]:
+        """Every paid call's key with its step (None for the base generation), in order."""
+        return [(self.cache_key(), None)] + [(self.step_key(s), s) for s in self.steps()]
+
+    def final_key(self) -> str:
+        """Key of the last paid call: its clip is the request's finished clip."""
+        return self.paid_keys()[-1][0]
+
     def upstream_keys(self) -> list[str]:
         """Cache keys of the generations this request builds on."""
         return [f.upstream_key for f in (self.frame0, self.frame1)

@@ -43,8 +43,9 @@ def faulty(tmp_path, monkeypatch):
     """A fresh emulator per row (its own seeded RNG), pointed at by the SDK's env."""
     emulators = []
 
-    def start(faults: Faults, seed: int, latency: float = 0.0) -> Emulator:
-        emu = Emulator(tmp_path / f"account{len(emulators)}", latency=latency, faults=faults, seed=seed)
+    def start(faults: Faults, seed: int = 0, latency: float = 0.0, **account) -> Emulator:
+        emu = Emulator(tmp_path / f"account{len(emulators)}", latency=latency, faults=faults,
+                       seed=seed, **account)
         emu.start()
         emulators.append(emu)
         monkeypatch.setenv("LUMAAI_API_KEY", TEST_KEY)
@@ -125,40 +126,28 @@ def test_thirty_shots_under_account_limits_and_random_faults(tmp_path, home, fau
                   True))
 
 
-def test_empty_account_is_refused_before_any_create(tmp_path, home, monkeypatch):
+def test_empty_account_is_refused_before_any_create(tmp_path, home, faulty):
     from reelflow.errors import GenerationFailed
     from reelflow.flows.render import render_sequence
 
-    emu = Emulator(tmp_path / "broke", credits=0)
-    emu.start()
-    try:
-        monkeypatch.setenv("LUMAAI_API_KEY", TEST_KEY)
-        monkeypatch.setenv("LUMAAI_BASE_URL", emu.base_url)
-        path = write_shotlist(tmp_path, SHOTS[:1])
-        with pytest.raises(GenerationFailed, match="no credits left"):
-            render_sequence(str(path))
-        assert emu.created_count() == 0
-    finally:
-        emu.stop()
+    emu = faulty(Faults(), credits=0)
+    path = write_shotlist(tmp_path, SHOTS[:1])
+    with pytest.raises(GenerationFailed, match="no credits left"):
+        render_sequence(str(path))
+    assert emu.created_count() == 0
 
 
-def test_create_refused_by_the_api_is_a_clear_failure(tmp_path, home, monkeypatch):
+def test_create_refused_by_the_api_is_a_clear_failure(tmp_path, home, faulty):
     """A 402 (too few credits for this clip) fails the shot with the API's words, unretried."""
     from reelflow.errors import GenerationFailed
     from reelflow.flows.render import render_sequence
 
-    emu = Emulator(tmp_path / "poor", credits=50, faults=Faults(enforce_credits=True))
-    emu.start()
-    try:
-        monkeypatch.setenv("LUMAAI_API_KEY", TEST_KEY)
-        monkeypatch.setenv("LUMAAI_BASE_URL", emu.base_url)
-        path = write_shotlist(tmp_path, [dict(SHOTS[0], resolution="720p", duration="9s")])
-        with pytest.raises(GenerationFailed, match="402"):
-            render_sequence(str(path))
-        assert emu.stats()["injected"].get("insufficient_credits", 0) == 1
-        assert emu.created_count() == 0
-    finally:
-        emu.stop()
+    emu = faulty(Faults(enforce_credits=True), credits=50)
+    path = write_shotlist(tmp_path, [dict(SHOTS[0], resolution="720p", duration="9s")])
+    with pytest.raises(GenerationFailed, match="402"):
+        render_sequence(str(path))
+    assert emu.stats()["injected"].get("insufficient_credits", 0) == 1
+    assert emu.created_count() == 0
 
 
 def test_zz_print_fault_table():
