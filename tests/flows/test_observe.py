@@ -27,6 +27,8 @@ def test_render_creates_limits_emits_events_and_tracks_progress(tmp_path, home, 
     from reelflow.tasks.luma import LUMA_CONCURRENCY_LIMIT, LUMA_RATE_LIMIT
 
     since = datetime.now(timezone.utc)
+    with get_client(sync_client=True) as client:
+        existing = {l.name: l.active_slots for l in client.read_global_concurrency_limits(limit=200)}
     path = write_shotlist(tmp_path, [
         {"id": "east", "prompt": "Sunrise over the eastern hills", "resolution": "540p"},
         {"id": "west", "prompt": "Sunset over the western sea", "resolution": "540p"}],
@@ -36,7 +38,9 @@ def test_render_creates_limits_emits_events_and_tracks_progress(tmp_path, home, 
     with get_client(sync_client=True) as client:
         limits = {l.name: l for l in client.read_global_concurrency_limits(limit=200)}
         assert limits[LUMA_CONCURRENCY_LIMIT].limit == 10
-        assert limits[LUMA_CONCURRENCY_LIMIT].active_slots == 0  # every slot given back
+        # every slot this run took is given back (slots of runs killed elsewhere in the
+        # session may still be leased: they expire on their own)
+        assert limits[LUMA_CONCURRENCY_LIMIT].active_slots <= existing.get(LUMA_CONCURRENCY_LIMIT, 0)
         assert limits[LUMA_RATE_LIMIT].slot_decay_per_second > 0
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
