@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from reelflow.emulator import Emulator, Faults
+from reelflow.emulator.limits import WINDOW
 from reelflow.errors import ModerationRefused
 from tests.helpers import TEST_KEY, media_facts, write_shotlist
 
@@ -119,7 +120,11 @@ def test_thirty_shots_under_account_limits_and_random_faults(tmp_path, home, fau
     stats = emu.stats()
     assert stats["created"] == 30
     assert report.generated == 30
-    assert stats["injected"].get("limit_429", 0) > 0  # the limits were really hit
+    # The limits were binding: 30 accepted creates at most 20 a minute span over a minute,
+    # whether our own rate limit held them back or the account answered 429 (a fast
+    # machine sees 429s, a slow one none: both are right, so neither is asserted).
+    created_ts = sorted(r["created_ts"] for r in emu.account.records())
+    assert len(created_ts) == 30 and created_ts[-1] - created_ts[0] >= WINDOW
     assert sum(v for k, v in stats["injected"].items() if k != "limit_429") > 0
     assert media_facts(report.output)["frames"] == 30 * 120
     TABLE.append(("30 shots, limits + 10%", sum(stats["injected"].values()), stats["created"], 30,
