@@ -35,7 +35,7 @@ from pydantic import BaseModel
 from reelflow.config import reelflow_home
 from reelflow.errors import ReelflowError, ShotListError
 from reelflow.flows.render import render_sequence
-from reelflow.flows.s3_inputs import mirror_s3_prefix
+from reelflow.flows.s3_lists import mirror_s3_prefix
 from reelflow.flows.shotlist import ImageRef, ShotList, load_shotlist
 from reelflow.tasks.store import sha256_file
 
@@ -50,6 +50,8 @@ class Rendered(BaseModel):
 
     shotlist: str
     output: str
+    #: Where the output was published when the folder is an S3 prefix, else None.
+    output_uri: str | None = None
     generated: int
     cached: int
     cost_usd: float
@@ -169,6 +171,7 @@ def _render_one(path: Path, profile: str, budget_usd: float | None, summary: Pro
     _write_state(path, profile, {"fingerprint": print_, "output": str(report.output),
                                  "output_sha256": sha256_file(report.output)})
     summary.rendered.append(Rendered(shotlist=str(path), output=str(report.output),
+                                     output_uri=report.output_uri,
                                      generated=report.generated, cached=report.cached,
                                      cost_usd=report.cost_usd))
 

@@ -23,7 +23,7 @@ from reelflow.flows.report import publish_summary
 from reelflow.flows.generation import Refused, generate_all
 from reelflow.flows.observe import emit, ensure_limits
 from reelflow.flows.plan import RenderPlan, check_budget, make_plan
-from reelflow.flows.s3_inputs import local_shotlist
+from reelflow.flows.s3_lists import local_shotlist, publish_to_origin
 from reelflow.flows.shotlist import ShotList, load_shotlist
 from reelflow.tasks.media import (AudioMix, OutputFormat, TextOverlaySpec, TimelineItem,
                                   assemble_sequence, conform_clip, default_media_cache,
@@ -66,6 +66,8 @@ class RenderReport(BaseModel):
     contact_sheet: Path | None = None
     otio: Path | None = None
     mezzanine: Path | None = None
+    #: Where the output was published when the list came from S3 (``s3://``), else None.
+    output_uri: str | None = None
     flow_run_url: str | None = None
     flow_s: float = 0.0
 
@@ -160,7 +162,8 @@ def render_sequence(shotlist_path: str, profile: str = "final", out: str | None 
 
     Args:
         shotlist_path: The shot list (YAML or JSON): a path, or an ``s3://bucket/key`` URI
-            (its folder is mirrored locally with the assets beside it).
+            (its folder is mirrored locally with the assets beside it, and the output
+            and deliverables are uploaded back beside it once the render is whole).
         profile: ``final``, or ``draft`` (ray-flash-2 at 540p, written beside the final).
         out: Output path; the shot list's ``output.path`` when omitted.
         mezzanine: Also write a ``prores`` or ``dnxhr`` .mov for editors.
@@ -212,6 +215,8 @@ def render_sequence(shotlist_path: str, profile: str = "final", out: str | None 
         result.path, items, fmt, name=shotlist.title or shotlist.source.stem,
         metadata=_clip_metadata(shots, items),
         mezzanine=mezzanine)
+    published = publish_to_origin.with_options(task_run_name=f"publish[{shotlist.source.stem}]")(
+        [result.path, *(p for p in extras.model_dump().values() if p)])
     paid = [s for s in shots if s.status == "paid"]
     log.info("Wrote %s (%.2fs): %d paid, %d cached, $%.2f", result.path, result.duration_s,
              len(paid), sum(s.status == "cached" for s in shots), sum(s.cost_usd for s in paid))
@@ -220,11 +225,12 @@ def render_sequence(shotlist_path: str, profile: str = "final", out: str | None 
         shots=len(shots), generated=len(paid), cached=sum(s.status == "cached" for s in shots),
         cost_usd=round(sum(s.cost_usd for s in paid), 2), encoded_pieces=result.encoded_pieces,
         reused_pieces=result.reused_pieces, shot_results=shots, flow_run_url=flow_run.ui_url,
-        **extras.model_dump(),
+        **extras.model_dump(), output_uri=published.get(str(result.path)),
         flow_s=round(time.monotonic() - started, 3))
     publish_summary(report, shotlist.title or shotlist.source.stem, shotlist.source.stem,
                     {shot.id: shot.prompt or shot.title for shot in shotlist.shots}, items)
     emit("reelflow.sequence.rendered", shotlist.source.stem, output=str(report.output),
+         output_uri=report.output_uri,
          cost_usd=report.cost_usd, duration_s=report.duration_s, generated=report.generated,
          cached=report.cached, profile=profile)
     return report

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 
+from reelflow.flows.s3_lists import presigned_link
 from reelflow.tasks.deliver import make_poster
 from reelflow.tasks.media import default_media_cache
 from reelflow.tasks.models import canonical_hash
@@ -71,5 +72,9 @@ def publish_summary(report, title: str, sequence: str, prompts: dict[str, str], 
                           table=[{"shot": s.id, "kind": s.kind, "model": s.model or "-",
                                   "state": s.status, "generation": s.generation_id or "-",
                                   "cost_usd": s.cost_usd} for s in report.shot_results])
-    create_link_artifact(key=_artifact_key("output", sequence), link=Path(report.output).as_uri(),
-                         link_text=Path(report.output).name, description=f"Output of {sequence}")
+    if report.output_uri:  # published to S3: a link that opens anywhere, for seven days
+        link, text = presigned_link(report.output_uri), report.output_uri
+    else:
+        link, text = Path(report.output).as_uri(), Path(report.output).name
+    create_link_artifact(key=_artifact_key("output", sequence), link=link, link_text=text,
+                         description=f"Output of {sequence}")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
+import secrets
 import shutil
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -108,11 +111,12 @@ def test_fingerprint_follows_referenced_images_and_profile(tmp_path):
 
 
 def test_render_a_shot_list_from_s3(tmp_path, home, luma_env, s3_server, prefect_api, monkeypatch):
-    """A deployment parameter may be an s3:// URI: the list and its assets are mirrored."""
-    import shutil
+    """A deployment parameter may be an s3:// URI: the list and its assets are mirrored,
+    and the render is published back beside the list."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
     from reelflow.flows.render import render_sequence
-    from tests.helpers import SHARED, write_shotlist
 
     for name, value in s3_server.env().items():
         monkeypatch.setenv(name, value)
@@ -128,3 +132,45 @@ def test_render_a_shot_list_from_s3(tmp_path, home, luma_env, s3_server, prefect
     assert report.generated == 1
     assert report.output == home / "production" / "s3" / s3_server.bucket / "lists" / "out.mp4"
     assert report.output.is_file()
+    # the whole render is published back beside the list, deliverables included
+    assert report.output_uri == f"s3://{s3_server.bucket}/lists/out.mp4"
+    for local in (report.output, report.poster, report.contact_sheet, report.otio):
+        stored = client.get_object(Bucket=s3_server.bucket, Key=f"lists/{local.name}")
+        assert stored["Body"].read() == local.read_bytes()
+        # marked as mirrored, so the next mirror of the prefix does not download it back
+        assert local.with_name(local.name + ".etag").read_text() == stored["ETag"]
+    # the summary's output link is a presigned URL that serves the published video
+    with get_client(sync_client=True) as prefect:
+        links = prefect.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["output-remote"])))
+    url = re.search(r"\((http[^)]+)\)", max(links, key=lambda a: a.created).data).group(1)
+    assert "X-Amz-Signature=" in url and s3_server.secret_key not in url
+    with urllib.request.urlopen(url, timeout=30) as response:
+        assert response.read() == report.output.read_bytes()
+
+
+def test_produce_from_an_s3_prefix_publishes_back(tmp_path, home, luma_env, s3_server,
+                                                   prefect_api, monkeypatch):
+    """A production folder in S3: renders land beside their lists in the bucket, and the
+    next run neither renders nor downloads them back."""
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    _write(tmp_path, "a.yaml", LIST_A)
+    client = s3_server.client()
+    prefix = f"prod-{secrets.token_hex(4)}"
+    client.upload_file(str(tmp_path / "a.yaml"), s3_server.bucket, f"{prefix}/a.yaml")
+    start = luma_env.created_count()
+
+    first = _produce(f"s3://{s3_server.bucket}/{prefix}")
+
+    assert [r.output_uri for r in first.rendered] == [f"s3://{s3_server.bucket}/{prefix}/renders/a.mp4"]
+    local = home / "production" / "s3" / s3_server.bucket / prefix / "renders" / "a.mp4"
+    stored = client.get_object(Bucket=s3_server.bucket, Key=f"{prefix}/renders/a.mp4")
+    assert stored["Body"].read() == local.read_bytes()
+    written = local.stat().st_mtime_ns
+
+    second = _produce(f"s3://{s3_server.bucket}/{prefix}")
+
+    assert (second.rendered, _names(second.skipped)) == ([], ["a.yaml"])
+    assert local.stat().st_mtime_ns == written  # the mirror did not fetch the output back
+    assert luma_env.created_count() - start == 1
