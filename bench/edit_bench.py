@@ -180,7 +180,8 @@ def child(spec: dict) -> dict:
         from reelflow.tasks._assemble import _single_pass_reference, assemble
         from reelflow.tasks._ffmpeg import OutputFormat
 
-        fmt = OutputFormat(width=spec["width"], height=spec["height"], fps=FPS)
+        fmt = OutputFormat(width=spec["width"], height=spec["height"], fps=FPS,
+                           quality=spec.get("quality", "final"))
         cache = Path(spec["cache"])
         items = _items(spec, fmt, cache)
         if kind == "assemble":
