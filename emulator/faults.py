@@ -58,6 +58,9 @@ class Faults(BaseModel):
         "Close a create's connection without an answer, recording nothing."))
     drop_after_create: Probability = Field(0.0, description=(
         "Record (and bill) the generation, then close the connection without an answer."))
+    create_answer_delay: float = Field(0.0, ge=0.0, le=600.0, description=(
+        "Seconds a create's answer is held after the generation is recorded and billed (a "
+        "slow link): a client killed meanwhile has paid without learning the id."))
     moderation_pattern: str | None = Field(None, description=(
         "Regex (case-insensitive search): matching prompts end failed on moderation."))
     fail_rate: Probability = Field(0.0, description=(

@@ -20,6 +20,7 @@ import logging
 import re
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
@@ -304,6 +305,8 @@ class _Handler(BaseHTTPRequestHandler):
         account.prefetch_images(record)
         if injector.drop_after_create():
             raise DropConnection()  # recorded and billed; the client never hears of it
+        if injector.faults.create_answer_delay:
+            time.sleep(injector.faults.create_answer_delay)  # recorded; the answer is late
         # A create always answers "queued", as the API does; rendering stays lazy.
         return 201, account.public(record, self.server.base_url, block=False, fresh=True)
 

@@ -16,12 +16,13 @@ import time
 from collections.abc import Callable, Collection
 from datetime import datetime, timedelta, timezone
 from typing import Any
+from urllib.parse import urlsplit
 
 import lumaai
 
 from reelflow.errors import GenerationFailed
 
-__all__ = ["create_once", "find_matching"]
+__all__ = ["create_once", "find_matching", "recover_interrupted"]
 
 _log = logging.getLogger("reelflow.tasks.create")
 
@@ -29,8 +30,10 @@ _log = logging.getLogger("reelflow.tasks.create")
 MAX_CREATE_ATTEMPTS = 12
 #: How far back (seconds, for clock skew) a matching generation may have been created.
 CLOCK_SKEW_S = 120
-#: How many of the newest generations reconciliation looks through.
+#: Reconciliation reads the account's list in pages of this many generations...
 RECONCILE_WINDOW = 50
+#: ...and at most this many pages (a busy account's whole day, or more).
+RECONCILE_PAGES = 40
 
 #: Errors after which the create may or may not exist (timeouts are connection errors);
 #: 408 and 409 answers are treated the same way.
@@ -47,21 +50,45 @@ def _retry_after(exc: lumaai.APIStatusError, attempt: int) -> float:
     return min(0.5 * 2 ** attempt, 30.0)
 
 
-def _matches(generation: Any, payload: dict[str, Any], since: datetime) -> bool:
+def _comparable(value: Any) -> Any:
+    """A request value with keyframe image URLs cut to their path: a presigned URL's query
+    (signature, expiry) and a loopback server's port change between attempts and runs,
+    while the path names the same content-addressed image."""
+    if isinstance(value, dict):
+        if value.get("type") == "image" and isinstance(value.get("url"), str):
+            return {**value, "url": urlsplit(value["url"]).path}
+        return {name: _comparable(item) for name, item in value.items()}
+    return value
+
+
+def _matches(generation: Any, payload: dict[str, Any]) -> bool:
     request = generation.request.model_dump(exclude_none=True) if generation.request else {}
+    return all(_comparable(request.get(name)) == _comparable(value)
+               for name, value in payload.items())
+
+
+def _older_than(generation: Any, since: datetime) -> bool:
     created = generation.created_at
-    if created is None or created.tzinfo is None or created < since:
-        return False
-    return all(request.get(name) == value for name, value in payload.items())
+    return created is not None and created.tzinfo is not None and created < since
 
 
 def find_matching(client: lumaai.LumaAI, payload: dict[str, Any], since: datetime,
                   exclude_ids: Collection[str] = ()) -> str | None:
-    """The id of the newest generation made from ``payload`` since ``since``, not in ``exclude_ids``."""
-    page = client.generations.list(limit=RECONCILE_WINDOW, offset=0)
-    for generation in page.generations or []:
-        if generation.id not in exclude_ids and _matches(generation, payload, since):
-            return generation.id
+    """The id of the newest generation made from ``payload`` since ``since``, not in ``exclude_ids``.
+
+    The account lists newest first; pages are read until one reaches back past ``since``.
+    """
+    for page_no in range(RECONCILE_PAGES):
+        page = client.generations.list(limit=RECONCILE_WINDOW, offset=page_no * RECONCILE_WINDOW)
+        generations = page.generations or []
+        for generation in generations:
+            if _older_than(generation, since):
+                return None  # newest first: everything after this is older still
+            if (generation.created_at is not None and generation.id not in exclude_ids
+                    and _matches(generation, payload)):
+                return generation.id
+        if len(generations) < RECONCILE_WINDOW:
+            return None
     return None
 
 
@@ -107,7 +134,9 @@ def _refused(exc: lumaai.APIStatusError, shot_id: str) -> GenerationFailed:
                             failure_reason=f"{exc.status_code}: {detail or exc.message}")
 
 
-def _reconcile(reconcile, since: datetime, shot_id: str) -> str | None:
+def _reconcile(reconcile, since: datetime, shot_id: str, *, strict: bool = False) -> str | None:
+    """``reconcile(since)``, retried; None when it found nothing or (not ``strict``) never
+    got an answer; ``strict`` raises GenerationFailed instead of guessing "nothing"."""
     for attempt in range(5):  # the look-up itself may fail under the same faults
         try:
             found = reconcile(since)
@@ -117,4 +146,16 @@ def _reconcile(reconcile, since: datetime, shot_id: str) -> str | None:
         if found:
             _log.warning("Shot %s: adopted generation %s created by the lost request", shot_id, found)
         return found
+    if strict:
+        raise GenerationFailed(f"shot {shot_id}: could not ask the API whether an interrupted "
+                               "create went through; nothing was sent again (rerun to retry)",
+                               shot_id=shot_id)
     return None
+
+
+def recover_interrupted(recover: Callable[[datetime], str | None], sent_at: datetime,
+                        shot_id: str) -> str | None:
+    """After a run died while sending a create (sent at ``sent_at``): the id of the
+    generation it made, or None when it made none. Raises GenerationFailed when the API
+    cannot be asked, rather than risk paying twice."""
+    return _reconcile(recover, sent_at - timedelta(seconds=CLOCK_SKEW_S), shot_id, strict=True)

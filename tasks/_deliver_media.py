@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 import ffmpeg
@@ -109,8 +110,8 @@ def make_contact_sheet(entries: list[SheetEntry], out: Path, *, columns: int = 4
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".sheet-") as tmpdir:
-        cells = [_cell(entry, layout, Path(tmpdir) / f"label{i}.txt")
-                 for i, entry in enumerate(entries)]
+        cells = [_label(frame, entry, layout, Path(tmpdir) / f"label{i}.txt")
+                 for i, (frame, entry) in enumerate(zip(_frames(entries, layout), entries))]
         sheet = cells[0] if len(cells) == 1 else ffmpeg.filter(
             cells, "xstack", inputs=len(cells), layout=layout.xstack(len(cells)), fill="black")
         with atomic_output(out) as tmp:
@@ -158,15 +159,36 @@ class _SheetLayout(BaseModel):
         return text if len(text) <= room else text[:room - 1].rstrip() + "\u2026"
 
 
-def _cell(entry: SheetEntry, layout: _SheetLayout, text_file: Path):
-    """One thumbnail: the frame at ``at_s``, fitted, padded, with its label in the band."""
+def _frames(entries: list[SheetEntry], layout: _SheetLayout) -> list:
+    """One fitted frame per entry. Entries showing the same frame of the same video (takes
+    that came out identical) share one decode through ``split``: ffmpeg-python merges
+    identical nodes, and a node feeding several filters must be split."""
+    keys = [(str(entry.video), f"{entry.at_s:.6f}") for entry in entries]
+    uses, taken, made = Counter(keys), Counter(), {}
+    frames = []
+    for entry, key in zip(entries, keys):
+        if key not in made:
+            frame = _frame(entry, layout)
+            made[key] = frame.filter_multi_output("split", uses[key]) if uses[key] > 1 else frame
+        frames.append(made[key][taken[key]] if uses[key] > 1 else made[key])
+        taken[key] += 1
+    return frames
+
+
+def _frame(entry: SheetEntry, layout: _SheetLayout):
+    """The frame at ``at_s``, fitted and padded to a cell with room for the caption band."""
     w, h = layout.thumb_w, layout.thumb_h
-    video = (ffmpeg.input(str(entry.video), ss=f"{entry.at_s:.6f}").video
-             .trim(end_frame=1).setpts("PTS-STARTPTS")
-             .filter("scale", w, h, force_original_aspect_ratio="decrease")
-             .filter("format", "rgb24")
-             .filter("pad", w, layout.cell_h, "(ow-iw)/2", f"({h}-ih)/2", color="black")
-             .filter("setsar", 1))
+    return (ffmpeg.input(str(entry.video), ss=f"{entry.at_s:.6f}").video
+            .trim(end_frame=1).setpts("PTS-STARTPTS")
+            .filter("scale", w, h, force_original_aspect_ratio="decrease")
+            .filter("format", "rgb24")
+            .filter("pad", w, layout.cell_h, "(ow-iw)/2", f"({h}-ih)/2", color="black")
+            .filter("setsar", 1))
+
+
+def _label(video, entry: SheetEntry, layout: _SheetLayout, text_file: Path):
+    """The entry's label drawn in the band under its frame."""
+    h = layout.thumb_h
     text = layout.fit(entry.label)
     if not text:
         return video

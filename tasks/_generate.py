@@ -2,23 +2,29 @@
 
 For every step (the base generation, then ``upscale``, then ``audio``) under the lock
 of that step's key: a stored clip is reused; a recorded generation id is waited on
-again (a killed run resumes, it never re-pays); otherwise the create goes out once
-(``_create.create_once``), its id is written to the ledger before anything waits,
-and the finished video is downloaded, verified and stored.
+again (a killed run resumes, it never re-pays); a send that a killed run left in
+flight is looked up on the account and adopted; otherwise the create goes out once
+(``_create.create_once``) with the moment of sending recorded first, its id is
+written to the ledger before anything waits, and the finished video is downloaded,
+verified and stored.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import httpx
 import lumaai
 
 from reelflow.errors import DownloadError, GenerationFailed, ModerationRefused
-from reelflow.tasks._create import create_once, find_matching
+from reelflow.tasks._create import create_once, find_matching, recover_interrupted
 from reelflow.tasks._ledger import Ledger, LedgerEntry
 from reelflow.tasks.models import Clip, GenerationRequest
 from reelflow.tasks.store import ClipStore
@@ -145,26 +151,66 @@ def _stored_clip(store: ClipStore, entry: LedgerEntry) -> Clip:
                 frames=info.frames, has_audio=info.has_audio, generation_id=entry.generation_id)
 
 
-def _paid_step(key: str, *, shot_id: str, client: lumaai.LumaAI, store: ClipStore, ledger: Ledger,
-               create: Callable[[], tuple[str, str | None]], cost: float,
-               resubmits: int = DEFAULT_RESUBMITS) -> Clip:
-    """One paid step under its key's lock: reuse, resume or create once, then download.
+@dataclass(frozen=True)
+class PaidCall:
+    """How one paid step is sent, and found again after a run died while sending it.
 
-    ``create`` returns the new generation id and, for in-place steps, the video URL the
-    generation showed before the step (so waiting can tell the step's result from it).
+    ``prepare()`` reads what must be known before the send (an in-place step's current
+    video URL; None for a new generation), which is recorded with the send's time.
+    ``send(prior)`` creates once and returns the id (``create_once``). ``recover(since,
+    prior)`` is the id of the generation a send interrupted by a crash made, or None.
+    Sends sharing a ``one_at_a_time`` key (takes of one request: identical payloads) go
+    out one after another, so no reconciliation can mistake one for the other.
     """
+
+    send: Callable[[str | None], str]
+    recover: Callable[[datetime, str | None], str | None]
+    prepare: Callable[[], str | None] = lambda: None
+    one_at_a_time: str | None = None
+
+
+def _send(call: PaidCall, entry: LedgerEntry, ledger: Ledger, cost: float) -> None:
+    """Send ``call`` with the intent recorded first; record the id it returns."""
+    lock = ledger.lock(call.one_at_a_time) if call.one_at_a_time else contextlib.nullcontext()
+    with lock:
+        entry.prior_video = call.prepare()
+        entry.sending_since = datetime.now(timezone.utc).isoformat()
+        ledger.write(entry)  # the intent: a run killed mid-send is reconciled, never re-sent
+        entry.generation_id = call.send(entry.prior_video)
+        entry.sending_since = None
+        entry.attempts += 1
+        entry.cost_usd = round(entry.cost_usd + cost, 2)
+        ledger.write(entry)  # recorded before waiting: a crash resumes, never re-pays
+
+
+def _recover(call: PaidCall, entry: LedgerEntry, ledger: Ledger, cost: float, shot_id: str) -> None:
+    """A run died while sending: adopt what it made (it was paid), or clear the intent."""
+    sent_at = datetime.fromisoformat(entry.sending_since)
+    found = recover_interrupted(lambda since: call.recover(since, entry.prior_video), sent_at,
+                                shot_id)
+    if found:
+        _logger().warning("Shot %s: adopted generation %s, made by a run that died while "
+                          "sending it", shot_id, found)
+        entry.generation_id, entry.attempts = found, entry.attempts + 1
+        entry.cost_usd = round(entry.cost_usd + cost, 2)
+    entry.sending_since = None
+    ledger.write(entry)
+
+
+def _paid_step(key: str, *, shot_id: str, client: lumaai.LumaAI, store: ClipStore, ledger: Ledger,
+               call: PaidCall, cost: float, resubmits: int = DEFAULT_RESUBMITS) -> Clip:
+    """One paid step under its key's lock: reuse, resume, recover or create once, then download."""
     with ledger.lock(key):
         entry = ledger.read(key) or LedgerEntry(key=key, shot_id=shot_id)
         if entry.sha256 and store.has(entry.sha256):
             _logger().info("Shot %s: cached clip %s", shot_id, entry.sha256[:12])
             return _stored_clip(store, entry)
+        if entry.generation_id is None and entry.sending_since:
+            _recover(call, entry, ledger, cost, shot_id)
         paid_now = False
         while True:
             if entry.generation_id is None:
-                entry.generation_id, entry.prior_video = create()
-                entry.attempts += 1
-                entry.cost_usd = round(entry.cost_usd + cost, 2)
-                ledger.write(entry)  # recorded before waiting: a crash resumes, never re-pays
+                _send(call, entry, ledger, cost)
                 paid_now = True
                 _logger().info("Shot %s: submitted generation %s", shot_id, entry.generation_id)
             try:
@@ -198,53 +244,63 @@ def generate(request: GenerationRequest, *, shot_id: str, client: lumaai.LumaAI,
     called just before the create, so time-limited URLs are fresh. ``before_create``
     runs before every create attempt (a shared rate limit).
     """
-    creates = client.with_options(max_retries=0).generations
-
-    def create_base() -> str:
-        urls = {name: image_url(frame.path) for name in ("frame0", "frame1")
-                if (frame := getattr(request, name)) is not None and frame.path is not None}
-        kwargs = request.api_kwargs(urls)
-        generation_id = create_once(lambda: creates.video.create(**kwargs), client, shot_id=shot_id,
-                                    reconcile=lambda since: find_matching(
-                                        client, kwargs, since, ledger.generation_ids()),
-                                    before_send=before_create)
-        return generation_id, None
-
     clip = _paid_step(request.cache_key(), shot_id=shot_id, client=client, store=store, ledger=ledger,
-                      create=create_base, cost=request.estimated_cost(), resubmits=resubmits)
+                      call=_base_call(request, client, ledger, shot_id, image_url, before_create),
+                      cost=request.estimated_cost(), resubmits=resubmits)
     paid, spent = clip.paid, clip.cost_usd
     for step in request.steps():
         clip = _paid_step(request.step_key(step), shot_id=shot_id, client=client, store=store,
                           ledger=ledger, cost=request.estimated_cost(step), resubmits=0,
-                          create=_step_creator(step, request, clip.generation_id, client, shot_id,
-                                               before_create))
+                          call=_step_call(step, request, clip.generation_id, client, shot_id,
+                                          before_create))
         paid, spent = paid or clip.paid, spent + clip.cost_usd
     return clip.model_copy(update={"paid": paid, "cost_usd": round(spent, 2)})
 
 
-def _step_creator(step: str, request: GenerationRequest, generation_id: str, client: lumaai.LumaAI,
-                  shot_id: str, before_create: Callable[[], None] | None
-                  ) -> Callable[[], tuple[str, str | None]]:
-    """The create of an in-place step (upscale/audio) on a completed generation.
-
-    Its unknown outcome is reconciled by looking at the generation itself: if it left
-    the completed state or its video changed, the step was accepted.
-    """
+def _base_call(request: GenerationRequest, client: lumaai.LumaAI, ledger: Ledger, shot_id: str,
+               image_url: Callable[[Path], str] | None,
+               before_create: Callable[[], None] | None) -> PaidCall:
+    """A new generation: found again by its request among the account's newest."""
     creates = client.with_options(max_retries=0).generations
 
-    def create() -> tuple[str, str | None]:
-        before = client.generations.get(generation_id).assets.video
-        if step == "upscale":
-            send = lambda: creates.upscale(generation_id, resolution=request.upscale)  # noqa: E731
-        else:
-            send = lambda: creates.audio(generation_id, prompt=request.audio)  # noqa: E731
+    def payload() -> dict[str, Any]:
+        urls = {name: image_url(frame.path) for name in ("frame0", "frame1")
+                if (frame := getattr(request, name)) is not None and frame.path is not None}
+        return request.api_kwargs(urls)
 
-        def reconcile(_since) -> str | None:
-            now = client.generations.get(generation_id)
-            changed = now.state in ("queued", "dreaming") or now.assets.video != before
-            return generation_id if changed else None
+    def find(kwargs: dict[str, Any], since: datetime) -> str | None:
+        return find_matching(client, kwargs, since, ledger.generation_ids())
 
-        return create_once(send, client, shot_id=shot_id, reconcile=reconcile,
-                           before_send=before_create), before
+    def send(_prior: str | None) -> str:
+        kwargs = payload()
+        return create_once(lambda: creates.video.create(**kwargs), client, shot_id=shot_id,
+                           reconcile=lambda since: find(kwargs, since), before_send=before_create)
 
-    return create
+    return PaidCall(send=send, recover=lambda since, _prior: find(payload(), since),
+                    one_at_a_time="send-" + request.model_copy(update={"take": 1}).cache_key())
+
+
+def _step_call(step: str, request: GenerationRequest, generation_id: str, client: lumaai.LumaAI,
+               shot_id: str, before_create: Callable[[], None] | None) -> PaidCall:
+    """An in-place step (upscale/audio) on a completed generation.
+
+    Whether it was accepted is read off the generation itself: it left the completed
+    state, or its video is no longer the one it had before the step was sent.
+    """
+    creates = client.with_options(max_retries=0).generations
+    if step == "upscale":
+        send_step = lambda: creates.upscale(generation_id, resolution=request.upscale)  # noqa: E731
+    else:
+        send_step = lambda: creates.audio(generation_id, prompt=request.audio)  # noqa: E731
+
+    def accepted(prior: str | None) -> str | None:
+        now = client.generations.get(generation_id)
+        changed = now.state in ("queued", "dreaming") or now.assets.video != prior
+        return generation_id if changed else None
+
+    def send(prior: str | None) -> str:
+        return create_once(send_step, client, shot_id=shot_id,
+                           reconcile=lambda _since: accepted(prior), before_send=before_create)
+
+    return PaidCall(send=send, recover=lambda _since, prior: accepted(prior),
+                    prepare=lambda: client.generations.get(generation_id).assets.video)

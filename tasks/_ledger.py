@@ -1,8 +1,10 @@
 """The spend ledger: what was paid for, by cache key, recorded before waiting.
 
-One small JSON file per request key under REELFLOW_HOME/ledger. The generation
-id is written the moment the create call returns, so a run killed while the clip
-dreams resumes waiting on the same id instead of paying again.
+One small JSON file per request key under REELFLOW_HOME/ledger. The moment a create
+is sent is written before the send, and the generation id the moment the call
+returns, so a run killed while the clip dreams resumes waiting on the same id, and
+one killed while the create was in flight finds the generation it made: neither
+pays again.
 
 Locks are ``fcntl.flock`` on a per-key file: the kernel drops them when the
 holding process dies (even by kill -9), so a crashed run never leaves a lock
@@ -35,6 +37,10 @@ class LedgerEntry(BaseModel):
     cost_usd: float = 0.0
     attempts: int = 0
     prior_video: str | None = None
+    #: When a create was sent whose id is not known yet (ISO 8601 UTC). Written before the
+    #: send: a run killed while the request was in flight leaves it, and the next run asks
+    #: the account for the generation that request made instead of sending it again.
+    sending_since: str | None = None
 
 
 class Ledger(BaseModel):

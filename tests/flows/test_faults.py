@@ -131,6 +131,22 @@ def test_thirty_shots_under_account_limits_and_random_faults(tmp_path, home, fau
                   True))
 
 
+def test_takes_of_one_request_lost_after_create_are_told_apart(tmp_path, home, faulty):
+    """Three takes send identical payloads; every create's answer is lost after the account
+    recorded it. Each take adopts a generation of its own: three created, three distinct."""
+    from reelflow.flows.render import render_sequence
+
+    emu = faulty(Faults(drop_after_create=1.0))
+    takes = [{"id": f"take{n}", "prompt": "A paper boat on a puddle", "resolution": "540p",
+              "take": n} for n in (1, 2, 3)]
+    report = render_sequence(str(write_shotlist(tmp_path, takes)))
+
+    assert emu.stats()["created"] == 3 and emu.stats()["injected"]["drop_after_create"] == 3
+    ids = [r.generation_id for r in report.shot_results]
+    assert len(set(ids)) == 3 and set(ids) == {r["id"] for r in emu.account.records()}
+    assert report.generated == 3
+
+
 def test_empty_account_is_refused_before_any_create(tmp_path, home, faulty):
     from reelflow.errors import GenerationFailed
     from reelflow.flows.render import render_sequence

@@ -63,3 +63,48 @@ def test_kill_9_while_dreaming_then_rerun_pays_nothing(tmp_path, prefect_api):
     finally:
         emulator.send_signal(signal.SIGTERM)
         emulator.wait(timeout=20)
+
+
+def _intents(home: Path) -> list[str]:
+    """Ledger entries whose create was sent but whose id never came back."""
+    return [json.loads(r.read_text())["key"] for r in (home / "ledger").glob("*/*.json")
+            if json.loads(r.read_text()).get("sending_since")]
+
+
+def test_kill_9_while_creates_are_in_flight_then_rerun_adopts_them(tmp_path, prefect_api):
+    """The account recorded (and billed) both creates, but their answers never reached the
+    killed run: the rerun finds those generations on the account instead of paying again."""
+    import httpx
+
+    emulator, url = start_standalone_emulator(tmp_path / "account")
+    try:
+        httpx.post(f"{url}/_emulator/faults", json={"create_answer_delay": 45}, timeout=10)
+        path = write_shotlist(tmp_path, SHOTS)
+        home = tmp_path / "home"
+        env = {**os.environ, "LUMAAI_API_KEY": TEST_KEY, "LUMAAI_BASE_URL": url,
+               "PREFECT_API_URL": prefect_api, "REELFLOW_HOME": str(home)}
+        render = subprocess.Popen([sys.executable, "-m", "reelflow.cli", "render", str(path)],
+                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  start_new_session=True)
+        deadline = time.monotonic() + 120
+        while emulator_created(url) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert emulator_created(url) == 2, "the render never sent its creates"
+        os.killpg(render.pid, signal.SIGKILL)  # both answers are still held by the account
+        render.wait(timeout=10)
+        assert _recorded_ids(home) == [] and len(_intents(home)) == 2
+
+        httpx.post(f"{url}/_emulator/faults", json={}, timeout=10)
+        rerun = run_cli(["render", str(path), "--json"], env=env)
+        assert rerun.returncode == 0, rerun.stderr
+        report = json.loads(rerun.stdout)
+        assert emulator_created(url) == 2  # adopted, not paid again
+        assert report["generated"] == 0 and _intents(home) == []
+        account = httpx.get(f"{url}/generations", params={"limit": 10},
+                            headers={"Authorization": f"Bearer {TEST_KEY}"}, timeout=10).json()
+        assert sorted(r["generation_id"] for r in report["shot_results"]) == \
+            sorted(g["id"] for g in account["generations"])
+        assert "adopted generation" in rerun.stderr
+    finally:
+        emulator.send_signal(signal.SIGTERM)
+        emulator.wait(timeout=20)

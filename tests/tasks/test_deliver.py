@@ -93,6 +93,17 @@ def test_contact_sheet_grid_size_and_labels(clips, tmp_path):
     assert np.array_equal(image[:thumb_h], bare[:thumb_h])  # only the bands differ
 
 
+def test_contact_sheet_shows_the_same_frame_twice(clips, tmp_path):
+    """Takes that came out identical give identical entries (one split decode, two cells)."""
+    entries = [SheetEntry(label=label, video=clips["red"], at_s=1) for label in ("a", "b", "")]
+    entries.insert(1, SheetEntry(label="blue", video=clips["blue"], at_s=1))
+    image = rgb(make_contact_sheet(entries, tmp_path / "twice.png", columns=4, thumb_width=160))
+    assert image.shape == (90 + 16, 4 * 160, 3)
+    for cell, red in enumerate((True, False, True, True)):
+        r, _, b = image[45, cell * 160 + 80]
+        assert (r > 200 and b < 40) if red else (b > 200 and r < 40), f"cell {cell}"
+
+
 def test_contact_sheet_refuses_time_outside_a_video(clips, tmp_path):
     entries = [SheetEntry(label="ok", video=clips["red"], at_s=1),
                SheetEntry(label="late", video=clips["blue"], at_s=9)]
