@@ -362,15 +362,19 @@ def main() -> None:
     args.rss_shots = args.rss_shots or (12 if args.quick else 100)
     if args.shots < 2:
         parser.error("--shots must be at least 2")
-    from reelflow._binaries import ffmpeg_exe
-    version = subprocess.run([ffmpeg_exe(), "-version"], capture_output=True,
-                             text=True).stdout.splitlines()[0]
     started = time.time()
     rows = run_all(args)
-    print(f"date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(started))}; "
-          f"nproc {os.cpu_count()}; {platform.machine()}; {version}; "
-          f"python {platform.python_version()}; total {time.time() - started:.0f} s")
+    print(machine_line(started))
     print(report(rows, args))
+
+
+def machine_line(started: float) -> str:
+    """When, on what and with which ffmpeg a bench ran, and how long it took in all."""
+    version = subprocess.run([_ffmpeg(), "-version"], capture_output=True,
+                             text=True).stdout.splitlines()[0]
+    return (f"date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(started))}; "
+            f"nproc {os.cpu_count()}; {platform.machine()}; {version}; "
+            f"python {platform.python_version()}; total {time.time() - started:.0f} s")
 
 
 if __name__ == "__main__":

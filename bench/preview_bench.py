@@ -15,8 +15,6 @@ wall and CPU seconds per quality and their ratio, and the output sizes. Not part
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -25,7 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from edit_bench import CLIP_S, FPS, _ffmpeg, measure  # noqa: E402  (bench helpers)
+from edit_bench import CLIP_S, FPS, _ffmpeg, machine_line, measure  # noqa: E402  (bench helpers)
 
 QUALITIES = ("final", "preview")
 
@@ -93,13 +91,9 @@ def main() -> None:
                         help="strength of ffmpeg's noise filter on the sources; 0 for none")
     parser.add_argument("--work", default="/tmp/reelflow-preview-bench")
     args = parser.parse_args()
-    version = subprocess.run([_ffmpeg(), "-version"], capture_output=True,
-                             text=True).stdout.splitlines()[0]
     started = time.time()
     results = run(args)
-    print(f"date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(started))}; "
-          f"nproc {os.cpu_count()}; {platform.machine()}; {version}; "
-          f"python {platform.python_version()}; total {time.time() - started:.0f} s")
+    print(machine_line(started))
     print(report(results, args))
 
 

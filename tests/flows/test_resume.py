@@ -29,16 +29,22 @@ def _recorded_ids(home: Path) -> list[str]:
     return ids
 
 
+def _start_render(tmp_path: Path, url: str, prefect_api: str):
+    """`reelflow render` of SHOTS in its own process group (so kill -9 takes all of it)."""
+    path = write_shotlist(tmp_path, SHOTS)
+    home = tmp_path / "home"
+    env = {**os.environ, "LUMAAI_API_KEY": TEST_KEY, "LUMAAI_BASE_URL": url,
+           "PREFECT_API_URL": prefect_api, "REELFLOW_HOME": str(home)}
+    render = subprocess.Popen([sys.executable, "-m", "reelflow.cli", "render", str(path)],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    return path, home, env, render
+
+
 def test_kill_9_while_dreaming_then_rerun_pays_nothing(tmp_path, prefect_api):
     emulator, url = start_standalone_emulator(tmp_path / "account", latency=8)
     try:
-        path = write_shotlist(tmp_path, SHOTS)
-        home = tmp_path / "home"
-        env = {**os.environ, "LUMAAI_API_KEY": TEST_KEY, "LUMAAI_BASE_URL": url,
-               "PREFECT_API_URL": prefect_api, "REELFLOW_HOME": str(home)}
-        render = subprocess.Popen([sys.executable, "-m", "reelflow.cli", "render", str(path)],
-                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                  start_new_session=True)
+        path, home, env, render = _start_render(tmp_path, url, prefect_api)
         deadline = time.monotonic() + 120
         while len(_recorded_ids(home)) < 2 and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -79,13 +85,7 @@ def test_kill_9_while_creates_are_in_flight_then_rerun_adopts_them(tmp_path, pre
     emulator, url = start_standalone_emulator(tmp_path / "account")
     try:
         httpx.post(f"{url}/_emulator/faults", json={"create_answer_delay": 45}, timeout=10)
-        path = write_shotlist(tmp_path, SHOTS)
-        home = tmp_path / "home"
-        env = {**os.environ, "LUMAAI_API_KEY": TEST_KEY, "LUMAAI_BASE_URL": url,
-               "PREFECT_API_URL": prefect_api, "REELFLOW_HOME": str(home)}
-        render = subprocess.Popen([sys.executable, "-m", "reelflow.cli", "render", str(path)],
-                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                  start_new_session=True)
+        path, home, env, render = _start_render(tmp_path, url, prefect_api)
         deadline = time.monotonic() + 120
         while emulator_created(url) < 2 and time.monotonic() < deadline:
             time.sleep(0.2)
