@@ -128,7 +128,8 @@ def make_plan(shotlist: ShotList, profile: str = "final", *, out: Path | None = 
     """Plan every shot: its request, estimated cost and whether it is already paid for."""
     if profile not in PROFILES:
         raise ShotListError([f"{shotlist.source.name}: profile: {profile!r} is not one of draft, final"])
-    ledger, store = ledger or Ledger.default(), store or ClipStore.default()
+    store = store or ClipStore.default()
+    ledger = ledger or Ledger.for_store(store)
     requests = requests_for(shotlist, profile)
     shots = []
     for shot in shotlist.shots:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ import lumaai
 
 from reelflow.errors import DownloadError, GenerationFailed, ModerationRefused
 from reelflow.tasks._create import create_once, find_matching, recover_interrupted
-from reelflow.tasks._ledger import Ledger, LedgerEntry
+from reelflow.tasks._ledger import Ledger, LedgerConflict, LedgerEntry
 from reelflow.tasks.models import Clip, GenerationRequest
 from reelflow.tasks.store import ClipStore
 
@@ -39,6 +40,12 @@ DEFAULT_WAIT_DEADLINE_S = 30 * 60
 MAX_TRANSIENT_POLL_ERRORS = 8
 #: How many times a generic (non-moderation) failure is resubmitted.
 DEFAULT_RESUBMITS = 2
+#: How long another machine's record "sending now" is trusted before it counts as left
+#: by a dead run (a create, with its 429 waits, is over long before);
+#: REELFLOW_SENDING_LIVE_S overrides it.
+SENDING_LIVE_S = 15 * 60
+#: Pause before reading a record again that another machine just changed.
+CONFLICT_BACKOFF_S = 2.0
 
 _MODERATION_WORDS = ("moderation", "not allowed", "policy", "safety", "inappropriate")
 _log = logging.getLogger("reelflow.tasks.luma")
@@ -169,18 +176,65 @@ class PaidCall:
     one_at_a_time: str | None = None
 
 
-def _send(call: PaidCall, entry: LedgerEntry, ledger: Ledger, cost: float) -> None:
-    """Send ``call`` with the intent recorded first; record the id it returns."""
+def _send(call: PaidCall, entry: LedgerEntry, ledger: Ledger, cost: float,
+          sent: list[str]) -> LedgerEntry:
+    """Send ``call`` with the intent recorded first; return the record with the new id.
+
+    Raises:
+        LedgerConflict: another machine claimed the key first (nothing was sent).
+    """
     lock = ledger.lock(call.one_at_a_time) if call.one_at_a_time else contextlib.nullcontext()
     with lock:
         entry.prior_video = call.prepare()
         entry.sending_since = datetime.now(timezone.utc).isoformat()
+        entry.sender = ledger.lock_domain()
         ledger.write(entry)  # the intent: a run killed mid-send is reconciled, never re-sent
-        entry.generation_id = call.send(entry.prior_video)
-        entry.sending_since = None
-        entry.attempts += 1
-        entry.cost_usd = round(entry.cost_usd + cost, 2)
-        ledger.write(entry)  # recorded before waiting: a crash resumes, never re-pays
+        generation_id = call.send(entry.prior_video)
+        sent.append(generation_id)
+        return _record_sent(entry, ledger, generation_id, cost)
+
+
+def _record_sent(entry: LedgerEntry, ledger: Ledger, generation_id: str, cost: float) -> LedgerEntry:
+    """Write a paid create's id before anything waits (a crash resumes, never re-pays).
+
+    A paid id must not be lost to a conflict: the record is read again and the id
+    written into it, unless another machine recorded a generation there meanwhile.
+    """
+    while True:
+        entry = entry.model_copy(update={
+            "generation_id": generation_id, "sending_since": None, "sender": None,
+            "attempts": entry.attempts + 1, "cost_usd": round(entry.cost_usd + cost, 2)})
+        try:
+            ledger.write(entry)
+            return entry
+        except LedgerConflict:
+            time.sleep(CONFLICT_BACKOFF_S)
+        entry = ledger.read(entry.key) or LedgerEntry(key=entry.key, shot_id=entry.shot_id)
+        if entry.generation_id not in (None, generation_id):
+            _logger().error("Shot %s: generation %s was paid, but another machine recorded %s "
+                            "for the same request meanwhile; %s is left unused", entry.shot_id,
+                            generation_id, entry.generation_id, generation_id)
+            return entry
+
+
+class SendingElsewhere(LedgerConflict):
+    """Another machine recorded that it is sending this request right now."""
+
+    def __init__(self, since: str):
+        super().__init__(f"sending elsewhere since {since}")
+        self.since = since
+
+
+def _sending_elsewhere(entry: LedgerEntry, ledger: Ledger) -> bool:
+    """True while another machine may still be sending ``entry``'s create.
+
+    An intent from this lock domain is stale (we hold the key's lock, so its writer
+    died); one from elsewhere is trusted for SENDING_LIVE_S, longer than any create.
+    """
+    if entry.sender in (None, ledger.lock_domain()):
+        return False
+    age = datetime.now(timezone.utc) - datetime.fromisoformat(entry.sending_since)
+    return age.total_seconds() < float(os.environ.get("REELFLOW_SENDING_LIVE_S", SENDING_LIVE_S))
 
 
 def _recover(call: PaidCall, entry: LedgerEntry, ledger: Ledger, cost: float, shot_id: str) -> None:
@@ -193,46 +247,69 @@ def _recover(call: PaidCall, entry: LedgerEntry, ledger: Ledger, cost: float, sh
                           "sending it", shot_id, found)
         entry.generation_id, entry.attempts = found, entry.attempts + 1
         entry.cost_usd = round(entry.cost_usd + cost, 2)
-    entry.sending_since = None
+    entry.sending_since = entry.sender = None
     ledger.write(entry)
 
 
 def _paid_step(key: str, *, shot_id: str, client: lumaai.LumaAI, store: ClipStore, ledger: Ledger,
                call: PaidCall, cost: float, resubmits: int = DEFAULT_RESUBMITS) -> Clip:
-    """One paid step under its key's lock: reuse, resume, recover or create once, then download."""
+    """One paid step under its key's lock: reuse, resume, recover or create once, then download.
+
+    With a shared ledger another machine may act on the key meanwhile: every write is
+    conditional, and a lost one (LedgerConflict) means "read what it did and follow it".
+    """
+    sent: list[str] = []  # what this call paid for, over every pass
+    waiting_since = None
     with ledger.lock(key):
-        entry = ledger.read(key) or LedgerEntry(key=key, shot_id=shot_id)
-        if entry.sha256 and store.has(entry.sha256):
-            _logger().info("Shot %s: cached clip %s", shot_id, entry.sha256[:12])
-            return _stored_clip(store, entry)
-        if entry.generation_id is None and entry.sending_since:
-            _recover(call, entry, ledger, cost, shot_id)
-        paid_now = False
         while True:
-            if entry.generation_id is None:
-                _send(call, entry, ledger, cost)
-                paid_now = True
-                _logger().info("Shot %s: submitted generation %s", shot_id, entry.generation_id)
             try:
-                generation = wait(client, entry.generation_id, shot_id=shot_id,
-                                  not_video=entry.prior_video)
+                clip = _step(key, shot_id, client, store, ledger, call, cost, resubmits, sent)
                 break
-            except ModerationRefused:
+            except SendingElsewhere as elsewhere:
+                if waiting_since != elsewhere.since:  # once per record, not once per look
+                    _logger().warning("Shot %s: another machine is sending this request "
+                                      "(since %s); waiting for its id", shot_id, elsewhere.since)
+                    waiting_since = elsewhere.since
+                time.sleep(CONFLICT_BACKOFF_S)
+            except LedgerConflict:
+                time.sleep(CONFLICT_BACKOFF_S)
+    return clip.model_copy(update={"paid": bool(sent), "cost_usd": cost if sent else 0.0})
+
+
+def _step(key: str, shot_id: str, client: lumaai.LumaAI, store: ClipStore, ledger: Ledger,
+          call: PaidCall, cost: float, resubmits: int, sent: list[str]) -> Clip:
+    """One pass of ``_paid_step`` from the record as it is now; ids it pays for go to ``sent``."""
+    entry = ledger.read(key) or LedgerEntry(key=key, shot_id=shot_id)
+    if entry.sha256 and store.has(entry.sha256):
+        _logger().info("Shot %s: cached clip %s", shot_id, entry.sha256[:12])
+        return _stored_clip(store, entry)
+    if entry.generation_id is None and entry.sending_since:
+        if _sending_elsewhere(entry, ledger):
+            raise SendingElsewhere(entry.sending_since)
+        _recover(call, entry, ledger, cost, shot_id)
+    while True:
+        if entry.generation_id is None:
+            entry = _send(call, entry, ledger, cost, sent)
+            _logger().info("Shot %s: submitted generation %s", shot_id, entry.generation_id)
+        try:
+            generation = wait(client, entry.generation_id, shot_id=shot_id,
+                              not_video=entry.prior_video)
+            break
+        except ModerationRefused:
+            raise
+        except GenerationFailed as failed:
+            if failed.failure_reason is None or entry.attempts > resubmits:
                 raise
-            except GenerationFailed as failed:
-                if failed.failure_reason is None or entry.attempts > resubmits:
-                    raise
-                _logger().warning("Shot %s: %s; resubmitting", shot_id, failed)
-                entry.generation_id = None
-            except lumaai.NotFoundError:
-                _logger().warning("Shot %s: generation %s unknown to this account; resubmitting",
-                                  shot_id, entry.generation_id)
-                entry.generation_id = None
-        clip = download(generation.assets.video, store)
-        entry.sha256 = clip.sha256
-        ledger.write(entry)
-        return clip.model_copy(update={"generation_id": entry.generation_id, "paid": paid_now,
-                                       "cost_usd": cost if paid_now else 0.0})
+            _logger().warning("Shot %s: %s; resubmitting", shot_id, failed)
+            entry.generation_id = None
+        except lumaai.NotFoundError:
+            _logger().warning("Shot %s: generation %s unknown to this account; resubmitting",
+                              shot_id, entry.generation_id)
+            entry.generation_id = None
+    clip = download(generation.assets.video, store)
+    entry.sha256 = clip.sha256
+    ledger.write(entry)
+    return clip.model_copy(update={"generation_id": entry.generation_id})
 
 
 def generate(request: GenerationRequest, *, shot_id: str, client: lumaai.LumaAI, store: ClipStore,

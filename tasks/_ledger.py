@@ -1,14 +1,22 @@
 """The spend ledger: what was paid for, by cache key, recorded before waiting.
 
-One small JSON file per request key under REELFLOW_HOME/ledger. The moment a create
-is sent is written before the send, and the generation id the moment the call
-returns, so a run killed while the clip dreams resumes waiting on the same id, and
-one killed while the create was in flight finds the generation it made: neither
-pays again.
+One small JSON record per request key. The moment a create is sent is written
+before the send, and the generation id the moment the call returns, so a run
+killed while the clip dreams resumes waiting on the same id, and one killed while
+the create was in flight finds the generation it made: neither pays again.
 
-Locks are ``fcntl.flock`` on a per-key file: the kernel drops them when the
-holding process dies (even by kill -9), so a crashed run never leaves a lock
-that blocks the next one.
+Where the records live follows the clip store. With a local store they are files
+under REELFLOW_HOME/ledger (fsync, atomic rename). With an S3 store they are
+objects beside the clips (``<prefix>/ledger/<key>.json``), shared by every machine
+using that store, and every write is a compare-and-swap (S3's conditional PUT): of
+two machines acting on one key, one wins and the other reads what it did
+(``LedgerConflict``) and follows it instead of paying too.
+
+Locks are ``fcntl.flock`` on a per-key file under REELFLOW_HOME: the kernel drops
+them when the holding process dies (even by kill -9), so a crashed run never leaves
+a lock that blocks the next one. They order the processes sharing one
+REELFLOW_HOME; ``lock_domain`` names that group, so a record written by it while
+sending can be told from one another machine is sending right now.
 """
 
 from __future__ import annotations
@@ -16,15 +24,20 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
-from pydantic import BaseModel
+from pydantic import BaseModel, PrivateAttr
 
 from reelflow.config import reelflow_home
-from reelflow.tasks.store import atomic_write_path
+from reelflow.tasks.store import ClipStore, atomic_write_path
 
-__all__ = ["Ledger", "LedgerEntry"]
+__all__ = ["Ledger", "LedgerConflict", "LedgerEntry"]
+
+
+class LedgerConflict(Exception):
+    """Another machine changed the record since it was read: read it again and follow it."""
 
 
 class LedgerEntry(BaseModel):
@@ -41,30 +54,72 @@ class LedgerEntry(BaseModel):
     #: send: a run killed while the request was in flight leaves it, and the next run asks
     #: the account for the generation that request made instead of sending it again.
     sending_since: str | None = None
+    #: The lock domain (see ``Ledger.lock_domain``) of the run that wrote ``sending_since``.
+    sender: str | None = None
 
 
 class Ledger(BaseModel):
-    """Per-key records and locks in a directory."""
+    """Per-key records (local files, or objects shared through an S3 clip store) and locks."""
 
     root: Path
+    shared: ClipStore | None = None
+    _etags: dict[str, str] = PrivateAttr(default_factory=dict)
 
     @classmethod
     def default(cls) -> "Ledger":
-        """The ledger under REELFLOW_HOME."""
+        """The local ledger under REELFLOW_HOME."""
         return cls(root=reelflow_home() / "ledger")
+
+    @classmethod
+    def for_store(cls, store: ClipStore) -> "Ledger":
+        """The ledger that goes with ``store``: shared beside its clips when it is S3."""
+        return cls(root=reelflow_home() / "ledger", shared=store if store.is_s3 else None)
+
+    # -- records ----------------------------------------------------------------------------
 
     def _path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.json"
 
+    def _prefix(self) -> str:
+        folder = self.shared.bucket_folder
+        return f"{folder}/ledger/" if folder else "ledger/"
+
+    def _object_key(self, key: str) -> str:
+        return f"{self._prefix()}{key}.json"
+
     def read(self, key: str) -> LedgerEntry | None:
         """The entry for ``key``, or None when nothing was ever submitted for it."""
-        try:
+        if self.shared is not None:
+            from reelflow.tasks import _s3
+
+            found = _s3.read_versioned(self.shared._client(), self.shared.bucket_name,
+                                       self._object_key(key))
+            if found is not None:
+                self._etags[key] = found[1]
+                return LedgerEntry.model_validate_json(found[0])
+            self._etags.pop(key, None)  # the next write must create it: If-None-Match
+        try:  # with a shared ledger: what this machine recorded before its store was S3
             return LedgerEntry.model_validate_json(self._path(key).read_bytes())
         except FileNotFoundError:
             return None
 
     def write(self, entry: LedgerEntry) -> None:
-        """Persist ``entry`` atomically and durably (fsync before rename)."""
+        """Persist ``entry`` atomically and durably.
+
+        Raises:
+            LedgerConflict: shared ledger only: the record changed since this ledger last
+                read or wrote it (nothing was written).
+        """
+        if self.shared is not None:
+            from reelflow.tasks import _s3
+
+            try:
+                self._etags[entry.key] = _s3.write_if(
+                    self.shared._client(), self.shared.bucket_name, self._object_key(entry.key),
+                    entry.model_dump_json().encode(), self._etags.get(entry.key))
+            except _s3.Conflict as conflict:
+                raise LedgerConflict(str(conflict)) from None
+            return
         target = self._path(entry.key)
         tmp = atomic_write_path(target)
         with open(tmp, "w", encoding="utf-8") as handle:
@@ -78,21 +133,42 @@ class Ledger(BaseModel):
         entry = self.read(key)
         return bool(entry and entry.sha256 and store.has(entry.sha256))
 
-    def generation_ids(self) -> set[str]:
-        """Every generation id the ledger records (so reconciliation never adopts one twice)."""
-        ids = set()
+    def _entries(self) -> Iterator[LedgerEntry]:
+        if self.shared is not None:
+            from reelflow.tasks import _s3
+
+            client, bucket = self.shared._client(), self.shared.bucket_name
+            for object_key in _s3.list_keys(client, bucket, self._prefix()):
+                found = _s3.read_versioned(client, bucket, object_key)
+                if found is not None:
+                    yield LedgerEntry.model_validate_json(found[0])
         for path in self.root.glob("*/*.json"):
             try:
-                entry = LedgerEntry.model_validate_json(path.read_bytes())
+                yield LedgerEntry.model_validate_json(path.read_bytes())
             except (OSError, ValueError):
                 continue
-            if entry.generation_id:
-                ids.add(entry.generation_id)
-        return ids
+
+    def generation_ids(self) -> set[str]:
+        """Every generation id the ledger knows (read when reconciling a lost create)."""
+        return {entry.generation_id for entry in self._entries() if entry.generation_id}
+
+    # -- locks ------------------------------------------------------------------------------
+
+    def lock_domain(self) -> str:
+        """A random name shared by every process using this REELFLOW_HOME (and its locks)."""
+        path = self.root / "lock-domain"
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = atomic_write_path(path)
+            tmp.write_text(secrets.token_hex(8))
+            with contextlib.suppress(OSError):
+                os.link(tmp, path)  # first writer wins; everyone reads the same name
+            tmp.unlink()
+        return path.read_text().strip()
 
     @contextlib.contextmanager
     def lock(self, key: str) -> Iterator[None]:
-        """Hold the exclusive lock for ``key``; other processes and threads wait."""
+        """Hold the exclusive lock for ``key``; other processes and threads here wait."""
         path = self.root / "locks" / f"{key}.lock"
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "a+b") as handle:

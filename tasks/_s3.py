@@ -24,14 +24,18 @@ from typing import Any
 from pydantic import SecretStr
 
 __all__ = [
+    "Conflict",
     "S3Credentials",
     "client_for",
     "credentials_available",
     "download",
     "exists",
+    "list_keys",
     "presign_get",
     "put_if_absent",
+    "read_versioned",
     "region",
+    "write_if",
 ]
 
 _log = logging.getLogger("reelflow.tasks._s3")
@@ -199,3 +203,50 @@ def presign_get(client, bucket: str, key: str, expires_s: int) -> str:
     """A GET URL for the object that stops working after ``expires_s`` seconds."""
     return client.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key},
                                          ExpiresIn=int(expires_s))
+
+
+class Conflict(Exception):
+    """A conditional write lost: the object changed (or appeared) since it was read."""
+
+
+def read_versioned(client, bucket: str, key: str) -> tuple[bytes, str] | None:
+    """The object's bytes and ETag, or None when it does not exist."""
+    from botocore.exceptions import ClientError
+
+    try:
+        response = client.get_object(Bucket=bucket, Key=key)
+    except ClientError as error:
+        if _status(error) == 404:
+            return None
+        raise
+    return response["Body"].read(), response["ETag"]
+
+
+def write_if(client, bucket: str, key: str, body: bytes, etag: str | None) -> str:
+    """Write ``body`` only if the object is still at ``etag`` (None: still absent).
+
+    Compare-and-swap on S3's conditional PUT (``If-Match`` / ``If-None-Match``): of two
+    writers that read the same version, one wins and the other gets Conflict.
+
+    Returns:
+        The new ETag.
+    """
+    from botocore.exceptions import ClientError
+
+    condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
+    try:
+        response = client.put_object(Bucket=bucket, Key=key, Body=body,
+                                     ContentType="application/json", **condition)
+    except ClientError as error:
+        if _status(error) in (409, 412):
+            raise Conflict(f"s3://{bucket}/{key} changed since it was read") from None
+        raise
+    return response["ETag"]
+
+
+def list_keys(client, bucket: str, prefix: str) -> list[str]:
+    """Every key under ``prefix``."""
+    keys = []
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys += [obj["Key"] for obj in page.get("Contents", [])]
+    return keys

@@ -105,7 +105,8 @@ def generate_clip(request: GenerationRequest, *, shot_id: str = "clip",
     """
     get_run_logger().info("Generating shot %s (%s, %s)", shot_id, request.model, request.resolution)
     client = (credentials or LumaCredentials.from_env()).get_client()
-    store, ledger = store or ClipStore.default(), Ledger.default()
+    store = store or ClipStore.default()
+    ledger = Ledger.for_store(store)  # shared beside the clips when the store is S3
 
     def run() -> Clip:
         return _generate.generate(request, shot_id=shot_id, client=client, store=store,
