@@ -21,6 +21,7 @@ from reelflow.flows.deliverables import deliver_extras
 from reelflow.flows.endpoint import check_credits, image_url_resolver, luma_credentials
 from reelflow.flows.report import publish_summary
 from reelflow.flows.generation import Refused, generate_all
+from reelflow.flows.lineage import record_lineage
 from reelflow.flows.observe import emit, ensure_limits
 from reelflow.flows.plan import RenderPlan, check_budget, make_plan
 from reelflow.flows.s3_lists import local_shotlist, publish_to_origin
@@ -227,8 +228,10 @@ def render_sequence(shotlist_path: str, profile: str = "final", out: str | None 
         reused_pieces=result.reused_pieces, shot_results=shots, flow_run_url=flow_run.ui_url,
         **extras.model_dump(), output_uri=published.get(str(result.path)),
         flow_s=round(time.monotonic() - started, 3))
+    prompts = {shot.id: shot.prompt or shot.title for shot in shotlist.shots}
     publish_summary(report, shotlist.title or shotlist.source.stem, shotlist.source.stem,
-                    {shot.id: shot.prompt or shot.title for shot in shotlist.shots}, items)
+                    prompts, items)
+    record_lineage(report, store, shotlist.source.stem, prompts)
     emit("reelflow.sequence.rendered", shotlist.source.stem, output=str(report.output),
          output_uri=report.output_uri,
          cost_usd=report.cost_usd, duration_s=report.duration_s, generated=report.generated,

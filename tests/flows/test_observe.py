@@ -25,6 +25,7 @@ def test_render_creates_limits_emits_events_and_tracks_progress(tmp_path, home, 
 
     from reelflow.flows.render import render_sequence
     from reelflow.tasks.luma import LUMA_CONCURRENCY_LIMIT, LUMA_RATE_LIMIT
+    from reelflow.tasks.store import ClipStore
 
     since = datetime.now(timezone.utc)
     with get_client(sync_client=True) as client:
@@ -46,13 +47,20 @@ def test_render_creates_limits_emits_events_and_tracks_progress(tmp_path, home, 
         while time.monotonic() < deadline:
             generated = _events(client, "reelflow.shot.generated", since)
             rendered = _events(client, "reelflow.sequence.rendered", since)
-            if len(generated) >= 2 and rendered:
+            assets = _events(client, "prefect.asset.materialization.succeeded", since)
+            if len(generated) >= 2 and rendered and assets:
                 break
             time.sleep(0.5)
         assert sorted(e.resource.name for e in generated) == ["east", "west"]
         assert all(e.payload["paid"] and e.payload["cost_usd"] > 0 for e in generated)
         assert rendered[0].payload["output"] == str(report.output)
         assert rendered[0].payload["cost_usd"] == report.cost_usd
+        # lineage: the output is a materialized asset with the two clips upstream of it
+        store = ClipStore.default()
+        output = [e for e in assets if e.resource.id == report.output.resolve().as_uri()]
+        assert len(output) == 1 and output[0].payload["cost_usd"] == report.cost_usd
+        upstream = {r.id for r in output[0].related if r.role == "asset"}
+        assert upstream == {store.uri_for(s.sha256) for s in report.shot_results}
         progress = [a for a in client.read_artifacts() if a.type == "progress"
                     and "observed" in (a.description or "")]
         assert progress and max(float(a.data) for a in progress) == 100.0
