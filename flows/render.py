@@ -24,7 +24,7 @@ from reelflow.flows.generation import Refused, generate_all
 from reelflow.flows.lineage import record_lineage
 from reelflow.flows.observe import emit, ensure_limits
 from reelflow.flows.plan import RenderPlan, check_budget, make_plan
-from reelflow.flows.s3_lists import local_shotlist, publish_to_origin
+from reelflow.flows.s3_lists import local_shotlist, publish_to_origin, s3_origin
 from reelflow.flows.shotlist import ShotList, load_shotlist
 from reelflow.tasks.media import (AudioMix, OutputFormat, TextOverlaySpec, TimelineItem,
                                   assemble_sequence, conform_clip, default_media_cache,
@@ -216,7 +216,8 @@ def render_sequence(shotlist_path: str, profile: str = "final", out: str | None 
         result.path, items, fmt, name=shotlist.title or shotlist.source.stem,
         metadata=_clip_metadata(shots, items),
         mezzanine=mezzanine)
-    published = publish_to_origin.with_options(task_run_name=f"publish[{shotlist.source.stem}]")(
+    published = {} if s3_origin(result.path) is None else publish_to_origin.with_options(
+        task_run_name=f"publish[{shotlist.source.stem}]")(
         [result.path, *(p for p in extras.model_dump().values() if p)])
     paid = [s for s in shots if s.status == "paid"]
     log.info("Wrote %s (%.2fs): %d paid, %d cached, $%.2f", result.path, result.duration_s,
