@@ -116,7 +116,7 @@ def test_machine_killed_mid_send_another_adopts(tmp_path, prefect_api, s3_server
     httpx.post(f"{account}/_emulator/faults", json={}, timeout=10)
 
     env = {**_machine_env(tmp_path, "b", account, prefect_api, s3_server, prefix),
-           "REELFLOW_SENDING_LIVE_S": "40"}
+           "REELFLOW_SENDING_LIVE_S": "60"}
     b = _render(path, env, tmp_path / "b.mp4")
     out, err = b.communicate(timeout=300)
     assert b.returncode == 0, err
