@@ -19,6 +19,7 @@ from pathlib import Path
 from prefect import task
 
 from reelflow.config import reelflow_home
+from reelflow.errors import ShotListError
 from reelflow.tasks import _s3
 from reelflow.tasks.store import ENDPOINT_ENVS
 
@@ -45,11 +46,23 @@ def _split(uri: str) -> tuple[str, str]:
 
 
 def local_shotlist(path_or_uri: str) -> Path:
-    """A local path for a shot list given as a path or an ``s3://bucket/key`` URI."""
+    """A local path for a shot list given as a path or an ``s3://bucket/key`` URI.
+
+    Raises:
+        ShotListError: the URI's folder cannot be read from S3 (one line, with the reason).
+    """
     if not path_or_uri.startswith("s3://"):
         return Path(path_or_uri)
+    from botocore.exceptions import BotoCoreError, ClientError
+
     folder, _, name = path_or_uri.rpartition("/")
-    return mirror_s3_prefix(folder + "/") / name
+    try:
+        return mirror_s3_prefix(folder + "/") / name
+    except ClientError as error:
+        reason = error.response.get("Error", {}).get("Message") or str(error)
+    except BotoCoreError as error:
+        reason = str(error)
+    raise ShotListError([f"{path_or_uri}: cannot be read from S3: {reason}"])
 
 
 def _marker(path: Path) -> Path:

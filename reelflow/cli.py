@@ -23,7 +23,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="reelflow", description="Shot list in, edited video out.")
     commands = parser.add_subparsers(dest="command", required=True)
     render = commands.add_parser("render", help="render a shot list to an MP4")
-    render.add_argument("file", type=Path)
+    render.add_argument("file", help="shot list: a path or an s3://bucket/key URI")
     render.add_argument("--out", type=Path, default=None, help="output path (default: the list's)")
     render.add_argument("--profile", choices=("draft", "final"), default="final")
     render.add_argument("--json", action="store_true", help="print one JSON object")
@@ -38,11 +38,11 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("--mezzanine", choices=("prores", "dnxhr"), default=None,
                         help="also write a ProRes 422 HQ or DNxHR HQ .mov for editors")
     plan = commands.add_parser("plan", help="show what a render would generate and cost")
-    plan.add_argument("file", type=Path)
+    plan.add_argument("file", help="shot list: a path or an s3://bucket/key URI")
     plan.add_argument("--profile", choices=("draft", "final"), default="final")
     plan.add_argument("--json", action="store_true")
     compare = commands.add_parser("compare", help="render each shot with several models, side by side")
-    compare.add_argument("file", type=Path)
+    compare.add_argument("file", help="shot list: a path or an s3://bucket/key URI")
     compare.add_argument("--models", default="ray-2,ray-flash-2", help="comma-separated models")
     compare.add_argument("--profile", choices=("draft", "final"), default="final")
     compare.add_argument("--out", type=Path, default=None)
@@ -57,6 +57,16 @@ def _parser() -> argparse.ArgumentParser:
 
 def _err(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
+
+
+def _shotlist_path(value: str) -> Path:
+    """A local shot-list path; an s3:// URI is mirrored first (its folder, with the assets),
+    and the render made there is published back beside the list."""
+    if not value.startswith("s3://"):
+        return Path(value)
+    from reelflow.flows.s3_lists import local_shotlist  # boto3 and Prefect: S3 lists only
+
+    return local_shotlist(value)
 
 
 def _validated(path: Path, profile: str, out: Path | None = None, budget: float | None = None):
@@ -115,7 +125,7 @@ def _cmd_render(args) -> int:
             "encoded_pieces": report.encoded_pieces, "reused_pieces": report.reused_pieces,
             "flow_s": report.flow_s, "poster": _str(report.poster),
             "contact_sheet": _str(report.contact_sheet), "otio": _str(report.otio),
-            "mezzanine": _str(report.mezzanine),
+            "mezzanine": _str(report.mezzanine), "output_uri": report.output_uri,
             "shot_results": [s.model_dump(mode="json") for s in report.shot_results],
         }))
     else:
@@ -165,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     handler = {"render": _cmd_render, "plan": _cmd_plan, "schema": _cmd_schema,
                "compare": _cmd_compare}[args.command]
     try:
+        if getattr(args, "file", None) is not None:
+            args.file = _shotlist_path(args.file)
         return handler(args)
     except ShotListError as exc:
         for line in exc.problems:

@@ -174,3 +174,33 @@ def test_produce_from_an_s3_prefix_publishes_back(tmp_path, home, luma_env, s3_s
     assert (second.rendered, _names(second.skipped)) == ([], ["a.yaml"])
     assert local.stat().st_mtime_ns == written  # the mirror did not fetch the output back
     assert luma_env.created_count() - start == 1
+
+
+def test_cli_renders_an_s3_list_and_publishes_it(tmp_path, home, luma_env, s3_server,
+                                                 prefect_api, monkeypatch):
+    import json
+
+    from tests.helpers import run_cli
+
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    client, prefix = s3_server.client(), f"cli-{secrets.token_hex(4)}"
+    client.upload_file(str(write_shotlist(tmp_path, LIST_B, name="cli.yaml")), s3_server.bucket,
+                       f"{prefix}/cli.yaml")
+
+    result = run_cli(["render", f"s3://{s3_server.bucket}/{prefix}/cli.yaml", "--json"],
+                     env={"PREFECT_API_URL": prefect_api})
+
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["output_uri"] == f"s3://{s3_server.bucket}/{prefix}/out.mp4"
+    stored = client.get_object(Bucket=s3_server.bucket, Key=f"{prefix}/out.mp4")["Body"].read()
+    assert stored == Path(report["output"]).read_bytes()
+
+    missing = run_cli(["render", f"s3://no-such-bucket-{prefix}/lists/x.yaml"],
+                      env={"PREFECT_API_URL": prefect_api})
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    lines = missing.stderr.splitlines()
+    assert len(lines) == 1, lines  # one line naming the URI and the reason, nothing paid
+    assert lines[0].startswith(f"s3://no-such-bucket-{prefix}/lists/x.yaml: cannot be read from "
+                               "S3: ") and "bucket" in lines[0].lower()
