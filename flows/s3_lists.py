@@ -21,7 +21,7 @@ from prefect import task
 from reelflow.config import reelflow_home
 from reelflow.errors import ShotListError
 from reelflow.tasks import _s3
-from reelflow.tasks.store import ENDPOINT_ENVS
+from reelflow.tasks.store import endpoint_from_env
 
 __all__ = ["local_shotlist", "mirror_s3_prefix", "presigned_link", "publish_to_origin",
            "s3_origin"]
@@ -36,8 +36,7 @@ def _mirror_root() -> Path:
 
 def _client():
     # credentials and endpoint from boto3's usual sources (AWS_* variables, profiles)
-    endpoint = next((os.environ[n] for n in ENDPOINT_ENVS if os.environ.get(n)), None)
-    return _s3.client_for(endpoint)
+    return _s3.client_for(endpoint_from_env())
 
 
 def _split(uri: str) -> tuple[str, str]:

@@ -175,6 +175,14 @@ def _send(call: PaidCall, entry: LedgerEntry, ledger: Ledger, cost: float,
         return _record_sent(entry, ledger, generation_id, cost)
 
 
+def _with_generation(entry: LedgerEntry, generation_id: str, cost: float) -> LedgerEntry:
+    """``entry`` with a paid generation recorded: its id, one more attempt, its cost, and
+    no send in flight any more."""
+    return entry.model_copy(update={
+        "generation_id": generation_id, "sending_since": None, "sender": None,
+        "attempts": entry.attempts + 1, "cost_usd": round(entry.cost_usd + cost, 2)})
+
+
 def _record_sent(entry: LedgerEntry, ledger: Ledger, generation_id: str, cost: float) -> LedgerEntry:
     """Write a paid create's id before anything waits (a crash resumes, never re-pays).
 
@@ -182,9 +190,7 @@ def _record_sent(entry: LedgerEntry, ledger: Ledger, generation_id: str, cost: f
     written into it, unless another machine recorded a generation there meanwhile.
     """
     while True:
-        entry = entry.model_copy(update={
-            "generation_id": generation_id, "sending_since": None, "sender": None,
-            "attempts": entry.attempts + 1, "cost_usd": round(entry.cost_usd + cost, 2)})
+        entry = _with_generation(entry, generation_id, cost)
         try:
             ledger.write(entry)
             return entry
@@ -218,7 +224,8 @@ def _sending_elsewhere(entry: LedgerEntry, ledger: Ledger) -> bool:
     return age.total_seconds() < float(os.environ.get("REELFLOW_SENDING_LIVE_S", SENDING_LIVE_S))
 
 
-def _recover(call: PaidCall, entry: LedgerEntry, ledger: Ledger, cost: float, shot_id: str) -> None:
+def _recover(call: PaidCall, entry: LedgerEntry, ledger: Ledger, cost: float,
+             shot_id: str) -> LedgerEntry:
     """A run died while sending: adopt what it made (it was paid), or clear the intent."""
     sent_at = datetime.fromisoformat(entry.sending_since)
     found = recover_interrupted(lambda since: call.recover(since, entry.prior_video), sent_at,
@@ -226,10 +233,11 @@ def _recover(call: PaidCall, entry: LedgerEntry, ledger: Ledger, cost: float, sh
     if found:
         _logger().warning("Shot %s: adopted generation %s, made by a run that died while "
                           "sending it", shot_id, found)
-        entry.generation_id, entry.attempts = found, entry.attempts + 1
-        entry.cost_usd = round(entry.cost_usd + cost, 2)
-    entry.sending_since = entry.sender = None
+        entry = _with_generation(entry, found, cost)
+    else:
+        entry = entry.model_copy(update={"sending_since": None, "sender": None})
     ledger.write(entry)
+    return entry
 
 
 def _paid_step(key: str, *, shot_id: str, client: lumaai.LumaAI, store: ClipStore, ledger: Ledger,
@@ -267,7 +275,7 @@ def _step(key: str, shot_id: str, client: lumaai.LumaAI, store: ClipStore, ledge
     if entry.generation_id is None and entry.sending_since:
         if _sending_elsewhere(entry, ledger):
             raise SendingElsewhere(entry.sending_since)
-        _recover(call, entry, ledger, cost, shot_id)
+        entry = _recover(call, entry, ledger, cost, shot_id)
     while True:
         if entry.generation_id is None:
             entry = _send(call, entry, ledger, cost, sent)

@@ -183,16 +183,23 @@ def put_if_absent(client, bucket: str, key: str, path: Path, content_type: str) 
     return True
 
 
-def download(client, bucket: str, key: str, dest: Path) -> bool:
-    """Write the object to ``dest``; False when it does not exist."""
+def _get_object(client, bucket: str, key: str) -> dict | None:
+    """GET the object; None when it does not exist (any other error is raised)."""
     from botocore.exceptions import ClientError
 
     try:
-        response = client.get_object(Bucket=bucket, Key=key)
+        return client.get_object(Bucket=bucket, Key=key)
     except ClientError as error:
         if _status(error) == 404:
-            return False
+            return None
         raise
+
+
+def download(client, bucket: str, key: str, dest: Path) -> bool:
+    """Write the object to ``dest``; False when it does not exist."""
+    response = _get_object(client, bucket, key)
+    if response is None:
+        return False
     with open(dest, "wb") as handle:
         for chunk in response["Body"].iter_chunks(1 << 20):
             handle.write(chunk)
@@ -211,15 +218,8 @@ class Conflict(Exception):
 
 def read_versioned(client, bucket: str, key: str) -> tuple[bytes, str] | None:
     """The object's bytes and ETag, or None when it does not exist."""
-    from botocore.exceptions import ClientError
-
-    try:
-        response = client.get_object(Bucket=bucket, Key=key)
-    except ClientError as error:
-        if _status(error) == 404:
-            return None
-        raise
-    return response["Body"].read(), response["ETag"]
+    response = _get_object(client, bucket, key)
+    return None if response is None else (response["Body"].read(), response["ETag"])
 
 
 def write_if(client, bucket: str, key: str, body: bytes, etag: str | None) -> str:

@@ -42,6 +42,7 @@ __all__ = [
     "STORE_ENV",
     "ClipStore",
     "atomic_write_path",
+    "endpoint_from_env",
     "image_url_for",
     "require_remote_urls",
     "sha256_file",
@@ -63,6 +64,11 @@ _SUFFIX = re.compile(r"\.[a-z0-9]{1,8}")
 _S3_HINT = ("set REELFLOW_STORE=s3://bucket/prefix (plus REELFLOW_S3_ENDPOINT_URL for an "
             "S3-compatible server other than AWS) and AWS credentials (AWS_ACCESS_KEY_ID and "
             "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)")
+
+
+def endpoint_from_env() -> str | None:
+    """The S3-compatible endpoint the environment names (first of ENDPOINT_ENVS); None: AWS."""
+    return next((os.environ[n] for n in ENDPOINT_ENVS if os.environ.get(n)), None)
 
 
 def sha256_file(path: Path) -> str:
@@ -143,8 +149,7 @@ class ClipStore(BaseModel):
         if parts.scheme != "s3" or not parts.netloc:
             raise StoreNotConfigured(f"{STORE_ENV}={url!r} is not understood: use "
                                      "s3://bucket/prefix, or unset it for the local store")
-        endpoint = endpoint_url or next((os.environ[n] for n in ENDPOINT_ENVS if os.environ.get(n)),
-                                        None)
+        endpoint = endpoint_url or endpoint_from_env()
         return cls(root=root or reelflow_home() / "clips", bucket_name=parts.netloc,
                    bucket_folder=parts.path, endpoint_url=endpoint, region_name=region_name)
 
