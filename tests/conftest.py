@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import TEST_KEY
-from tests.s3_server import s3_server  # noqa: F401  (session fixture: real S3, SeaweedFS)
+from tests.s3_server import s3_credentials, s3_server  # noqa: F401  (real S3: SeaweedFS)
 
 # Prefect reads its settings at import: isolate them before anything imports it.
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="reelflow-tests-"))

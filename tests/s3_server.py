@@ -144,3 +144,11 @@ def s3_server():
             if sock.stem.rsplit("-", 1)[-1] in {str(p) for p in ports}:
                 sock.unlink(missing_ok=True)  # weed leaves its unix sockets behind
         shutil.rmtree(data, ignore_errors=True)
+
+
+@pytest.fixture()
+def s3_credentials(s3_server, monkeypatch):
+    """The S3 server's endpoint and keys in the environment, as a user sets them."""
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    return s3_server

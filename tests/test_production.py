@@ -110,7 +110,8 @@ def test_fingerprint_follows_referenced_images_and_profile(tmp_path):
     assert fingerprint(path, load_shotlist(path), "final") != before
 
 
-def test_render_a_shot_list_from_s3(tmp_path, home, luma_env, s3_server, prefect_api, monkeypatch):
+def test_render_a_shot_list_from_s3(tmp_path, home, luma_env, s3_server, s3_credentials,
+                                    prefect_api):
     """A deployment parameter may be an s3:// URI: the list and its assets are mirrored,
     and the render is published back beside the list."""
     from prefect import get_client
@@ -118,8 +119,6 @@ def test_render_a_shot_list_from_s3(tmp_path, home, luma_env, s3_server, prefect
 
     from reelflow.flows.render import render_sequence
 
-    for name, value in s3_server.env().items():
-        monkeypatch.setenv(name, value)
     shutil.copy(SHARED / "shotlists" / "assets" / "bottle.png", tmp_path / "bottle.png")
     path = write_shotlist(tmp_path, [{"id": "s3shot", "prompt": "A bottle on a quay, slow pan",
                                       "resolution": "540p", "start": "bottle.png"}], name="remote.yaml")
@@ -150,11 +149,9 @@ def test_render_a_shot_list_from_s3(tmp_path, home, luma_env, s3_server, prefect
 
 
 def test_produce_from_an_s3_prefix_publishes_back(tmp_path, home, luma_env, s3_server,
-                                                   prefect_api, monkeypatch):
+                                                  s3_credentials, prefect_api):
     """A production folder in S3: renders land beside their lists in the bucket, and the
     next run neither renders nor downloads them back."""
-    for name, value in s3_server.env().items():
-        monkeypatch.setenv(name, value)
     _write(tmp_path, "a.yaml", LIST_A)
     client = s3_server.client()
     prefix = f"prod-{secrets.token_hex(4)}"
@@ -177,13 +174,11 @@ def test_produce_from_an_s3_prefix_publishes_back(tmp_path, home, luma_env, s3_s
 
 
 def test_cli_renders_an_s3_list_and_publishes_it(tmp_path, home, luma_env, s3_server,
-                                                 prefect_api, monkeypatch):
+                                                 s3_credentials, prefect_api):
     import json
 
     from tests.helpers import run_cli
 
-    for name, value in s3_server.env().items():
-        monkeypatch.setenv(name, value)
     client, prefix = s3_server.client(), f"cli-{secrets.token_hex(4)}"
     client.upload_file(str(write_shotlist(tmp_path, LIST_B, name="cli.yaml")), s3_server.bucket,
                        f"{prefix}/cli.yaml")

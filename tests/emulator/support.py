@@ -11,16 +11,23 @@ import httpx
 import lumaai
 
 
-def wait_completed(client: lumaai.LumaAI, gen_id: str, timeout: float = 30.0):
-    """Poll until the generation is completed (or fail the test)."""
+def wait_settled(client: lumaai.LumaAI, gen_id: str, timeout: float = 30.0):
+    """Poll until the generation is completed or failed (or fail the test)."""
     deadline = time.monotonic() + timeout
     while True:
         generation = client.generations.get(gen_id)
-        if generation.state == "completed":
+        if generation.state in ("completed", "failed"):
             return generation
         assert generation.state in ("queued", "dreaming"), generation
         assert time.monotonic() < deadline, f"{gen_id} still {generation.state}"
         time.sleep(0.1)
+
+
+def wait_completed(client: lumaai.LumaAI, gen_id: str, timeout: float = 30.0):
+    """Poll until the generation is completed (or fail the test)."""
+    generation = wait_settled(client, gen_id, timeout)
+    assert generation.state == "completed", generation
+    return generation
 
 
 def download(url: str, dest: Path) -> Path:

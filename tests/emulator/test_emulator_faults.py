@@ -13,22 +13,13 @@ import pytest
 
 from reelflow.emulator import Emulator, Faults, spec
 from reelflow.emulator.faults import JOB_FAILED, MODERATION_FAILED
-from tests.emulator.support import wait_completed
+from tests.emulator.support import wait_completed, wait_settled
 
 PROMPT = "A lighthouse at dusk"
 
 
 def _client(emu: Emulator, retries: int = 0) -> lumaai.LumaAI:
     return lumaai.LumaAI(auth_token="test", base_url=emu.base_url, max_retries=retries)
-
-
-def _wait_settled(client: lumaai.LumaAI, gen_id: str):
-    """Poll until completed or failed."""
-    for _ in range(300):
-        generation = client.generations.get(gen_id)
-        if generation.state in ("completed", "failed"):
-            return generation
-    raise AssertionError(f"{gen_id} never settled")
 
 
 def _decodable_frames(path, data: bytes) -> int:
@@ -115,7 +106,7 @@ def test_moderation_pattern_fails_matching_prompts_every_time(tmp_path):
         refused = [client.generations.create(model="ray-2", prompt="A FORBIDDEN door").id
                    for _ in range(2)]
         for gen_id in refused:
-            failed = _wait_settled(client, gen_id)
+            failed = wait_settled(client, gen_id)
             assert failed.state == "failed" and failed.failure_reason == MODERATION_FAILED
             assert failed.assets.video is None
         fine = client.generations.create(model="ray-flash-2", prompt="an open door",
@@ -133,7 +124,7 @@ def test_fail_rate_is_decided_at_create_and_survives_a_restart(tmp_path):
         gen = _client(emu).generations.create(model="ray-2", prompt=PROMPT)
     with Emulator(data) as emu:  # no faults now: the stored decision still rules
         client = _client(emu)
-        failed = _wait_settled(client, gen.id)
+        failed = wait_settled(client, gen.id)
         assert (failed.state, failed.failure_reason) == ("failed", JOB_FAILED)
         again = client.generations.create(model="ray-flash-2", prompt=PROMPT,
                                           resolution="540p")
@@ -227,7 +218,7 @@ def test_cli_faults_file_flags_and_the_faults_route(tmp_path):
         assert (live["max_concurrent"], live["creates_per_minute"]) == (10, 20)
         client = lumaai.LumaAI(auth_token="t", base_url=url, max_retries=0)
         gen = client.generations.create(model="ray-2", prompt=PROMPT)
-        assert _wait_settled(client, gen.id).failure_reason == JOB_FAILED
+        assert wait_settled(client, gen.id).failure_reason == JOB_FAILED
 
         assert httpx.post(f"{url}/_emulator/faults", json={"rate_429": 1.0}).status_code == 200
         with pytest.raises(lumaai.RateLimitError):

@@ -16,7 +16,7 @@ import pytest
 
 from reelflow.emulator import Emulator
 from reelflow.emulator.faults import INPUT_FRAMES_FAILED
-from tests.emulator.support import download, wait_completed
+from tests.emulator.support import download, wait_completed, wait_settled
 
 ASSETS = Path("/work/shared/shotlists/assets")
 
@@ -65,14 +65,6 @@ def _image(url: str) -> dict:
     return {"type": "image", "url": url}
 
 
-def _settle(client: lumaai.LumaAI, gen_id: str):
-    for _ in range(600):
-        generation = client.generations.get(gen_id)
-        if generation.state in ("completed", "failed"):
-            return generation
-    raise AssertionError(f"{gen_id} never settled")
-
-
 def test_image_keyframes_pan_over_the_fetched_images(client, emu, image_server, tmp_path):
     start = client.generations.create(
         model="ray-flash-2", prompt="slow push in", resolution="540p",
@@ -117,7 +109,7 @@ def test_unreadable_image_urls_fail_the_generation(client, image_server):
     ids = [client.generations.create(model="ray-2", prompt="will not load",
                                      keyframes={"frame0": _image(url)}).id for url in urls]
     for gen_id in ids:
-        failed = _settle(client, gen_id)
+        failed = wait_settled(client, gen_id)
         assert (failed.state, failed.failure_reason) == ("failed", INPUT_FRAMES_FAILED)
         assert failed.assets.video is None
 

@@ -47,11 +47,10 @@ def test_keyframes_list_renders_and_changes_regenerate_only_what_builds_on_them(
     assert {r.id for r in changed.shot_results if r.status == "paid"} == {"product", "pullback", "finale"}
 
 
-def test_local_image_goes_through_s3_presigned_url(tmp_path, home, luma_env, s3_server, monkeypatch):
+def test_local_image_goes_through_s3_presigned_url(tmp_path, home, luma_env, s3_server,
+                                                   s3_credentials, monkeypatch):
     from reelflow.flows.render import render_sequence
 
-    for name, value in s3_server.env().items():
-        monkeypatch.setenv(name, value)
     monkeypatch.setenv("REELFLOW_STORE", f"s3://{s3_server.bucket}/kf-test")
     shutil.copy(SHARED / "shotlists" / "assets" / "bottle.png", tmp_path / "bottle.png")
     path = write_shotlist(tmp_path, [{"id": "still", "prompt": "The bottle on a table, slow push in",

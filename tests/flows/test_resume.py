@@ -73,8 +73,8 @@ def test_kill_9_while_dreaming_then_rerun_pays_nothing(tmp_path, prefect_api):
 
 def _intents(home: Path) -> list[str]:
     """Ledger entries whose create was sent but whose id never came back."""
-    return [json.loads(r.read_text())["key"] for r in (home / "ledger").glob("*/*.json")
-            if json.loads(r.read_text()).get("sending_since")]
+    records = [json.loads(r.read_text()) for r in (home / "ledger").glob("*/*.json")]
+    return [record["key"] for record in records if record.get("sending_since")]
 
 
 def test_kill_9_while_creates_are_in_flight_then_rerun_adopts_them(tmp_path, prefect_api):

@@ -51,12 +51,10 @@ def _report(run) -> dict:
     return json.loads(out)
 
 
-def test_ledger_writes_are_compare_and_swap(s3_server, home, monkeypatch):
+def test_ledger_writes_are_compare_and_swap(s3_server, s3_credentials, home):
     from reelflow.tasks._ledger import Ledger, LedgerConflict, LedgerEntry
     from reelflow.tasks.store import ClipStore
 
-    for name, value in s3_server.env().items():
-        monkeypatch.setenv(name, value)
     store = ClipStore.from_url(f"s3://{s3_server.bucket}/cas-{secrets.token_hex(4)}")
     first, second = Ledger.for_store(store), Ledger.for_store(store)
     assert first.read("k") is None and second.read("k") is None

@@ -42,11 +42,9 @@ def _blob(path: Path, size: int = 300_000) -> tuple[Path, bytes]:
 
 
 @pytest.fixture()
-def s3_env(s3_server, home, monkeypatch):
+def s3_env(s3_server, s3_credentials, home, monkeypatch):
     """REELFLOW_STORE pointing at a fresh prefix of the SeaweedFS bucket, creds in the env."""
     prefix = f"t-{secrets.token_hex(4)}/clips"
-    for name, value in s3_server.env().items():
-        monkeypatch.setenv(name, value)
     monkeypatch.setenv("REELFLOW_STORE", f"s3://{s3_server.bucket}/{prefix}")
     return s3_server, prefix
 
