@@ -15,7 +15,8 @@ import yaml
 from reelflow._binaries import ffmpeg_exe
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+#: The project's own shot lists that must always render (teaser.yaml, keyframes.yaml, assets/).
+SHOTLISTS = REPO / "tests" / "data" / "shotlists"
 #: A recognisable key: tests grep everything reelflow writes for it.
 TEST_KEY = "luma-test-key-DO-NOT-LEAK-7f3a"
 

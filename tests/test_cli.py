@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from reelflow.cli import main
-from tests.helpers import (REPO, SHARED, TEST_KEY, emulator_created, media_facts, run_cli,
+from tests.helpers import (REPO, TEST_KEY, emulator_created, media_facts, run_cli,
                            start_standalone_emulator, write_shotlist)
 
 BAD_DIR = REPO / "tests" / "bad_shotlists"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import SHARED, write_shotlist
+from tests.helpers import SHOTLISTS, write_shotlist
 
 LIST_A = [{"id": "kite", "prompt": "A red kite over green hills", "resolution": "540p"}]
 LIST_B = [{"id": "boat", "prompt": "A blue boat on a calm lake", "resolution": "540p"}]
@@ -99,7 +99,7 @@ def test_fingerprint_follows_referenced_images_and_profile(tmp_path):
     from reelflow.flows.production import fingerprint
     from reelflow.flows.shotlist import load_shotlist
 
-    shutil.copytree(SHARED / "shotlists", tmp_path / "lists")
+    shutil.copytree(SHOTLISTS, tmp_path / "lists")
     path = tmp_path / "lists" / "keyframes.yaml"
     before = fingerprint(path, load_shotlist(path), "final")
     assert fingerprint(path, load_shotlist(path), "final") == before
@@ -119,7 +119,7 @@ def test_render_a_shot_list_from_s3(tmp_path, home, luma_env, s3_server, s3_cred
 
     from reelflow.flows.render import render_sequence
 
-    shutil.copy(SHARED / "shotlists" / "assets" / "bottle.png", tmp_path / "bottle.png")
+    shutil.copy(SHOTLISTS / "assets" / "bottle.png", tmp_path / "bottle.png")
     path = write_shotlist(tmp_path, [{"id": "s3shot", "prompt": "A bottle on a quay, slow pan",
                                       "resolution": "540p", "start": "bottle.png"}], name="remote.yaml")
     client = s3_server.client()

@@ -18,7 +18,7 @@ from reelflow.emulator import Emulator
 from reelflow.emulator.faults import INPUT_FRAMES_FAILED
 from tests.emulator.support import download, wait_completed, wait_settled
 
-ASSETS = Path("/work/shared/shotlists/assets")
+ASSETS = Path(__file__).resolve().parents[1] / "data" / "shotlists" / "assets"
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):

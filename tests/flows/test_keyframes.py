@@ -10,7 +10,7 @@ import shutil
 
 import pytest
 
-from tests.helpers import SHARED, media_facts, run_cli, write_shotlist
+from tests.helpers import SHOTLISTS, media_facts, run_cli, write_shotlist
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.usefixtures("prefect_api")
 @pytest.fixture()
 def keyframes_list(tmp_path):
     folder = tmp_path / "shotlists"
-    shutil.copytree(SHARED / "shotlists", folder)
+    shutil.copytree(SHOTLISTS, folder)
     return folder / "keyframes.yaml"
 
 
@@ -52,7 +52,7 @@ def test_local_image_goes_through_s3_presigned_url(tmp_path, home, luma_env, s3_
     from reelflow.flows.render import render_sequence
 
     monkeypatch.setenv("REELFLOW_STORE", f"s3://{s3_server.bucket}/kf-test")
-    shutil.copy(SHARED / "shotlists" / "assets" / "bottle.png", tmp_path / "bottle.png")
+    shutil.copy(SHOTLISTS / "assets" / "bottle.png", tmp_path / "bottle.png")
     path = write_shotlist(tmp_path, [{"id": "still", "prompt": "The bottle on a table, slow push in",
                                       "resolution": "540p", "start": "bottle.png"}])
     before = luma_env.created_count()
@@ -67,7 +67,7 @@ def test_local_image_goes_through_s3_presigned_url(tmp_path, home, luma_env, s3_
 
 
 def test_real_api_with_local_image_and_no_s3_is_refused_before_spend(tmp_path, home):
-    shutil.copy(SHARED / "shotlists" / "assets" / "bottle.png", tmp_path / "bottle.png")
+    shutil.copy(SHOTLISTS / "assets" / "bottle.png", tmp_path / "bottle.png")
     path = write_shotlist(tmp_path, [{"id": "still", "prompt": "The bottle on a table",
                                       "start": "bottle.png"}])
     result = run_cli(["render", str(path)], env={

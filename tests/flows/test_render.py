@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import SHARED, decode_errors, media_facts, sha256, write_shotlist
+from tests.helpers import SHOTLISTS, decode_errors, media_facts, sha256, write_shotlist
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -27,7 +27,7 @@ def _render(path: Path, **kwargs):
 
 def test_teaser_renders_to_spec(tmp_path, home, luma_env):
     shotlists = tmp_path / "shotlists"
-    shutil.copytree(SHARED / "shotlists", shotlists)
+    shutil.copytree(SHOTLISTS, shotlists)
     before = luma_env.created_count()
     report = _render(shotlists / "teaser.yaml")
 
