@@ -2,12 +2,17 @@
 
 Validation and planning run before Prefect is imported, so a bad shot list is
 refused in about a second, with nothing spent and no traceback.
+
+Every failure is one line on stderr: bad input exits 2, anything else exits 1 as
+``reelflow: <command> failed: <what>``, whatever raised it (Prefect's console log of a
+failed run included). ``--verbose`` shows the tracebacks instead.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -21,6 +26,7 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="reelflow", description="Shot list in, edited video out.")
+    parser.add_argument("--verbose", action="store_true", help="show tracebacks of failures")
     commands = parser.add_subparsers(dest="command", required=True)
     render = commands.add_parser("render", help="render a shot list to an MP4")
     render.add_argument("file", help="shot list: a path or an s3://bucket/key URI")
@@ -47,7 +53,10 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--profile", choices=("draft", "final"), default="final")
     compare.add_argument("--out", type=Path, default=None)
     compare.add_argument("--json", action="store_true")
-    commands.add_parser("schema", help="print the shot list's JSON Schema")
+    schema = commands.add_parser("schema", help="print the shot list's JSON Schema")
+    for sub in (render, plan, compare, schema):  # also after the command (`main` reads both)
+        sub.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
+                         help="show tracebacks of failures")
     for name, text in (("emulator", "run the Luma API emulator"),
                        ("serve", "serve the render and production deployments (schedules)"),
                        ("deploy", "register the deployments for a work pool")):
@@ -57,6 +66,46 @@ def _parser() -> argparse.ArgumentParser:
 
 def _err(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
+
+
+#: Environment variables whose values never appear in a line the CLI prints.
+_SECRET_NAMES = ("LUMAAI_API_KEY", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+
+
+def _masked(exc: BaseException) -> str:
+    """The exception's message on one line, at most 600 characters, known secrets masked."""
+    text = " ".join(str(exc).split()) or "(no message)"
+    for name in _SECRET_NAMES:
+        secret = os.environ.get(name)
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return text[:600]
+
+
+def _one_line(command: str, exc: BaseException) -> str:
+    """``reelflow: <command> failed: <Type>: <message>``: an exception nobody translated."""
+    return f"reelflow: {command} failed: {type(exc).__name__}: {_masked(exc)}"
+
+
+class _NoTraceback(logging.Filter):
+    """Drops a record's traceback on the console (the record still reaches Prefect's API
+    handler, which runs before the root's console, with its traceback)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info, record.exc_text, record.stack_info = None, None, None
+        return True
+
+
+_NO_TRACEBACK = _NoTraceback()
+
+
+def _quiet_console() -> None:
+    """Keep tracebacks out of the console log handlers (Prefect logs a failed run's
+    traceback at ERROR); call once Prefect has configured logging. Undone by ``main``."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler) and \
+                getattr(handler, "stream", None) in (sys.stderr, sys.__stderr__):
+            handler.addFilter(_NO_TRACEBACK)
 
 
 def _shotlist_path(value: str) -> Path:
@@ -111,6 +160,8 @@ def _cmd_render(args) -> int:
              "PREFECT_API_URL=http://127.0.0.1:4200/api give ~4 s starts and the UI.")
     from reelflow.flows.render import render_sequence
 
+    if not args.verbose:
+        _quiet_console()
     report = render_sequence(str(args.file.resolve()), profile=args.profile,
                              out=str(plan.output), mezzanine=args.mezzanine,
                              on_moderation=args.on_moderation, budget_usd=args.budget,
@@ -147,6 +198,8 @@ def _cmd_compare(args) -> int:
     apply_prefect_defaults()
     from reelflow.flows.compare import compare_models
 
+    if not args.verbose:
+        _quiet_console()
     report = compare_models(str(args.file.resolve()), models, profile=args.profile,
                             out=str(args.out) if args.out else None)
     print(report.model_dump_json() if args.json else report.video)
@@ -160,9 +213,33 @@ def _cmd_schema(_args) -> int:
     return EXIT_OK
 
 
+_PASSTHROUGH = ("emulator", "serve", "deploy")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `reelflow` console script."""
-    argv = sys.argv[1:] if argv is None else argv
+    argv = list(sys.argv[1:] if argv is None else argv)
+    verbose = argv[:1] == ["--verbose"]
+    if verbose:
+        argv.pop(0)
+    command = argv[0] if argv else "reelflow"
+    verbose = verbose or (command not in _PASSTHROUGH and "--verbose" in argv)
+    try:
+        return _dispatch(argv, verbose)
+    except KeyboardInterrupt:
+        _err("reelflow: interrupted; paid generations are recorded and the next run resumes them")
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the last guard: every failure is one line
+        if verbose:
+            raise
+        _err(_one_line(command, exc))
+        return EXIT_FAILED
+    finally:
+        for handler in logging.getLogger().handlers:
+            handler.removeFilter(_NO_TRACEBACK)
+
+
+def _dispatch(argv: list[str], verbose: bool) -> int:
     if argv[:1] == ["emulator"]:
         from reelflow.emulator import main as emulator_main
 
@@ -172,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return (main_serve if argv[0] == "serve" else main_deploy)(argv[1:])
     args = _parser().parse_args(argv)
+    args.verbose = verbose
     handler = {"render": _cmd_render, "plan": _cmd_plan, "schema": _cmd_schema,
                "compare": _cmd_compare}[args.command]
     try:
@@ -183,14 +261,13 @@ def main(argv: list[str] | None = None) -> int:
             _err(line)
         return EXIT_BAD_INPUT
     except StoreNotConfigured as exc:
-        _err(f"reelflow: {exc}")
+        _err(f"reelflow: {_masked(exc)}")
         return EXIT_BAD_INPUT
     except ReelflowError as exc:
-        _err(f"reelflow: {exc}")
+        if verbose:
+            raise
+        _err(f"reelflow: {_masked(exc)}")
         return EXIT_FAILED
-    except KeyboardInterrupt:
-        _err("reelflow: interrupted; paid generations are recorded and the next run resumes them")
-        return 130
 
 
 if __name__ == "__main__":
