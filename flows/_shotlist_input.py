@@ -100,17 +100,15 @@ def _shape(value: Any) -> str | None:
     return None
 
 
-def _by_shape(text: Any, other: Any, error: str, message: str, description: str | None = None,
-              other_tag: str = "<map>") -> Any:
+def _by_shape(text: Any, other: Any, error: str, message: str, other_tag: str = "<map>") -> Any:
     """A field that is either a string (``text``) or a mapping/number (``other``).
 
     The raw value's shape picks the branch, so errors speak of that branch only; a value of
-    neither shape fails as ``form_<error>`` with ``message``.
+    neither shape fails as ``form_<error>`` with ``message``. The field using it carries the
+    description (at the property, where editors read it).
     """
-    extra = () if description is None else (Field(description=description),)
-    return Annotated[(Union[Annotated[text, Tag("<str>")], Annotated[other, Tag(other_tag)]],
-                      Discriminator(_shape, custom_error_type=f"form_{error}", custom_error_message=message),
-                      *extra)]
+    return Annotated[Union[Annotated[text, Tag("<str>")], Annotated[other, Tag(other_tag)]],
+                     Discriminator(_shape, custom_error_type=f"form_{error}", custom_error_message=message)]
 
 
 # --------------------------------------------------------------------------- field types
@@ -145,9 +143,10 @@ class TransitionIn(_In):
 
 TransitionField = _by_shape(
     Annotated[str, AfterValidator(_transition_word), WithJsonSchema({"const": "cut"})], TransitionIn,
-    error="transition", message="expected cut or {type: T, duration: seconds}",
-    description="How the shot goes into the next: cut, or {type: T, duration: seconds}. "
-                "null means cut; the last shot's transition is ignored.")
+    error="transition", message="expected cut or {type: T, duration: seconds}")
+TRANSITION_HELP = ("How the shot goes into the next: cut, or {type: T, duration: seconds} with T "
+                   "crossfade, fade (through black) or an ffmpeg xfade name. null means cut; the last "
+                   "shot's transition is ignored.")
 
 
 class ShotRefIn(_In):
@@ -162,9 +161,7 @@ Keyframe = _by_shape(
 
 Duration = _by_shape(
     Annotated[str, WithJsonSchema({"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?s$"})], float,
-    other_tag="<num>", error="duration", message="expected 5s, 9s, or a number of seconds for a card",
-    description="Generated shots: 5s or 9s (5 and 9 accepted). "
-                "Title cards: seconds, more than 0 and at most 60.")
+    other_tag="<num>", error="duration", message="expected 5s, 9s, or a number of seconds for a card")
 
 
 class TextIn(_In):
@@ -182,8 +179,7 @@ class TextIn(_In):
 
 TextField = _by_shape(
     Annotated[str, Field(min_length=1, max_length=500)], TextIn,
-    error="text", message="expected text or {content: ..., position: ...}",
-    description="A text overlay: the text itself, or {content, position, size, colour, start, end}.")
+    error="text", message="expected text or {content: ..., position: ...}")
 
 
 # --------------------------------------------------------------------------- the file's sections
@@ -199,25 +195,28 @@ class ShotIn(_In):
     model: Model | None = Field(None, description="Video model; default from defaults.")
     resolution: Resolution | None = Field(None, description="Generation resolution; default from defaults.")
     aspect_ratio: Aspect | None = Field(None, description="Generation aspect ratio; default from defaults.")
-    duration: Duration | None = None
-    loop: bool | None = Field(None, description="Generate a seamless loop (not with end).")
+    duration: Duration | None = Field(
+        None, description="Generated shots: 5s or 9s (5 and 9 accepted); default from defaults. "
+                          "Title cards: seconds, more than 0 and at most 60 (required).")
+    loop: bool | None = Field(None, description="Generate a seamless loop (not with end); default false.")
     camera: list[Annotated[str, AfterValidator(_concept), WithJsonSchema({"enum": list(spec.CONCEPTS)})]] | None = \
         Field(None, description="Luma camera concepts, e.g. [orbit_left].")
     take: int | None = Field(None, ge=1, le=1000,
-                             description="Take number: another take of the same request, paid anew.")
+                             description="Take number, default 1: take 2, 3, ... is another generation of the same request, paid anew.")
     start: Keyframe | None = Field(None, description="First frame: an image (path or https URL), "
                                                      "or {shot: ID} to extend that shot.")
     end: Keyframe | None = Field(None, description="Last frame: an image (path or https URL), "
                                                    "or {shot: ID} to lead into that shot.")
     trim: list[float] | None = Field(None, min_length=2, max_length=2,
                                      description="[start, end]: the seconds of the generated clip to keep.")
-    transition: TransitionField | None = None
+    transition: TransitionField | None = Field(None, description=TRANSITION_HELP + " Default from defaults.")
     background: Colour | None = Field(None, description="Title cards: background colour, \"#rrggbb\"; default black.")
-    text: TextField | None = None
+    text: TextField | None = Field(
+        None, description="A text overlay: the text itself, or {content, position, size, colour, start, end}.")
     upscale: Literal[spec.UPSCALE_RESOLUTIONS] | None = Field(  # type: ignore[valid-type]
-        None, description="Upscale the generated clip to 1080p or 4k (above its resolution).")
+        None, description="Upscale the generated clip to 1080p or 4k (above its resolution; paid; skipped in drafts).")
     audio: Annotated[Text, Field(min_length=1, max_length=spec.PROMPT_MAX)] | None = \
-        Field(None, description="Generate audio for the clip from this prompt.")
+        Field(None, description="Generate audio for the clip from this prompt (paid).")
 
 
 class DefaultsIn(_In):
@@ -227,7 +226,7 @@ class DefaultsIn(_In):
     resolution: Resolution | None = Field(None, description="Generation resolution; built-in 720p.")
     aspect_ratio: Aspect | None = Field(None, description="Generation aspect ratio; built-in 16:9.")
     duration: Duration | None = Field(None, description="Generated clip length, 5s or 9s; built-in 5s.")
-    transition: TransitionField | None = None
+    transition: TransitionField | None = Field(None, description=TRANSITION_HELP + " Built-in cut.")
 
 
 class OutputIn(_In):
@@ -251,8 +250,11 @@ class ShotListIn(_In):
 
     version: Annotated[int, AfterValidator(_version)] = Field(description="Format version: 1.")
     title: Annotated[Text, Field(max_length=500)] | None = Field(None, description="A title for the video.")
-    defaults: DefaultsIn | None = None
-    output: OutputIn | None = None
+    defaults: DefaultsIn | None = Field(
+        None, description="Values every shot inherits unless it sets its own (model, resolution, "
+                          "aspect_ratio, duration, transition).")
+    output: OutputIn | None = Field(
+        None, description="How the edited video is delivered: path, size, aspect, fps, fit, music, loudness.")
     on_moderation: Literal["fail", "skip", "placeholder"] | None = Field(
         None, description="When the API refuses a shot on moderation grounds: fail the render "
         "(default), skip the shot, or put a labelled slate in its place.")
