@@ -1,8 +1,14 @@
-"""A Luma Dream Machine API emulator: the real ``lumaai`` SDK works against it unchanged.
+"""A Luma API emulator: the real ``lumaai`` and ``luma-agents`` SDKs work against it unchanged.
 
     with Emulator(tmp_path, latency=0.0) as emu:
         client = lumaai.LumaAI(auth_token="test", base_url=emu.base_url)
         generation = client.generations.create(model="ray-2", prompt="a red fox")
+        agents = luma_agents.Luma(auth_token="test", base_url=emu.agents_base_url)
+        clip = agents.generations.create(model="ray-3.2", prompt="a red fox")
+
+One port serves both APIs: the Dream Machine API at ``http://127.0.0.1:P`` (also under
+``/dream-machine/v1``, its real path) and the Agents API (ray-3.2, uni-1, Files) at
+``http://127.0.0.1:P/v1``, the path shape of its real base URL (agents_server.py).
 
 It persists an account in a data directory (generations, credits, rendered clips,
 counters), derives each generation's state from its creation time and the latency, and
@@ -24,8 +30,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from . import spec
+from . import agents_server, spec
 from .account import Account
+from .agents_account import DEFAULT_IMAGE_LONG_SIDE, AgentsAccount
 from .faults import FaultInjector, Faults, load_faults
 from .server import EmulatorServer
 
@@ -40,11 +47,15 @@ class Emulator:
     def __init__(self, data_dir: str | os.PathLike[str], *, latency: float = 0.0,
                  host: str = "127.0.0.1", port: int = 0,
                  credits: float = spec.DEFAULT_CREDITS, faults: Faults | None = None,
-                 seed: int = 0):
+                 seed: int = 0, conformance: bool = False, output_url_ttl: float = 3600.0,
+                 image_long_side: int = DEFAULT_IMAGE_LONG_SIDE):
         self.data_dir = Path(data_dir)
         self.latency = float(latency)
         self.host, self.port = host, port
         self.account = Account(self.data_dir, latency=self.latency, credits=credits)
+        self.agents = AgentsAccount(self.data_dir, latency=self.latency, budget=credits,
+                                    image_long_side=image_long_side)
+        self.conformance, self.output_url_ttl = conformance, output_url_ttl
         self.injector = FaultInjector(faults, seed)
         self._server: EmulatorServer | None = None
         self._thread: threading.Thread | None = None
@@ -53,7 +64,9 @@ class Emulator:
         """Bind and serve in a daemon thread; return the base URL (http://127.0.0.1:PORT)."""
         if self._server is not None:
             return self.base_url
-        self._server = EmulatorServer((self.host, self.port), self.account, self.injector)
+        self._server = EmulatorServer((self.host, self.port), self.account, self.injector,
+                                      self.agents, conformance=self.conformance,
+                                      output_url_ttl=self.output_url_ttl)
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         kwargs={"poll_interval": 0.1},
                                         name="reelflow-emulator", daemon=True)
@@ -73,6 +86,7 @@ class Emulator:
         if self._thread is not None:
             self._thread.join(5)
         self.account.wait_for_renders(timeout=10)
+        self.agents.wait_for_renders(timeout=10)
 
     @property
     def base_url(self) -> str:
@@ -80,6 +94,15 @@ class Emulator:
         if self._server is None:
             raise RuntimeError("the emulator is not running; call start() first")
         return self._server.base_url
+
+    @property
+    def agents_base_url(self) -> str:
+        """The luma-agents SDK's ``base_url`` (``<base_url>/v1``); raises if not started."""
+        return self.base_url + agents_server.PREFIX
+
+    def agents_created_count(self) -> int:
+        """How many Agents API creates produced a generation in this data dir, ever."""
+        return int(self.agents.state()["created"])
 
     def created_count(self) -> int:
         """How many create calls produced a generation in this data dir, ever."""
@@ -100,7 +123,7 @@ class Emulator:
         if self._server is not None:
             return self._server.stats()
         stats = self.account.stats()
-        stats.update(requests={}, injected=self.injector.injected(),
+        stats.update(agents=self.agents.summary(), requests={}, injected=self.injector.injected(),
                      create_retries=self.injector.create_retries)
         return stats
 

@@ -27,8 +27,9 @@ from urllib.parse import parse_qs, urlsplit
 
 from pydantic import ValidationError
 
-from . import spec
+from . import agents_server, spec
 from .account import Account, InsufficientCredits, LimitExceeded, NotFound, parse_asset_name
+from .agents_account import AgentsAccount
 from .assets import DropConnection, send_file
 from .faults import FaultInjector, Faults
 
@@ -45,8 +46,10 @@ _FAULT_DETAIL = {429: "Too many requests, please retry later", 500: "Internal Se
 class ApiError(Exception):
     """An error answer: HTTP status, the detail text and extra headers."""
 
-    def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None):
+    def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None,
+                 body: Any = None):
         self.status, self.detail, self.headers = status, detail, headers or {}
+        self.body = body if body is not None else {"detail": detail}
         super().__init__(f"{status} {detail}")
 
 
@@ -57,9 +60,12 @@ class EmulatorServer(ThreadingHTTPServer):
     allow_reuse_address = True
 
     def __init__(self, address: tuple[str, int], account: Account,
-                 injector: FaultInjector | None = None):
+                 injector: FaultInjector | None = None, agents: AgentsAccount | None = None,
+                 *, conformance: bool = False, output_url_ttl: float = 3600.0):
         super().__init__(address, _Handler)
         self.account = account
+        self.agents = agents or AgentsAccount(account.root, latency=account.latency)
+        self.conformance, self.output_url_ttl = conformance, output_url_ttl
         self.injector = injector or FaultInjector()
         host, port = self.server_address[:2]
         host = "127.0.0.1" if host in ("0.0.0.0", "") else host
@@ -93,6 +99,7 @@ class EmulatorServer(ThreadingHTTPServer):
     def stats(self) -> dict[str, Any]:
         """Persisted account counters + this process's requests, injected faults, retries."""
         stats = self.account.stats()
+        stats["agents"] = self.agents.summary()
         stats["requests"] = self.request_counts()
         stats["injected"] = self.injector.injected()
         stats["create_retries"] = self.injector.create_retries
@@ -156,6 +163,15 @@ class _Handler(BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:  # noqa: N802
         self._dispatch("DELETE")
 
+    def do_PUT(self) -> None:  # noqa: N802
+        self._dispatch("PUT")
+
+    @staticmethod
+    def api_error(status: int, detail: str, headers: dict[str, str] | None = None,
+                  body: Any = None) -> ApiError:
+        """An error answer for the Agents routes (agents_server.py)."""
+        return ApiError(status, detail, headers, body)
+
     # -- plumbing ----------------------------------------------------------------------
 
     def _dispatch(self, method: str) -> None:
@@ -165,6 +181,9 @@ class _Handler(BaseHTTPRequestHandler):
         if path.startswith(spec.API_PREFIX + "/"):
             path = path[len(spec.API_PREFIX):]
         try:
+            if path == agents_server.PREFIX or path.startswith(agents_server.PREFIX + "/"):
+                return agents_server.dispatch(self, method, path[len(agents_server.PREFIX):],
+                                              parse_qs(url.query), body)
             if path.startswith("/assets/") and method in ("GET", "HEAD"):
                 self.server.count("asset")
                 return self._asset(path[len("/assets/"):], head=method == "HEAD")
@@ -184,7 +203,7 @@ class _Handler(BaseHTTPRequestHandler):
         except DropConnection:
             self._drop()
         except ApiError as err:
-            self._json(err.status, {"detail": err.detail}, err.headers)
+            self._json(err.status, err.body, err.headers)
         except spec.RequestInvalid as err:
             self._json(400, {"detail": "; ".join(err.problems)})
         except NotFound as err:
@@ -202,7 +221,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         headers = {}
         if status == 429:
-            headers["retry-after"] = f"{self.server.injector.faults.retry_after:g}"
+            retry = self.server.injector.faults.retry_after
+            headers["retry-after"] = f"{retry:g}"
+            headers.update(agents_server.rate_headers(0, 0, time.time() + retry))
         raise ApiError(status, _FAULT_DETAIL[status], headers)
 
     def _drop(self) -> None:

@@ -34,6 +34,7 @@ __all__ = [
     "frame_count",
     "frame_size",
     "generation_cost",
+    "pixel_size",
     "validate_audio_request",
     "validate_upscale_request",
     "validate_video_request",
@@ -61,14 +62,12 @@ DEFAULT_DURATION = "5s"
 from reelflow.spec import CONCEPTS, PROMPT_MAX, PROMPT_MIN  # noqa: E402
 
 #: The short side in pixels of each resolution (16:9 540p is 960x540, 4k is 3840x2160).
-_SHORT_SIDE = {"540p": 540, "720p": 720, "1080p": 1080, "4k": 2160}
-_ASPECT = {"1:1": (1, 1), "16:9": (16, 9), "9:16": (9, 16), "4:3": (4, 3),
-           "3:4": (3, 4), "21:9": (21, 9), "9:21": (9, 21)}
+_SHORT_SIDE = {"360p": 360, "540p": 540, "720p": 720, "1080p": 1080, "4k": 2160}
 
 
-def _size(aspect: str, resolution: str) -> tuple[int, int]:
+def pixel_size(aspect: str, resolution: str) -> tuple[int, int]:
     """Short side = the resolution's p-number, long side from the aspect, both even."""
-    a, b = _ASPECT[aspect]
+    a, b = (int(x) for x in aspect.split(":"))
     short = _SHORT_SIDE[resolution]
     long_side = round(short * max(a, b) / min(a, b) / 2) * 2
     return (long_side, short) if a >= b else (short, long_side)
@@ -77,7 +76,7 @@ def _size(aspect: str, resolution: str) -> tuple[int, int]:
 #: (aspect_ratio, resolution) -> (width, height). Luma documents only 16:9; the other
 #: aspects keep the short side at the p-number (1:1 720p = 720x720, 21:9 720p = 1680x720).
 SIZES: dict[tuple[str, str], tuple[int, int]] = {
-    (aspect, res): _size(aspect, res) for aspect in ASPECT_RATIOS for res in RESOLUTIONS
+    (aspect, res): pixel_size(aspect, res) for aspect in ASPECT_RATIOS for res in RESOLUTIONS
 }
 
 #: Credits are USD cents (the SDK documents credit_balance so). Default balance: $100.
@@ -192,7 +191,8 @@ def _check_concepts(body: dict[str, Any], problems: list[str]) -> None:
 def validate_video_request(body: Any) -> None:
     """Raise RequestInvalid unless ``body`` is a video request the API would accept.
 
-    A prompt is required unless keyframes are given (image-to-video may omit it).
+    The prompt is optional, as in the API's schema (the SDK sends a create with only
+    ``model``); when given it must be a string of PROMPT_MIN..PROMPT_MAX characters.
     """
     if not isinstance(body, dict):
         raise RequestInvalid(["body: must be a JSON object"])
@@ -205,7 +205,7 @@ def validate_video_request(body: Any) -> None:
     _check_enum(body, "aspect_ratio", ASPECT_RATIOS, problems)
     _check_enum(body, "resolution", RESOLUTIONS, problems)
     _check_enum(body, "duration", tuple(DURATION_FRAMES), problems)
-    _check_prompt(body, problems, required=not body.get("keyframes"))
+    _check_prompt(body, problems, required=False)
     if body.get("loop") is not None and not isinstance(body["loop"], bool):
         problems.append("loop: must be a boolean")
     if body.get("callback_url") is not None and not isinstance(body["callback_url"], str):

@@ -30,6 +30,19 @@ def wait_completed(client: lumaai.LumaAI, gen_id: str, timeout: float = 30.0):
     return generation
 
 
+def wait_agents(client, gen_id: str, timeout: float = 60.0, state: str = "completed"):
+    """Poll an Agents API generation until it settles; assert it ends in ``state``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        generation = client.generations.get(gen_id)
+        if generation.state in ("completed", "failed"):
+            assert generation.state == state, generation
+            return generation
+        assert generation.state in ("queued", "processing"), generation
+        assert time.monotonic() < deadline, f"{gen_id} still {generation.state}"
+        time.sleep(0.1)
+
+
 def download(url: str, dest: Path) -> Path:
     """Fetch an asset over HTTP (no token: asset URLs are public like a CDN's)."""
     response = httpx.get(url, timeout=60)
