@@ -12,6 +12,7 @@ Private to ``reelflow.flows.shotlist``. Three jobs:
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,7 +23,7 @@ from reelflow.flows._shotlist_messages import did_you_mean, field_name, fmt_num,
 
 __all__ = [
     "MAX_PROBLEMS", "Problems", "audio_problem", "check_references", "check_transitions",
-    "image_problem", "loc_path", "translate",
+    "image_problem", "loc_path", "outside_problem", "translate",
 ]
 
 logger = logging.getLogger("reelflow.flows.shotlist")
@@ -250,6 +251,21 @@ def _report_cycle(cycle: list[str], leads: list[str], index_of: dict[str, int],
 
 # --------------------------------------------------------------------------- files on disk
 _IMAGE_MAGIC = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"))
+
+
+def outside_problem(path: Path, folder: Path | None, label: str) -> str | None:
+    """Why ``path`` (written ``label``) may not be used: it lies outside ``folder``, the
+    folder of a list from S3 (None: a local list, whose user owns every path it names).
+
+    Symbolic links and ``..`` are resolved first, so neither can lead out of the folder.
+    """
+    if folder is None:
+        return None
+    real, top = os.path.realpath(path), os.path.realpath(folder)
+    if os.path.commonpath([real, top]) == top:
+        return None
+    return (f"{show(label)} is outside the shot list's folder; a list from S3 may only name "
+            "files in its own folder")
 
 
 def _not_a_file(path: Path, label: str, what: str) -> str | None:

@@ -65,7 +65,18 @@ def _transition_duration(value: float | None, info: ValidationInfo) -> float | N
     return value
 
 
+def _path_text(value: str) -> str:
+    """A file path a filesystem can hold (no NUL) and ffmpeg can take (no control characters)."""
+    bad = next((c for c in value if ord(c) < 32 or ord(c) == 127), None)
+    if bad == "\0":
+        fail(f"{show(value)} contains a NUL byte, which no file path can")
+    if bad is not None:
+        fail(f"{show(value)} contains the control character {bad!r}; rename the file without it")
+    return value
+
+
 def _keyframe_text(value: str) -> str:
+    _path_text(value)
     scheme = urlsplit(value).scheme.lower()
     if len(scheme) > 1:                       # one letter is a Windows drive, not a scheme
         if scheme != "https":
@@ -121,7 +132,7 @@ Resolution = Literal[spec.RESOLUTIONS]  # type: ignore[valid-type]
 Aspect = Literal[spec.ASPECT_RATIOS]  # type: ignore[valid-type]
 Fps = Literal[spec.OUTPUT_FPS]  # type: ignore[valid-type]
 Fit = Literal[spec.FITS]  # type: ignore[valid-type]
-FilePath = Annotated[str, Field(min_length=1, max_length=4096)]
+FilePath = Annotated[str, Field(min_length=1, max_length=4096), AfterValidator(_path_text)]
 
 
 class _In(BaseModel):

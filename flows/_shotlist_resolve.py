@@ -17,7 +17,8 @@ from pydantic import ValidationError
 
 from reelflow import spec
 from reelflow.flows._shotlist_checks import (
-    Problems, audio_problem, check_references, check_transitions, image_problem, loc_path, translate,
+    Problems, audio_problem, check_references, check_transitions, image_problem, loc_path,
+    outside_problem, translate,
 )
 from reelflow.flows._shotlist_input import (
     ID_PATTERN, DefaultsIn, OutputIn, ShotIn, ShotListIn, ShotRefIn, TextIn, TransitionIn,
@@ -48,9 +49,11 @@ class Loader:
     trim against a duration that did not parse) are skipped rather than guessed.
     """
 
-    def __init__(self, source: Path, raw: dict[Any, Any], problems: Problems):
+    def __init__(self, source: Path, raw: dict[Any, Any], problems: Problems, *,
+                 confine: Path | None = None):
         self.source, self.raw, self.problems = source, raw, problems
         self.base = source.parent
+        self.confine = confine                 # a list from S3: files must stay in this folder
         shots = raw.get("shots")
         self.raw_shots: list[Any] = shots if isinstance(shots, list) else []
         self.bad: dict[Any, set[Any]] = {}     # "defaults"/"output"/shot position -> bad root fields
@@ -179,11 +182,15 @@ class Loader:
         path = self.base / DEFAULT_RENDER_DIR / f"{self.source.stem}.mp4"
         if o_in.path is not None:
             path = self._local(o_in.path)
-            if path.suffix.lower() != ".mp4":
+            if problem := outside_problem(path, self.confine, o_in.path):
+                self.problems.add("output.path", problem)
+                bad.add("path")
+            elif path.suffix.lower() != ".mp4":
                 self.problems.add("output.path", f"{show(o_in.path)} must end in .mp4")
                 bad.add("path")
         music = self._local(o_in.music) if o_in.music is not None else None
-        if music is not None and (problem := audio_problem(music, o_in.music or "")):
+        if music is not None and (problem := outside_problem(music, self.confine, o_in.music or "")
+                                  or audio_problem(music, o_in.music or "")):
             self.problems.add("output.music", problem)
             bad.add("music")
         return None if bad else Output(path=path, music=music, **values)
@@ -272,7 +279,7 @@ class Loader:
             return ImageRef(url=value)
         path = self._local(value)
         if path not in self._images:
-            self._images[path] = image_problem(path, value)
+            self._images[path] = outside_problem(path, self.confine, value) or image_problem(path, value)
         if self._images[path]:
             report(field, self._images[path])
         return ImageRef(path=path)

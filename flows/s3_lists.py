@@ -18,7 +18,7 @@ from pathlib import Path
 
 from prefect import task
 
-from reelflow.config import reelflow_home
+from reelflow.config import s3_mirror_root
 from reelflow.errors import ShotListError
 from reelflow.tasks import _s3
 from reelflow.tasks.store import endpoint_from_env
@@ -28,10 +28,6 @@ __all__ = ["local_shotlist", "mirror_s3_prefix", "presigned_link", "publish_to_o
 
 #: How long the output link in the summary works: SigV4's longest, seven days.
 LINK_EXPIRES_S = 7 * 24 * 3600
-
-
-def _mirror_root() -> Path:
-    return reelflow_home() / "production" / "s3"
 
 
 def _client():
@@ -77,7 +73,7 @@ def mirror_s3_prefix(uri: str) -> Path:
     """
     bucket, prefix = _split(uri)
     prefix = prefix.rstrip("/") + "/" if prefix.strip("/") else ""
-    root = _mirror_root() / bucket / prefix
+    root = s3_mirror_root() / bucket / prefix
     client = _client()
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for obj in page.get("Contents", []):
@@ -99,7 +95,7 @@ def mirror_s3_prefix(uri: str) -> Path:
 def s3_origin(path: Path) -> str | None:
     """The ``s3://bucket/key`` a path inside the S3 mirror stands for; None elsewhere."""
     try:
-        relative = Path(path).resolve().relative_to(_mirror_root().resolve())
+        relative = Path(path).resolve().relative_to(s3_mirror_root().resolve())
     except ValueError:
         return None
     return f"s3://{relative.as_posix()}" if len(relative.parts) >= 2 else None

@@ -33,6 +33,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from reelflow import spec
+from reelflow.config import s3_mirror_root
 from reelflow.errors import ShotListError
 from reelflow.flows._shotlist_checks import Problems
 from reelflow.flows._shotlist_input import ShotListIn
@@ -244,6 +245,8 @@ def load_shotlist(path: str | Path) -> ShotList:
 
     Args:
         path: the shot list file; relative paths inside it resolve against its directory.
+            A list mirrored from S3 (under ``s3_mirror_root()``) is untrusted: every file it
+            names must be inside its own folder. A local list may name any path.
 
     Returns:
         The resolved ``ShotList``.
@@ -256,11 +259,13 @@ def load_shotlist(path: str | Path) -> ShotList:
 
     source = Path(path).expanduser().absolute()
     problems = Problems(source.name)
+    mirror = s3_mirror_root().resolve()
+    confine = source.parent.resolve() if source.resolve().is_relative_to(mirror) else None
     ok, raw = read_document(source, problems)
     if ok and not isinstance(raw, dict):
         problems.add(None, f"expected a mapping with 'version' and 'shots' at the top, got {kind_of(raw)}")
     elif ok:
-        result = Loader(source, raw, problems).run()
+        result = Loader(source, raw, problems, confine=confine).run()
         if result is not None and not problems:
             logger.debug("loaded %s: %d shots", source, len(result.shots))
             return result

@@ -13,6 +13,7 @@ __all__ = [
     "PREFECT_DEFAULTS",
     "apply_prefect_defaults",
     "reelflow_home",
+    "s3_mirror_root",
 ]
 
 #: How many shots generate at once; the Luma API allows about 10 in progress per account.
@@ -34,6 +35,14 @@ def reelflow_home() -> Path:
         return Path(explicit).expanduser().resolve()
     cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
     return Path(cache, "reelflow").resolve()
+
+
+def s3_mirror_root() -> Path:
+    """Where shot lists from S3 are mirrored: ``REELFLOW_HOME/production/s3/<bucket>/<prefix>``.
+
+    A list under it came from S3 and is untrusted: it may name only files in its own folder.
+    """
+    return reelflow_home() / "production" / "s3"
 
 
 def apply_prefect_defaults(environ: dict[str, str] | None = None) -> None:

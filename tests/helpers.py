@@ -88,3 +88,21 @@ def decode_errors(path: Path) -> str:
     result = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(path), "-f", "null", "-"],
                             capture_output=True, text=True, timeout=300)
     return result.stderr.strip() + ("" if result.returncode == 0 else f" (exit {result.returncode})")
+
+
+def write_png(path: Path, width: int, height: int, *, colour: int = 128) -> Path:
+    """A valid grey PNG of any size, written in O(row) memory: one constant row, deflated
+    row by row (a 16000x16000 image is about 250 kB on disk, 256 MB once decoded)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    row = b"\x00" + bytes([colour]) * width            # filter byte 0, then 8-bit grey pixels
+    deflate = zlib.compressobj(9)
+    data = b"".join(deflate.compress(row) for _ in range(height)) + deflate.flush()
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", data)
+                     + chunk(b"IEND", b""))
+    return path

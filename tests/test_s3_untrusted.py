@@ -1,0 +1,79 @@
+"""Shot lists from S3 are untrusted input (issue 10, section 5): every file they name stays
+inside the list's mirrored folder; a local list may still name any path."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import yaml
+
+from tests.helpers import run_cli, sha256, write_png
+
+SHOT = {"id": "evil", "prompt": "A lighthouse at night, beams sweeping", "resolution": "540p"}
+
+
+def _upload(client, bucket: str, key: str, doc: dict) -> None:
+    client.put_object(Bucket=bucket, Key=key, Body=yaml.safe_dump(doc, sort_keys=False).encode())
+
+
+def test_an_s3_list_cannot_name_files_outside_its_folder(tmp_path, home, luma_env, s3_server,
+                                                         s3_credentials, prefect_api):
+    outside = tmp_path / "x"
+    outside.mkdir()
+    private = write_png(outside / "private.png", 64, 48, colour=7)
+    music = outside / "private.wav"
+    music.write_bytes(b"RIFF")                       # never opened: refused for where it is
+    prefix = f"evil-{secrets.token_hex(4)}"
+    mirror = home / "production" / "s3" / s3_server.bucket / prefix
+    escape = os.path.relpath(outside / "evil.mp4", mirror)      # ../../../../.../x/evil.mp4
+    assert escape.startswith("../")
+    client = s3_server.client()
+    _upload(client, s3_server.bucket, f"{prefix}/e.yaml", {
+        "version": 1, "shots": [{**SHOT, "start": str(private), "end": "../e2/b.png"}],
+        "output": {"path": escape, "resolution": "540p", "fps": 24, "music": str(music)}})
+    before = luma_env.created_count()
+
+    result = run_cli(["render", f"s3://{s3_server.bucket}/{prefix}/e.yaml"],
+                     env={"PREFECT_API_URL": prefect_api})
+
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    lines = result.stderr.strip().splitlines()
+    fields = sorted(line.split(": ")[-2] for line in lines)
+    assert fields == ["end", "output.music", "output.path", "start"], lines
+    assert all(line.startswith("e.yaml: ") and "outside the shot list's folder" in line
+               for line in lines), lines
+    assert luma_env.created_count() == before                  # nothing sent to the API
+    assert sorted(outside.iterdir()) == sorted([private, music])   # no evil.mp4, no deliverables
+    stored = [p for p in home.rglob("*") if p.is_file() and p.stat().st_size == private.stat().st_size]
+    assert all(sha256(p) != sha256(private) for p in stored)    # nor copied to the store
+    published = client.list_objects_v2(Bucket=s3_server.bucket, Prefix=prefix)["Contents"]
+    assert [o["Key"] for o in published] == [f"{prefix}/e.yaml"]
+
+
+def test_files_inside_the_s3_folder_and_any_path_in_a_local_list_are_accepted(
+        tmp_path, home, s3_server, s3_credentials):
+    outside = tmp_path / "x"
+    outside.mkdir()
+    private = write_png(outside / "private.png", 64, 48)
+    prefix = f"good-{secrets.token_hex(4)}"
+    client = s3_server.client()
+    client.upload_file(str(private), s3_server.bucket, f"{prefix}/assets/frame.png")
+    _upload(client, s3_server.bucket, f"{prefix}/ok.yaml", {
+        "version": 1, "shots": [{**SHOT, "start": "assets/frame.png", "end": "./assets/../assets/frame.png"}],
+        "output": {"path": "renders/sub/ok.mp4", "resolution": "540p", "fps": 24}})
+
+    remote = run_cli(["plan", f"s3://{s3_server.bucket}/{prefix}/ok.yaml", "--json"])
+
+    assert remote.returncode == 0, remote.stderr
+    mirror = home / "production" / "s3" / s3_server.bucket / prefix
+    assert Path(yaml.safe_load(remote.stdout)["output"]) == mirror / "renders" / "sub" / "ok.mp4"
+    local = tmp_path / "local"
+    local.mkdir()
+    doc = {"version": 1, "shots": [{**SHOT, "start": str(private)}],
+           "output": {"path": str(outside / "out.mp4"), "resolution": "540p", "fps": 24}}
+    (local / "l.yaml").write_text(yaml.safe_dump(doc), encoding="utf-8")
+    mine = run_cli(["plan", str(local / "l.yaml"), "--json"])
+    assert mine.returncode == 0, mine.stderr                    # the user owns both paths
+    assert Path(yaml.safe_load(mine.stdout)["output"]) == outside / "out.mp4"
