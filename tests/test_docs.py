@@ -72,9 +72,13 @@ def test_every_schema_property_is_in_the_reference():
 
 
 def test_readme_links_the_reference_inside_the_repository():
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    links = re.findall(r"\]\(([^)\s]+)\)", readme)
-    assert "docs/shotlist.md" in links
-    for link in links:
-        if "://" not in link and not link.startswith("#"):
-            assert (REPO / link.split("#")[0]).exists(), link
+    links = re.findall(r"\]\(([^)\s]+)\)", (REPO / "README.md").read_text(encoding="utf-8"))
+    assert "docs/shotlist.md" in links and "examples/README.md" in links
+
+
+def test_relative_links_in_the_docs_resolve():
+    pages = [REPO / "README.md", *(REPO / "docs").glob("*.md"), *(REPO / "examples").rglob("*.md")]
+    for page in pages:
+        for link in re.findall(r"\]\(([^)\s]+)\)", page.read_text(encoding="utf-8")):
+            if "://" not in link and not link.startswith("#"):
+                assert (page.parent / link.split("#")[0]).exists(), f"{page.name}: {link}"
