@@ -21,6 +21,7 @@ it in the foreground (see :func:`main`).
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -36,7 +37,7 @@ from .agents_account import DEFAULT_IMAGE_LONG_SIDE, AgentsAccount
 from .faults import FaultInjector, Faults, load_faults
 from .server import EmulatorServer
 
-__all__ = ["Emulator", "Faults", "load_faults", "main"]
+__all__ = ["Emulator", "Faults", "account_report", "load_faults", "main"]
 
 log = logging.getLogger("reelflow.emulator")
 
@@ -154,6 +155,13 @@ def _parser() -> argparse.ArgumentParser:
                         help="seconds from create to completed (default 0)")
     parser.add_argument("--credits", type=float, default=spec.DEFAULT_CREDITS,
                         help="starting credit balance of a new account, USD cents")
+    parser.add_argument("--output-url-ttl", type=float, default=3600.0, metavar="S",
+                        help="seconds an Agents API output URL stays valid (default 3600)")
+    parser.add_argument("--image-size", type=int, default=DEFAULT_IMAGE_LONG_SIDE,
+                        metavar="PX", help="long side of uni-1 stills (default 2048)")
+    parser.add_argument("--conformance", action="store_true",
+                        help="answer like a schema-level mock server, for the SDKs' "
+                             "generated test suites (unknown ids get stand-ins)")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="log each generation and render to stderr")
     faults = parser.add_argument_group(
@@ -191,7 +199,13 @@ def _faults_from(args: argparse.Namespace) -> Faults:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``reelflow emulator --port P --data DIR --latency S``: serve until interrupted."""
+    """``reelflow emulator --port P --data DIR --latency S``: serve until interrupted.
+
+    ``reelflow emulator account --data DIR`` prints the account as JSON instead.
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["account"]:
+        return _account_command(argv[1:])
     args = _parser().parse_args(argv)
     if args.latency < 0:
         print("reelflow emulator: --latency must be >= 0", file=sys.stderr)
@@ -207,7 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     emulator = Emulator(args.data or _default_data_dir(), latency=args.latency,
                         host=args.host, port=args.port, credits=args.credits,
-                        faults=faults, seed=args.seed)
+                        faults=faults, seed=args.seed, conformance=args.conformance,
+                        output_url_ttl=args.output_url_ttl, image_long_side=args.image_size)
     url = emulator.start()
     try:
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -215,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:  # not the main thread: the caller stops us another way
         pass
     print(f"reelflow emulator: {url} (data {emulator.data_dir.resolve()}, "
-          f"latency {args.latency:g}s)", flush=True)
+          f"latency {args.latency:g}s; Dream Machine API {url}, Agents API "
+          f"{emulator.agents_base_url})", flush=True)
     try:
         while not stop.wait(0.5):
             pass
@@ -223,4 +239,37 @@ def main(argv: list[str] | None = None) -> int:
         pass
     finally:
         emulator.stop()
+    return 0
+
+
+def account_report(data_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """The account in ``data_dir`` per API: generations per model, files, credits."""
+    account = Account(data_dir)
+    per_model: dict[str, int] = {}
+    spent = 0.0
+    for record in account.records():
+        per_model[record["model"]] = per_model.get(record["model"], 0) + 1
+        spent += 0.0 if record.get("refunded") else record["cost"]
+    state = account.stats()
+    return {"data": str(Path(data_dir).resolve()),
+            "dream_machine": {"created": state["created"], "generations": per_model,
+                              "upscaled": state["upscaled"],
+                              "audio_added": state["audio_added"],
+                              "credits_spent": round(spent, 2),
+                              "credits_refunded": state.get("refunded", 0.0),
+                              "credit_balance": account.credit_balance()},
+            "agents": AgentsAccount(data_dir).summary()}
+
+
+def _account_command(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="reelflow emulator account",
+                                     description="Print an emulator account as JSON.")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="account directory (default: $REELFLOW_HOME/emulator)")
+    args = parser.parse_args(argv)
+    data = args.data or _default_data_dir()
+    if not (data / "state.json").is_file():
+        print(f"reelflow emulator account: no emulator account in {data}", file=sys.stderr)
+        return 2
+    print(json.dumps(account_report(data), indent=2, sort_keys=True))
     return 0

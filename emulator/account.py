@@ -142,21 +142,23 @@ class Account(Rendering):
 
     def create(self, body: dict[str, Any], *, latency: float | None = None,
                failure: Callable[[], FailureDecision | None] | None = None,
-               limits: Faults | None = None) -> dict[str, Any]:
+               limits: Faults | None = None, strict: bool = True) -> dict[str, Any]:
         """Validate and store a video generation; charge it; return the record.
 
         ``latency`` overrides the account's (jitter). ``limits`` (max_concurrent,
         creates_per_minute, enforce_credits) are checked under the account lock, so they
         hold across threads and processes; only then is ``failure()`` asked, and its
-        decision is persisted with the generation.
+        decision is persisted with the generation. ``strict=False`` (conformance mode)
+        validates the schema only and leaves bad references to fail the render.
         """
-        spec.validate_video_request(body)
+        spec.validate_video_request(body, strict=strict)
         request = dict(body)
         request.setdefault("generation_type", "video")
         res = request.get("resolution") or spec.DEFAULT_RESOLUTION
         cost = spec.generation_cost(request)
         with self._locked():
-            self._check_references(body)
+            if strict:
+                self._check_references(body)
             now = time.time()
             state = self._state()
             recent = [t for t in state.get("recent_creates", []) if now - t < WINDOW]
@@ -217,9 +219,13 @@ class Account(Rendering):
         for asset in (self.root / "assets").glob(f"{gen_id}*"):
             asset.unlink(missing_ok=True)
 
-    def revise(self, gen_id: str, kind: str, body: Any,
-               latency: float | None = None) -> dict[str, Any]:
-        """Upscale or add audio in place: a new revision that dreams again, same id."""
+    def revise(self, gen_id: str, kind: str, body: Any, latency: float | None = None,
+               limits: Faults | None = None) -> dict[str, Any]:
+        """Upscale or add audio in place: a new revision that dreams again, same id.
+
+        With ``limits.enforce_credits`` a revision that costs more than the balance is
+        refused (InsufficientCredits, answered 402) and nothing changes.
+        """
         with self._locked():
             record = self.record(gen_id)
             last = record["revisions"][-1]
@@ -228,24 +234,45 @@ class Account(Rendering):
                 raise spec.RequestInvalid([f"generation {gen_id} is not completed"])
             revision = dict(last, kind=kind, started_ts=time.time(),
                             latency=self.latency if latency is None else latency)
-            state = self._state()
             if kind == "upscale_video":
                 revision["resolution"] = spec.validate_upscale_request(body, last["resolution"])
                 cost = spec.generation_cost(record["request"], revision["resolution"],
                                             spec.UPSCALE_PRICE_FACTOR)
-                state["upscaled"] += 1
             else:
                 spec.validate_audio_request(body)
                 revision["audio_prompt"] = body.get("prompt") or ""
                 seconds = spec.frame_count(record["request"]) / spec.FPS
                 cost = round(seconds * spec.AUDIO_USD_PER_SECOND * 100, 2)
-                state["audio_added"] += 1
+            state = self._state()
+            if limits is not None and limits.enforce_credits and state["credit_balance"] < cost:
+                raise InsufficientCredits(
+                    f"Insufficient credits: this {kind} costs {cost:.2f} credits, the "
+                    f"balance is {state['credit_balance']:.2f}")
+            state["upscaled" if kind == "upscale_video" else "audio_added"] += 1
             record["revisions"].append(revision)
             record["cost"] = round(record["cost"] + cost, 2)
             state["credit_balance"] = round(state["credit_balance"] - cost, 2)
             _write_json(self._record_path(gen_id), record)
             _write_json(self.root / "state.json", state)
         return record
+
+    def _refund(self, record: dict[str, Any]) -> None:
+        """Give a failed generation's charge back, once (Luma refunds failed jobs)."""
+        if record.get("refunded"):
+            return
+        with self._locked():
+            try:
+                fresh = self.record(record["id"])
+            except NotFound:
+                return
+            if fresh.get("refunded"):
+                return
+            fresh["refunded"] = record["refunded"] = True
+            _write_json(self._record_path(record["id"]), fresh)
+            state = self._state()
+            state["credit_balance"] = round(state["credit_balance"] + fresh["cost"], 2)
+            state["refunded"] = round(state.get("refunded", 0.0) + fresh["cost"], 2)
+            _write_json(self.root / "state.json", state)
 
     # -- state and rendering -----------------------------------------------------------
 
@@ -282,6 +309,7 @@ class Account(Rendering):
         if phase == "queued":
             return "queued", None
         if self._visible_failure(record, phase) is not None:
+            self._refund(record)
             return "failed", None
         if record.get("failure") is not None:  # decided at create: the job never renders
             return "dreaming", None
@@ -289,6 +317,7 @@ class Account(Rendering):
         if self.ensure_rendered(record, rev, wait=wait) and phase == "done":
             return "completed", rev
         if self._failure_now(record):
+            self._refund(record)
             return "failed", None
         return "dreaming", None
 

@@ -204,8 +204,11 @@ class Files:
     # -- reads -------------------------------------------------------------------------
 
     def list_files(self, cursor: str | None, limit: int, purpose: str | None,
-                   state: str | None) -> dict[str, Any]:
-        """Newest first; ``cursor`` is the opaque position after the last one seen."""
+                   state: str | None, *, strict: bool = True) -> dict[str, Any]:
+        """Newest first; ``cursor`` is the opaque position after the last one seen.
+
+        A cursor this API did not issue is a 400, or an empty page when not ``strict``.
+        """
         if purpose is not None and purpose not in _PURPOSES:
             raise FileInvalid(422, [f"purpose: {purpose!r} is not one of input, reference"])
         if state is not None and state not in _STATES:
@@ -215,7 +218,9 @@ class Files:
             try:
                 after = int(base64.urlsafe_b64decode(cursor.encode()).decode())
             except ValueError:
-                raise FileInvalid(400, ["cursor: not a cursor this API issued"]) from None
+                if strict:
+                    raise FileInvalid(400, ["cursor: not a cursor this API issued"]) from None
+                after = 0
         files = [self.file_public(r) | {"_seq": r["seq"]} for r in self._file_records()
                  if after is None or r["seq"] < after]
         files = [f for f in files if (purpose is None or f["purpose"] == purpose) and

@@ -6,10 +6,8 @@ The luma-agents SDK's base URL is ``<emulator>/v1`` (its default path shape,
 (``/v1/outputs/...``) and presigned uploads (``/v1/uploads/...``) need no token but carry
 an expiry and an HMAC signature, like S3 presigned URLs: an expired one is refused 403.
 
-Conformance mode (``Emulator(conformance=True)``, for the SDKs' generated suites, which
-expect a schema-level mock server): cross-field rules are not applied and ids this
-account does not know answer a stand-in object (a failed generation, a failed file)
-instead of 404. The schema itself (types, enums, required fields) is still enforced.
+In conformance mode (conformance.py) unknown ids answer stand-ins instead of 404 and only
+the schema is validated.
 """
 
 from __future__ import annotations
@@ -21,6 +19,7 @@ import re
 import time
 from typing import Any
 
+from . import conformance
 from ._util import NotFound
 from .account import _iso
 from .agents_files import FileInvalid
@@ -133,7 +132,7 @@ class _Agents:
         except NotFound:
             if not self.conformance:
                 raise self._error(404, [f"Generation {match['id']} not found"]) from None
-            return 200, _stand_in_generation(match["id"]), {}
+            return 200, conformance.agents_generation(match["id"]), {}
         return 200, self._generation(record), {}
 
     def _generation(self, record: dict[str, Any], fresh: bool = False) -> dict[str, Any]:
@@ -232,7 +231,7 @@ class _Agents:
         except NotFound:
             if not self.conformance:
                 raise self._error(404, [f"File {file_id} not found"]) from None
-            return _stand_in_file(file_id)
+            return conformance.agents_file(file_id)
         return self.account.file_public(record)
 
     def _file_list(self, match, query, body) -> tuple[int, Any, dict]:
@@ -240,7 +239,8 @@ class _Agents:
         try:
             return 200, self.account.list_files(_q(query, "cursor") or None, limit,
                                                 _q(query, "purpose") or None,
-                                                _q(query, "state") or None), {}
+                                                _q(query, "state") or None,
+                                                strict=not self.conformance), {}
         except FileInvalid as err:
             raise self._error(err.status, err.problems) from None
 
@@ -274,18 +274,4 @@ def _multipart(ctype: str, body: bytes) -> tuple[dict[str, Any], bytes | None]:
         elif name:
             fields[name] = payload.decode("utf-8", "replace")
     return fields, data
-
-
-def _stand_in_generation(gen_id: str) -> dict[str, Any]:
-    """Conformance mode: an unknown id answers a failed generation of that id."""
-    return {"id": gen_id, "created_at": _iso(0), "model": "ray-3.2", "type": "video",
-            "state": "failed", "failure_code": "output_not_found",
-            "failure_reason": "no such generation in this emulator account", "output": None}
-
-
-def _stand_in_file(file_id: str) -> dict[str, Any]:
-    return {"id": file_id, "created_at": _iso(0), "mime_type": "application/octet-stream",
-            "purpose": "input", "size_bytes": 0, "state": "failed", "deleted_at": None,
-            "expires_at": None, "failure_reason": "no such file in this emulator account",
-            "filename": None, "user_id": None}
 

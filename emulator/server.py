@@ -21,13 +21,14 @@ import re
 import socket
 import threading
 import time
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
 from pydantic import ValidationError
 
-from . import agents_server, spec
+from . import agents_server, conformance, spec
 from .account import Account, InsufficientCredits, LimitExceeded, NotFound, parse_asset_name
 from .agents_account import AgentsAccount
 from .assets import DropConnection, send_file
@@ -207,7 +208,10 @@ class _Handler(BaseHTTPRequestHandler):
         except spec.RequestInvalid as err:
             self._json(400, {"detail": "; ".join(err.problems)})
         except NotFound as err:
-            self._json(404, {"detail": f"Generation {err.args[0]} not found"})
+            if not self.server.conformance:
+                return self._json(404, {"detail": f"Generation {err.args[0]} not found"})
+            self._json(*((204, None) if method == "DELETE" else
+                         (200, conformance.dream_machine_generation(err.args[0]))))
         except (BrokenPipeError, ConnectionResetError):
             log.debug("client went away during %s %s", method, self.path)
         except Exception:  # noqa: BLE001 - the service must answer, as a 500
@@ -303,6 +307,9 @@ class _Handler(BaseHTTPRequestHandler):
         return 200, list(spec.CONCEPTS)
 
     def _unsupported(self, match: re.Match[str], query: dict, body: bytes) -> tuple[int, Any]:
+        if self.server.conformance:  # a stand-in: never rendered
+            kind = "image" if "/image" in self.path else "video"
+            return 201, conformance.dream_machine_generation(str(uuid.uuid4()), kind)
         raise ApiError(400, f"{self.path.split('?')[0]}: {NOT_SUPPORTED}")
 
     def _create(self, match: re.Match[str], query: dict, body: bytes) -> tuple[int, Any]:
@@ -312,11 +319,12 @@ class _Handler(BaseHTTPRequestHandler):
         injector, account = self.server.injector, self.server.account
         if injector.drop_before_create():
             raise DropConnection()
-        spec.validate_video_request(payload)  # a refused request draws no failure
+        strict = not self.server.conformance
+        spec.validate_video_request(payload, strict=strict)  # refused: draws no failure
         try:
             record = account.create(payload, latency=injector.latency(account.latency),
                                     failure=lambda: injector.failure_for(payload.get("prompt")),
-                                    limits=injector.faults)
+                                    limits=injector.faults, strict=strict)
         except LimitExceeded as err:
             injector.count("limit_429")
             raise ApiError(429, err.detail, {"retry-after": str(err.retry_after)}) from None
@@ -337,7 +345,8 @@ class _Handler(BaseHTTPRequestHandler):
                                    block=True)
 
     def _list(self, match: re.Match[str], query: dict, body: bytes) -> tuple[int, Any]:
-        limit = self._int_param(query, "limit", _DEFAULT_LIMIT, 1, _MAX_LIMIT)
+        low = 0 if self.server.conformance else 1
+        limit = self._int_param(query, "limit", _DEFAULT_LIMIT, low, _MAX_LIMIT)
         offset = self._int_param(query, "offset", 0, 0, None)
         account = self.server.account
         records = account.records()
@@ -372,9 +381,14 @@ class _Handler(BaseHTTPRequestHandler):
         return self._revise(match["id"], "add_audio", body)
 
     def _revise(self, gen_id: str, kind: str, body: bytes) -> tuple[int, Any]:
-        account = self.server.account
-        record = account.revise(gen_id, kind, self._parse_json(body) or {},
-                                latency=self.server.injector.latency(account.latency))
+        account, injector = self.server.account, self.server.injector
+        try:
+            record = account.revise(gen_id, kind, self._parse_json(body) or {},
+                                    latency=injector.latency(account.latency),
+                                    limits=injector.faults)
+        except InsufficientCredits as err:
+            injector.count("insufficient_credits")
+            raise ApiError(402, err.args[0]) from None
         return 201, account.public(record, self.server.base_url, block=False)
 
     # -- assets ------------------------------------------------------------------------

@@ -158,7 +158,7 @@ def _check_frame(name: str, frame: Any, problems: list[str]) -> None:
         problems.append(f"{where}.type: must be 'image' or 'generation'")
 
 
-def _check_keyframes(body: dict[str, Any], problems: list[str]) -> None:
+def _check_keyframes(body: dict[str, Any], problems: list[str], strict: bool) -> None:
     keyframes = body.get("keyframes")
     if keyframes is None:
         return
@@ -171,11 +171,11 @@ def _check_keyframes(body: dict[str, Any], problems: list[str]) -> None:
     for name in ("frame0", "frame1"):
         if keyframes.get(name) is not None:
             _check_frame(name, keyframes[name], problems)
-    if body.get("loop") is True and keyframes.get("frame1") is not None:
+    if strict and body.get("loop") is True and keyframes.get("frame1") is not None:
         problems.append("loop: cannot be combined with keyframes.frame1")
 
 
-def _check_concepts(body: dict[str, Any], problems: list[str]) -> None:
+def _check_concepts(body: dict[str, Any], problems: list[str], strict: bool) -> None:
     concepts = body.get("concepts")
     if concepts is None:
         return
@@ -184,15 +184,17 @@ def _check_concepts(body: dict[str, Any], problems: list[str]) -> None:
         return
     for i, concept in enumerate(concepts):
         key = concept.get("key") if isinstance(concept, dict) else None
-        if key not in CONCEPTS:
+        if not isinstance(key, str) or (strict and key not in CONCEPTS):
             problems.append(f"concepts[{i}].key: {key!r} is not a known concept")
 
 
-def validate_video_request(body: Any) -> None:
+def validate_video_request(body: Any, *, strict: bool = True) -> None:
     """Raise RequestInvalid unless ``body`` is a video request the API would accept.
 
     The prompt is optional, as in the API's schema (the SDK sends a create with only
     ``model``); when given it must be a string of PROMPT_MIN..PROMPT_MAX characters.
+    ``strict=False`` (conformance mode) skips the checks beyond the schema: loop with
+    frame1, concept keys the API does not know.
     """
     if not isinstance(body, dict):
         raise RequestInvalid(["body: must be a JSON object"])
@@ -210,8 +212,8 @@ def validate_video_request(body: Any) -> None:
         problems.append("loop: must be a boolean")
     if body.get("callback_url") is not None and not isinstance(body["callback_url"], str):
         problems.append("callback_url: must be a string")
-    _check_keyframes(body, problems)
-    _check_concepts(body, problems)
+    _check_keyframes(body, problems, strict)
+    _check_concepts(body, problems, strict)
     if problems:
         raise RequestInvalid(problems)
 

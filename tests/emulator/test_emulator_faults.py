@@ -229,3 +229,40 @@ def test_cli_faults_file_flags_and_the_faults_route(tmp_path):
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0, proc.stderr.read()
+
+
+@pytest.mark.parametrize("step", ["upscale", "audio"])
+def test_an_upscale_or_audio_step_beyond_the_balance_is_refused(tmp_path, step):
+    cost = spec.generation_cost({"model": "ray-flash-2", "resolution": "540p"})
+    with Emulator(tmp_path / "acct", credits=cost + 0.25,
+                  faults=Faults(enforce_credits=True)) as emu:
+        client = _client(emu)
+        gen = client.generations.create(model="ray-flash-2", prompt=PROMPT, resolution="540p")
+        wait_settled(client, gen.id)
+        with pytest.raises(lumaai.APIStatusError) as err:
+            if step == "upscale":
+                client.generations.upscale(gen.id, generation_type="upscale_video",
+                                           resolution="1080p")
+            else:
+                client.generations.audio(gen.id, generation_type="add_audio", prompt="wind")
+        assert err.value.status_code == 402
+        assert "Insufficient credits" in err.value.body["detail"]
+        assert client.credits.get().credit_balance == pytest.approx(0.25)
+        record = emu.account.record(gen.id)
+        assert len(record["revisions"]) == 1 and record["cost"] == pytest.approx(cost)
+        assert emu.stats()["upscaled"] == emu.stats()["audio_added"] == 0
+
+
+def test_a_failed_generation_is_refunded_once(tmp_path):
+    with Emulator(tmp_path / "acct", faults=Faults(fail_rate=1.0)) as emu:
+        client = _client(emu)
+        gen = client.generations.create(model="ray-2", prompt=PROMPT)
+        cost = emu.account.record(gen.id)["cost"]
+        assert client.credits.get().credit_balance == pytest.approx(
+            spec.DEFAULT_CREDITS - cost)  # charged while it runs
+        assert wait_settled(client, gen.id).state == "failed"
+        for _ in range(3):  # every later read sees the failure; one refund
+            client.generations.get(gen.id)
+            client.generations.list()
+        assert client.credits.get().credit_balance == pytest.approx(spec.DEFAULT_CREDITS)
+        assert emu.stats()["refunded"] == pytest.approx(cost)
