@@ -5,8 +5,9 @@ Private to ``reelflow.flows.shotlist``. Three jobs:
 * collect every problem as one bounded line ``file: shot N (id): field: problem``, never
   echoing more than ~60 characters of input (``Problems``);
 * turn each pydantic error into such a line, without pydantic's wording (``translate``);
-* the checks that span shots (transition fit, references and their cycles) and the
-  checks that touch the disk (keyframe images, the music bed).
+* the checks that span shots (references and their cycles) and the checks that touch
+  the disk (keyframe images, the music bed). Whether the shots fit in frames (trims,
+  transitions, text) is :mod:`reelflow.flows.timeline`'s.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from reelflow.flows._shotlist_input import COLOUR_PATTERN, ID_PATTERN, fields_at
 from reelflow.flows._shotlist_messages import did_you_mean, field_name, fmt_num, show
 
 __all__ = [
-    "MAX_PROBLEMS", "Problems", "audio_problem", "check_references", "check_transitions",
+    "MAX_PROBLEMS", "Problems", "audio_problem", "check_references",
     "image_problem", "loc_path", "outside_problem", "translate",
 ]
 
@@ -161,32 +162,6 @@ def translate(err: dict[str, Any]) -> str:
 
 
 # --------------------------------------------------------------------------- cross-shot checks
-def check_transitions(shots: Sequence[Any], inherited: set[int], problems: Problems) -> None:
-    """Each transition of d seconds must fit inside both neighbours, and a shot's incoming
-    plus outgoing overlaps must fit inside it (shots that failed to resolve are ``None``)."""
-    for i, shot in enumerate(shots[:-1]):
-        nxt = shots[i + 1]
-        if shot is None or nxt is None or shot.transition.type == "cut":
-            continue
-        t = shot.transition
-        what = f"{fmt_num(t.duration)}s {t.type}" + (" (from defaults)" if shot.index in inherited else "")
-        if t.duration > shot.length_s:
-            problems.shot(shot.index, shot.id, "transition",
-                          f"{what} is longer than this shot ({fmt_num(shot.length_s)}s)")
-        if t.duration > nxt.length_s:
-            problems.shot(shot.index, shot.id, "transition",
-                          f"{what} is longer than the next shot {nxt.id!r} ({fmt_num(nxt.length_s)}s)")
-    for i, shot in enumerate(shots):
-        if shot is None or i == 0 or shots[i - 1] is None:
-            continue
-        d_in, d_out = shots[i - 1].transition.duration, shot.transition.duration
-        if d_in and d_out and d_in <= shot.length_s and d_out <= shot.length_s \
-                and d_in + d_out > shot.length_s:
-            problems.shot(shot.index, shot.id, "transition",
-                          f"the incoming {fmt_num(d_in)}s and outgoing {fmt_num(d_out)}s transitions "
-                          f"overlap inside this {fmt_num(shot.length_s)}s shot")
-
-
 def check_references(raw_ids: dict[str, tuple[int, bool]], refs: Sequence[tuple[int, str, str, str]],
                      problems: Problems) -> None:
     """``start``/``end: {shot: X}`` must name another generated shot, with no cycles.

@@ -17,8 +17,8 @@ from pydantic import ValidationError
 
 from reelflow import spec
 from reelflow.flows._shotlist_checks import (
-    Problems, audio_problem, check_references, check_transitions, image_problem, loc_path,
-    outside_problem, translate,
+    Problems, audio_problem, check_references, image_problem, loc_path, outside_problem,
+    translate,
 )
 from reelflow.flows._shotlist_input import (
     ID_PATTERN, DefaultsIn, OutputIn, ShotIn, ShotListIn, ShotRefIn, TextIn, TransitionIn,
@@ -29,6 +29,7 @@ from reelflow.flows.shotlist import (
     BUILTIN_DEFAULTS, CUT, DEFAULT_CARD_BACKGROUND, DEFAULT_RENDER_DIR, DEFAULT_TEXT_COLOUR,
     MAX_CARD_SECONDS, Defaults, ImageRef, Output, Shot, ShotList, ShotRef, TextOverlay, Transition,
 )
+from reelflow.flows.timeline import check_timeline, last_transition_warning
 
 __all__ = ["Loader"]
 
@@ -83,14 +84,17 @@ class Loader:
             if "id" not in bad and i not in dupes:
                 refs += [(i + 1, s_in.id, f, getattr(s_in, f).shot) for f in ("start", "end")
                          if isinstance(getattr(s_in, f), ShotRefIn)]
+        warnings = Problems(self.source.name)
         if shots and shots[-1] is not None:            # nothing to go into: forced to cut
+            last_transition_warning(shots[-1], len(shots) in inherited, warnings)
             shots[-1] = shots[-1].model_copy(update={"transition": CUT})
-        check_transitions(shots, inherited, self.problems)
+        if output is not None:                         # frames need the output rate
+            check_timeline(shots, output.fps, inherited, self.problems)
         check_references(raw_ids, refs, self.problems)
         if self.problems or output is None:
             return None
         return ShotList(title=self.title, on_moderation=self.on_moderation, defaults=defaults,
-                        output=output,
+                        output=output, warnings=tuple(warnings.lines()),
                         shots=tuple(s for s in shots if s is not None), source=self.source)
 
     def _validate(self) -> None:

@@ -1,4 +1,4 @@
-"""From a validated shot list to per-shot generation requests, costs and cache state.
+"""From a validated shot list to per-shot generation requests, costs, cache state and frames.
 
 Planning imports neither Prefect nor the SDK: `reelflow plan` and the checks
 before `render` answer in well under a second.
@@ -13,7 +13,9 @@ from pydantic import BaseModel, Field
 
 from reelflow.errors import ShotListError
 from reelflow.flows.shotlist import Shot, ShotList, ShotRef
+from reelflow.flows.timeline import frame_timeline, spans_for
 from reelflow.tasks._ledger import Ledger
+from reelflow.tasks._timeline import TimelineSpan, output_frames
 from reelflow.tasks.models import GenerationRequest, Keyframe
 from reelflow.tasks.store import ClipStore, sha256_file
 
@@ -37,6 +39,7 @@ class ShotPlan(BaseModel):
     resolution: str | None = None
     duration: str | None = None
     length_s: float
+    frames: int = Field(default=0, description="Frames it keeps at the output rate.")
     request: GenerationRequest | None = None
     status: Literal["cached", "submitted", "to generate", "card"]
     cost_usd: float = Field(default=0.0, description="Estimated price of the shot, every step.")
@@ -46,12 +49,18 @@ class ShotPlan(BaseModel):
 
 
 class RenderPlan(BaseModel):
-    """The whole plan: shots in order, output path, and the spend still ahead."""
+    """The whole plan: shots in order, output path, the timeline and the spend still ahead.
+
+    ``timeline`` is what the render assembles, span for span; ``frames`` is how many
+    frames that makes at the output rate (checked to fit before any spend).
+    """
 
     source: Path
     profile: str
     output: Path
     shots: list[ShotPlan]
+    timeline: list[TimelineSpan] = Field(default_factory=list)
+    frames: int = 0
 
     @property
     def cost_usd(self) -> float:
@@ -130,22 +139,24 @@ def make_plan(shotlist: ShotList, profile: str = "final", *, out: Path | None = 
         raise ShotListError([f"{shotlist.source.name}: profile: {profile!r} is not one of draft, final"])
     store = store or ClipStore.default()
     ledger = ledger or Ledger.for_store(store)
+    slots = frame_timeline(shotlist)      # before any request: a list that cannot be cut costs nothing
     requests = requests_for(shotlist, profile)
     shots = []
-    for shot in shotlist.shots:
+    for shot, slot in zip(shotlist.shots, slots):
         if shot.is_card:
             shots.append(ShotPlan(id=shot.id, index=shot.index, kind="card",
-                                  length_s=shot.length_s, status="card"))
+                                  length_s=shot.length_s, frames=slot.frames, status="card"))
             continue
         request = requests[shot.id]
         status, to_pay = _status(request, ledger, store)
         shots.append(ShotPlan(id=shot.id, index=shot.index, kind="generate", model=request.model,
                               resolution=request.resolution, duration=request.duration,
-                              length_s=shot.length_s, request=request, status=status,
-                              cost_usd=request.total_cost(), to_pay_usd=to_pay,
+                              length_s=shot.length_s, frames=slot.frames, request=request,
+                              status=status, cost_usd=request.total_cost(), to_pay_usd=to_pay,
                               upscale=request.upscale, audio=request.audio is not None))
     return RenderPlan(source=shotlist.source, profile=profile,
-                      output=output_path(shotlist, profile, out), shots=shots)
+                      output=output_path(shotlist, profile, out), shots=shots,
+                      timeline=spans_for(shotlist), frames=output_frames(slots))
 
 
 def check_budget(plan: RenderPlan, budget_usd: float | None) -> None:

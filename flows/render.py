@@ -26,7 +26,7 @@ from reelflow.flows.observe import emit, ensure_limits
 from reelflow.flows.plan import RenderPlan, check_budget, make_plan
 from reelflow.flows.s3_lists import local_shotlist, publish_to_origin, s3_origin
 from reelflow.flows.shotlist import ShotList, load_shotlist
-from reelflow.tasks.media import (AudioMix, OutputFormat, TextOverlaySpec, TimelineItem,
+from reelflow.tasks.media import (AudioMix, OutputFormat, TimelineItem,
                                   assemble_sequence, conform_clip, default_media_cache,
                                   make_title_card)
 from reelflow.tasks.models import Clip
@@ -84,8 +84,9 @@ def _card_text(shot, clips) -> str | None:
     return shot.title if shot.is_card else None
 
 
-def _timeline(shotlist: ShotList, clips: dict[str, Clip | Refused], fmt: OutputFormat,
-              skip: set[str]) -> list[TimelineItem]:
+def _timeline(shotlist: ShotList, plan: RenderPlan, clips: dict[str, Clip | Refused],
+              fmt: OutputFormat, skip: set[str]) -> list[TimelineItem]:
+    """The plan's timeline with each shot's clip or card: the frames the plan checked."""
     cards = {
         shot.id: make_title_card.with_options(task_run_name=f"title[{shot.id}]").submit(
             text, background=shot.background or "#000000", duration_s=shot.length_s, fmt=fmt,
@@ -97,20 +98,15 @@ def _timeline(shotlist: ShotList, clips: dict[str, Clip | Refused], fmt: OutputF
             clips[shot.id].path, clips[shot.id].sha256, fmt, default_media_cache())
         for shot in shotlist.shots if isinstance(clips.get(shot.id), Clip) and shot.id not in skip]
     items = []
-    for shot in shotlist.shots:
+    for shot, span in zip(shotlist.shots, plan.timeline):
         if shot.id in skip:
             continue
-        if shot.id in cards:
+        if shot.id in cards:  # a card (or a refused shot's placeholder) starts at its frame 0
             source = Path(cards[shot.id].result())
-            sha, start = f"card:{source.stem}", 0.0
+            items.append(TimelineItem.of(span.model_copy(update={"start_s": 0.0}), source,
+                                         f"card:{source.stem}"))
         else:
-            clip = clips[shot.id]
-            source, sha = clip.path, clip.sha256
-            start = shot.trim[0] if shot.trim else 0.0
-        items.append(TimelineItem(source=source, source_sha256=sha, start_s=start,
-                                  length_s=shot.length_s, transition=shot.transition.type,
-                                  transition_s=shot.transition.duration, label=shot.id,
-                                  overlays=_overlays(shot)))
+            items.append(TimelineItem.of(span, clips[shot.id].path, clips[shot.id].sha256))
     wait(conforms)
     return items
 
@@ -119,14 +115,6 @@ def _audio_mix(shotlist: ShotList) -> AudioMix:
     out = shotlist.output
     return AudioMix(music=out.music, music_volume=out.music_volume, duck=out.duck,
                     loudness=out.loudness)
-
-
-def _overlays(shot) -> tuple[TextOverlaySpec, ...]:
-    text = shot.text
-    if not text:
-        return ()
-    return (TextOverlaySpec(content=text.content, position=text.position, size=text.size,
-                            colour=text.colour, start_s=text.start, end_s=text.end),)
 
 
 def _clip_metadata(shots: list[ShotResult], items: list[TimelineItem]) -> list[dict]:
@@ -188,6 +176,8 @@ def render_sequence(shotlist_path: str, profile: str = "final", out: str | None 
     started = time.monotonic()
     log = get_run_logger()
     shotlist = load_shotlist(local_shotlist(shotlist_path))
+    for line in shotlist.warnings:
+        log.warning("%s", line)
     store = store_from_block(store_block)
     plan = make_plan(shotlist, profile, out=Path(out) if out else None, store=store)
     check_budget(plan, budget_usd)
@@ -207,7 +197,7 @@ def render_sequence(shotlist_path: str, profile: str = "final", out: str | None 
     fmt = OutputFormat(width=shotlist.output.width, height=shotlist.output.height,
                        fps=shotlist.output.fps, fit=shotlist.output.fit,
                        quality="preview" if profile == "draft" else "final")
-    items = _timeline(shotlist, clips, fmt, skip)
+    items = _timeline(shotlist, plan, clips, fmt, skip)
     result = assemble_sequence.with_options(task_run_name=f"assemble[{shotlist.source.stem}]")(
         items, fmt=fmt, out_path=plan.output, cache_dir=default_media_cache(),
         mix=_audio_mix(shotlist))

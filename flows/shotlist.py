@@ -8,8 +8,9 @@ Defaults cascade once, at load (as editly does): built-in defaults <- the file's
 ``defaults:`` <- the shot. Code downstream only ever sees resolved values. Omitting an
 inheritable field inherits it; ``null`` also inherits, except ``transition: null``, which
 means an explicit cut (``model_fields_set`` tells the two apart). A shot's ``transition``
-leads out of it; the last shot's is forced to ``cut``. Nothing is guessed or shortened:
-a transition that does not fit is an error.
+leads out of it; the last shot's is forced to ``cut`` (with a warning when the shot set
+it itself). Nothing is guessed or shortened: a trim, transition or text that does not fit
+in whole frames at the output rate is an error (``reelflow.flows.timeline``).
 
 This module holds the public, resolved models and the entry points. The work is done in
 private modules: ``_shotlist_read`` (the guarded YAML/JSON reader), ``_shotlist_input``
@@ -205,6 +206,9 @@ class ShotList(_Resolved):
     output: Output
     shots: tuple[Shot, ...]
     source: Path
+    #: Lines about what the list asks for but will not get (a transition on the last
+    #: shot); not problems: the CLI prints them to stderr, the render flow logs them.
+    warnings: tuple[str, ...] = ()
 
     def shot(self, shot_id: str) -> Shot:
         """The shot with this id (KeyError if none)."""

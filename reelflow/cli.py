@@ -124,6 +124,8 @@ def _validated(path: Path, profile: str, out: Path | None = None, budget: float 
 
     shotlist = load_shotlist(path)
     plan = make_plan(shotlist, profile, out=out)
+    for line in shotlist.warnings:
+        _err(line)
     check_budget(plan, budget)
     return plan
 

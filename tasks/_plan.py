@@ -1,6 +1,8 @@
-"""Timeline items, their validation in frames, and the piece plan of the smart render.
+"""Timeline items (planned spans with their clips) and the piece plan of the smart render.
 
-Pure Python: no ffmpeg here, so the planning rules are testable on their own.
+Pure Python: no ffmpeg here, so the planning rules are testable on their own. The frames
+and their checks are :mod:`reelflow.tasks._timeline`'s, the same the plan checks before
+any spend.
 
 A timeline in frames: item i keeps frames ``[s_i, s_i + L_i)`` of its conformed clip, and
 its outgoing transition overlaps the last ``T_i`` of them with the first ``T_i`` frames of
@@ -20,20 +22,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field
 
-from ._ffmpeg import XFADE_TRANSITIONS, OutputFormat, content_key
+from ._ffmpeg import OutputFormat, content_key
 from ._render import Join, Run
-from ._text import OverlayWindow, TextOverlaySpec
+from ._text import TextOverlaySpec
+from ._timeline import Slot, TimelineSpan, output_frames, resolve
 
 __all__ = ["CopyPiece", "EncodePiece", "Slot", "TextOverlaySpec", "TimelineItem", "check_ranges",
            "plan_pieces", "slots_for"]
 
-#: reelflow's names for transitions that are not ffmpeg's xfade names.
-_ALIASES = {"crossfade": "fade", "fade": "fadeblack"}
 
-
-class TimelineItem(BaseModel):
+class TimelineItem(TimelineSpan):
     """One shot on the timeline: a span of a source clip and how it goes into the next.
 
     ``transition`` leads out of this item into the next one: ``cut``, ``crossfade``,
@@ -41,50 +41,23 @@ class TimelineItem(BaseModel):
     ``slideright``, ``circleopen``, ``dissolve``, ...). The last item's is ignored.
     """
 
-    model_config = ConfigDict(frozen=True)
-
     source: Path = Field(description="The clip file (any size/rate; it is conformed).")
     source_sha256: str = Field(min_length=8, description="Content hash of the source.")
-    start_s: float = Field(default=0.0, ge=0, description="First second of the clip used.")
-    length_s: float = Field(gt=0, description="Seconds of the clip used.")
-    transition: str = Field(default="cut", description="Transition into the next item.")
-    transition_s: float = Field(default=0.0, ge=0, description="Transition length in seconds.")
-    label: str = Field(default="", description="Name used in messages (the shot id).")
-    overlays: tuple[TextOverlaySpec, ...] = Field(
-        default=(), description="Text drawn over this item, each on its own time window.")
 
-    @field_validator("transition")
     @classmethod
-    def _known_transition(cls, value: str) -> str:
-        if value != "cut" and value not in _ALIASES and value not in XFADE_TRANSITIONS:
-            raise ValueError(f"unknown transition {value!r}: use cut, crossfade, fade or an "
-                             "ffmpeg xfade transition such as wipeleft or dissolve")
-        return value
+    def of(cls, span: TimelineSpan, source: Path, source_sha256: str) -> TimelineItem:
+        """The planned ``span`` rendered from ``source``: the same frames, now with a clip."""
+        return cls(**dict(span), source=source, source_sha256=source_sha256)
 
     @property
-    def xfade_name(self) -> str:
-        """The ffmpeg xfade transition this item's transition renders with."""
-        return _ALIASES.get(self.transition, self.transition)
-
-
-@dataclass(frozen=True)
-class Slot:
-    """An item resolved to frames: start, length and the transitions on either side."""
-
-    index: int
-    name: str
-    sha256: str
-    start: int
-    frames: int
-    t_in: int
-    t_out: int
-    transition: str  # xfade name of the outgoing transition ("cut" when t_out == 0)
-    overlays: tuple[OverlayWindow, ...] = ()  # windows counted from the item's first frame
+    def display_name(self) -> str:
+        """What messages call it: the label, else the source's file name."""
+        return self.label or self.source.name
 
     @property
-    def end(self) -> int:
-        """One past the last clip frame used."""
-        return self.start + self.frames
+    def content_sha256(self) -> str:
+        """The source's content hash (it keys every piece cut from it)."""
+        return self.source_sha256
 
 
 @dataclass
@@ -116,62 +89,12 @@ class EncodePiece:
 
 
 def slots_for(items: list[TimelineItem], fps: int) -> list[Slot]:
-    """Resolve items to frames and check every transition fits; raise ValueError if not."""
-    if not items:
-        raise ValueError("the timeline is empty: nothing to assemble")
-    names = [f"item {i + 1} ({it.label or it.source.name})" for i, it in enumerate(items)]
-    starts = [round(it.start_s * fps) for it in items]
-    lengths = [round(it.length_s * fps) for it in items]
-    outs = [_transition_frames(it, fps) for it in items[:-1]] + [0]
-    problems = []
-    for i, (name, length) in enumerate(zip(names, lengths)):
-        if length < 1:
-            problems.append(f"{name}: length {items[i].length_s}s is shorter than one frame "
-                            f"at {fps} fps")
-    for i, t in enumerate(outs):
-        if not t:
-            continue
-        what = (f"{names[i]}: {items[i].transition} of {items[i].transition_s}s "
-                f"({t} frames) into {names[i + 1]}")
-        for j in (i, i + 1):
-            if t > lengths[j]:
-                problems.append(f"{what} does not fit: {names[j]} has only {lengths[j]} frames")
-    for i in range(1, len(items) - 1):
-        t_in, t_out = outs[i - 1], outs[i]
-        if t_in and t_out and t_in + t_out > lengths[i]:
-            problems.append(f"{names[i]}: incoming ({t_in}) and outgoing ({t_out}) transition "
-                            f"frames overlap: together more than its {lengths[i]} frames")
-    windows = [_overlay_windows(it, names[i], lengths[i], fps, problems)
-               for i, it in enumerate(items)]
-    if problems:
-        raise ValueError("; ".join(problems))
-    return [
-        Slot(index=i, name=names[i], sha256=it.source_sha256, start=starts[i],
-             frames=lengths[i], t_in=outs[i - 1] if i else 0, t_out=outs[i],
-             transition=it.xfade_name if outs[i] else "cut", overlays=windows[i])
-        for i, it in enumerate(items)
-    ]
+    """Resolve items to frames and check every transition fits; raise ValueError if not.
 
-
-def _overlay_windows(item: TimelineItem, name: str, length: int, fps: int,
-                     problems: list[str]) -> tuple[OverlayWindow, ...]:
-    """The item's overlays in its frames; an end past the item is cut to it, an empty
-    window (starting at or after the item's end) is a problem."""
-    windows = []
-    for n, spec in enumerate(item.overlays, 1):
-        start, end = spec.frames(length, fps)
-        end = min(end, length)
-        if start >= end:
-            problems.append(f"{name}: text {n} ({spec.content[:30]!r}) shows on no frame: "
-                            f"from {start / fps:g}s to {end / fps:g}s of a "
-                            f"{length / fps:g}s item")
-        else:
-            windows.append(OverlayWindow(spec, start, end))
-    return tuple(windows)
-
-
-def _transition_frames(item: TimelineItem, fps: int) -> int:
-    return 0 if item.transition == "cut" else round(item.transition_s * fps)
+    This is :func:`reelflow.tasks._timeline.resolve`, the one definition the plan checks
+    before any spend: the assembler renders exactly the timeline the plan accepted.
+    """
+    return resolve(items, fps)
 
 
 def check_ranges(slots: list[Slot], totals: list[int], fps: int) -> None:
@@ -229,8 +152,7 @@ def plan_pieces(slots: list[Slot], clips: list[Path], totals: list[int],
             close()
         previous = sl
     close()
-    expected = sum(sl.frames for sl in slots) - sum(sl.t_out for sl in slots)
-    assert sum(p.frames for p in pieces) == expected, "piece plan does not cover the timeline"
+    assert sum(p.frames for p in pieces) == output_frames(slots), "piece plan does not cover the timeline"
     return pieces
 
 

@@ -193,11 +193,15 @@ shots:
     with pytest.raises(ShotListError) as info:          # 2s dissolve into a 1s shot: refused
         load_shotlist(path)
     assert info.value.problems == [
-        "list.yaml: shot 1 (a): transition: 2s dissolve is longer than the next shot 'b' (1s)"]
+        "list.yaml: shot 1 (a): transition: dissolve of 2s (48 frames) into shot 2 (b) does not "
+        "fit: shot 2 (b) has only 24 frames (1s at 24 fps)"]
 
     path.write_text(path.read_text().replace("duration: 2}", "duration: 1}"))
-    a, b = load_shotlist(path).shots
+    loaded = load_shotlist(path)
+    a, b = loaded.shots
     assert a.transition.xfade == "dissolve" and b.transition == CUT
+    assert loaded.warnings == ("list.yaml: shot 2 (b): transition: warning: the 30s crossfade is "
+                               "ignored: nothing follows the last shot",)
 
 
 def test_a_defaults_transition_that_does_not_fit_says_so(tmp_path):
@@ -209,7 +213,8 @@ shots:
   - {id: b, prompt: The scene opens}
 """)
     assert problems_of(path) == [
-        "list.yaml: shot 1 (a): transition: 2s fade (from defaults) is longer than this shot (1.5s)"]
+        "list.yaml: shot 1 (a): transition: fade of 2s (48 frames) into shot 2 (b) does not fit: "
+        "shot 1 (a) has only 36 frames (1.5s at 24 fps); the transition is from defaults"]
 
 
 def test_generation_order_puts_referenced_shots_first(tmp_path):
