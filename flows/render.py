@@ -26,6 +26,7 @@ from reelflow.flows.observe import emit, ensure_limits
 from reelflow.flows.plan import RenderPlan, check_budget, make_plan
 from reelflow.flows.s3_lists import local_shotlist, publish_to_origin, s3_origin
 from reelflow.flows.shotlist import ShotList, load_shotlist
+from reelflow.flows.timeline import without_skipped
 from reelflow.tasks.media import (AudioMix, OutputFormat, TimelineItem,
                                   assemble_sequence, conform_clip, default_media_cache,
                                   make_title_card)
@@ -97,10 +98,11 @@ def _timeline(shotlist: ShotList, plan: RenderPlan, clips: dict[str, Clip | Refu
         conform_clip.with_options(task_run_name=f"conform[{shot.id}]").submit(
             clips[shot.id].path, clips[shot.id].sha256, fmt, default_media_cache())
         for shot in shotlist.shots if isinstance(clips.get(shot.id), Clip) and shot.id not in skip]
+    spans, notes = without_skipped(plan.timeline, skip, fmt.fps)
+    for note in notes:
+        get_run_logger().warning("%s", note)
     items = []
-    for shot, span in zip(shotlist.shots, plan.timeline):
-        if shot.id in skip:
-            continue
+    for shot, span in zip((s for s in shotlist.shots if s.id not in skip), spans):
         if shot.id in cards:  # a card (or a refused shot's placeholder) starts at its frame 0
             source = Path(cards[shot.id].result())
             items.append(TimelineItem.of(span.model_copy(update={"start_s": 0.0}), source,

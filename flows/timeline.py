@@ -22,7 +22,7 @@ from reelflow.tasks._text import TextOverlaySpec
 from reelflow.tasks._timeline import Slot, TimelineSpan, frame_problems, resolve
 
 __all__ = ["check_extensions", "check_timeline", "frame_timeline", "last_transition_warning",
-           "span_for", "spans_for"]
+           "span_for", "spans_for", "without_skipped"]
 
 #: The shot-list field a timeline problem is about, by problem kind.
 _FIELDS = {"transition": "transition", "overlap": "transition", "text": "text"}
@@ -49,6 +49,27 @@ def frame_timeline(shotlist: ShotList) -> list[Slot]:
         raise ShotListError(problems.lines())
     shots = shotlist.shots
     return resolve(spans_for(shotlist), shotlist.output.fps, _namer(shots))
+
+
+def without_skipped(spans: Sequence[TimelineSpan], skipped: set[str],
+                    fps: int) -> tuple[list[TimelineSpan], list[str]]:
+    """The planned spans without the shots moderation refused (``on_moderation: skip``).
+
+    The shots either side of a skipped one now meet: a transition that no longer fits
+    (the new neighbour is too short, or it now overlaps that shot's own transition) becomes
+    a cut rather than failing a render whose clips are paid for. Returns the spans and
+    one line per transition changed.
+    """
+    kept = [span for span in spans if span.label not in skipped]
+    notes = []
+    while problems := [p for p in frame_problems(kept, fps) if p.kind in ("transition", "overlap")]:
+        i = problems[0].index - (problems[0].kind == "overlap")   # an overlap: cut the way in
+        span = kept[i]
+        notes.append(f"{span.label}: transition: the {fmt_num(span.transition_s)}s "
+                     f"{span.transition} into {kept[i + 1].label!r} does not fit once the refused "
+                     "shots are skipped; it is a cut instead")
+        kept[i] = span.model_copy(update={"transition": "cut", "transition_s": 0.0})
+    return kept, notes
 
 
 def check_timeline(shots: Sequence[Shot | None], fps: int, inherited: set[int],

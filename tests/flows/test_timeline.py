@@ -20,13 +20,14 @@ from reelflow.cli import main
 from reelflow.errors import ShotListError
 from reelflow.flows.plan import make_plan
 from reelflow.flows.shotlist import load_shotlist
+from reelflow.flows.timeline import without_skipped
 from reelflow.tasks._ledger import Ledger
 from reelflow.tasks._plan import TimelineItem, check_ranges, plan_pieces, slots_for
 from reelflow.tasks._text import TextOverlaySpec
-from reelflow.tasks._timeline import output_frames
+from reelflow.tasks._timeline import TimelineSpan, output_frames, resolve
 from reelflow.tasks.media import OutputFormat
 from reelflow.tasks.store import ClipStore
-from tests.helpers import media_facts, write_shotlist
+from tests.helpers import TEST_KEY, media_facts, write_shotlist
 
 CLIP_SECONDS = {"5s": 5, "9s": 9}
 #: The issue's repros: three shots at 24 fps, 1.5-frame crossfades from defaults.
@@ -285,3 +286,49 @@ def test_an_extension_whose_join_is_trimmed_away_is_refused(first, second, line,
         load_shotlist(_extension(tmp_path, first, second))
     assert len(info.value.problems) == 1
     assert info.value.problems[0].startswith(f"list.yaml: {line} (Luma joins the clips there")
+
+
+# --------------------------------------------------------------------------- skipped shots
+def _span(label: str, length_s: float, transition: str = "cut", transition_s: float = 0.0):
+    return TimelineSpan(label=label, length_s=length_s, transition=transition,
+                        transition_s=transition_s)
+
+
+def test_a_transition_that_no_longer_fits_after_a_skip_becomes_a_cut():
+    spans = [_span("a", 5, "crossfade", 1), _span("b", 5), _span("c", 0.5)]
+    kept, notes = without_skipped(spans, {"b"}, 24)
+    assert [(s.label, s.transition) for s in kept] == [("a", "cut"), ("c", "cut")]
+    assert notes == ["a: transition: the 1s crossfade into 'c' does not fit once the refused "
+                     "shots are skipped; it is a cut instead"]
+    # an overlap the skip creates cuts the way in; the shot's own transition stays
+    spans = [_span("a", 5, "crossfade", 0.4), _span("b", 5), _span("c", 0.5, "wipeleft", 0.3),
+             _span("d", 5)]
+    kept, notes = without_skipped(spans, {"b"}, 24)
+    assert [s.transition for s in kept] == ["cut", "wipeleft", "cut"]
+    assert len(notes) == 1 and output_frames(resolve(kept, 24)) == 120 + 12 + 120 - 7
+    assert without_skipped(spans, set(), 24) == (spans, [])
+
+
+def test_skipping_a_refused_shot_renders_with_a_cut_where_its_transition_cannot_fit(
+        tmp_path, home, prefect_api, monkeypatch, caplog):
+    from reelflow.emulator import Emulator, Faults
+    from reelflow.flows.render import render_sequence
+
+    emu = Emulator(tmp_path / "account", latency=0.0, faults=Faults(moderation_pattern="hawk"))
+    emu.start()
+    try:
+        monkeypatch.setenv("LUMAAI_API_KEY", TEST_KEY)
+        monkeypatch.setenv("LUMAAI_BASE_URL", emu.base_url)
+        path = write_shotlist(tmp_path, [
+            {"id": "one", "prompt": "Fog rolls over a mountain pass", "resolution": "540p",
+             "transition": {"type": "crossfade", "duration": 1}},
+            {"id": "two", "prompt": "A hawk circles above the valley", "resolution": "540p"},
+            {"id": "three", "prompt": "Rain on a tin roof at night", "resolution": "540p",
+             "trim": [0, 0.5]}])
+        report = render_sequence(str(path), on_moderation="skip")
+        assert [r.status for r in report.shot_results] == ["paid", "refused", "paid"]
+        assert report.frames == 120 + 12 == media_facts(report.output)["frames"]
+        assert "the 1s crossfade into 'three' does not fit" in caplog.text
+        assert emu.stats()["created"] == 3
+    finally:
+        emu.stop()
