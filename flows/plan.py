@@ -134,10 +134,17 @@ def output_path(shotlist: ShotList, profile: str, out: Path | None = None) -> Pa
 
 def make_plan(shotlist: ShotList, profile: str = "final", *, out: Path | None = None,
               ledger: Ledger | None = None, store: ClipStore | None = None) -> RenderPlan:
-    """Plan every shot: its request, estimated cost and whether it is already paid for."""
+    """Plan every shot: its request, estimated cost and whether it is already paid for.
+
+    Raises:
+        ShotListError: an unknown profile.
+        StoreNotConfigured, StoreUnavailable: an S3 store that cannot be used (see
+            ``ClipStore.check_access``): found here, before any spend.
+    """
     if profile not in PROFILES:
         raise ShotListError([f"{shotlist.source.name}: profile: {profile!r} is not one of draft, final"])
     store = store or ClipStore.default()
+    store.check_access()                 # an S3 store answers one LIST before anything else
     ledger = ledger or Ledger.for_store(store)
     slots = frame_timeline(shotlist)      # before any request: a list that cannot be cut costs nothing
     requests = requests_for(shotlist, profile)

@@ -51,12 +51,14 @@ def local_shotlist(path_or_uri: str) -> Path:
     from botocore.exceptions import BotoCoreError, ClientError
 
     folder, _, name = path_or_uri.rpartition("/")
+    if problem := _s3.bucket_name_problem(_split(path_or_uri)[0]):
+        raise ShotListError([f"{path_or_uri}: {problem}"])
     try:
         return mirror_s3_prefix(folder + "/") / name
     except ClientError as error:
-        reason = error.response.get("Error", {}).get("Message") or str(error)
+        reason = error.response.get("Error", {}).get("Message") or _s3.describe(error)
     except BotoCoreError as error:
-        reason = str(error)
+        reason = _s3.describe(error)
     raise ShotListError([f"{path_or_uri}: cannot be read from S3: {reason}"])
 
 

@@ -4,7 +4,8 @@
     ├── ShotListError          bad shot list: .problems, one line each
     ├── GenerationFailed       a generation ended failed: .shot_id, .generation_id, .failure_reason
     │   └── ModerationRefused  the API refused the prompt or image (resubmitting won't help)
-    ├── StoreNotConfigured     a feature needs a store that is not set up
+    ├── StoreNotConfigured     a store that is not set up: no credentials, refused, bad bucket name
+    ├── StoreUnavailable       the S3 store cannot be reached, or its server failed
     ├── DownloadError          a finished clip could not be fetched or failed verification
     └── FfmpegError            an ffmpeg call failed: .argv, .stderr_tail
 """
@@ -19,6 +20,7 @@ __all__ = [
     "ReelflowError",
     "ShotListError",
     "StoreNotConfigured",
+    "StoreUnavailable",
 ]
 
 
@@ -55,6 +57,10 @@ class ModerationRefused(GenerationFailed):
 
 class StoreNotConfigured(ReelflowError):
     """A feature needs a clip store (for example S3) that is not configured."""
+
+
+class StoreUnavailable(ReelflowError):
+    """The S3 store did not answer (unreachable endpoint, server error): try again later."""
 
 
 class DownloadError(ReelflowError):

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import logging
 import os
+import re
 import secrets
 import threading
 from dataclasses import dataclass
@@ -26,8 +28,11 @@ from pydantic import SecretStr
 __all__ = [
     "Conflict",
     "S3Credentials",
+    "bucket_name_problem",
+    "check_access",
     "client_for",
     "credentials_available",
+    "describe",
     "download",
     "exists",
     "list_keys",
@@ -35,6 +40,7 @@ __all__ = [
     "put_if_absent",
     "read_versioned",
     "region",
+    "status_of",
     "write_if",
 ]
 
@@ -144,7 +150,57 @@ def credentials_available(credentials: S3Credentials | None = None) -> bool:
     return boto3.session.Session().get_credentials() is not None
 
 
-def _status(error: Exception) -> int:
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+def bucket_name_problem(name: str) -> str | None:
+    """Why ``name`` is not a valid S3 bucket name (AWS's general-purpose naming rules, which
+    S3-compatible servers share), or None. Checked before any call: botocore accepts names
+    such as ``My_Bucket`` and the failure would come only from the server, mid-render."""
+    if not _BUCKET.fullmatch(name):
+        return ("a bucket name has 3 to 63 characters: lowercase letters, digits, '.' and '-', "
+                "starting and ending with a letter or digit")
+    if ".." in name or ".-" in name or "-." in name:
+        return "a bucket name cannot have '..', '.-' or '-.'"
+    try:
+        ipaddress.IPv4Address(name)
+        return "a bucket name cannot look like an IP address"
+    except ValueError:
+        pass
+    if name.startswith(("xn--", "sthree-")) or name.endswith(("-s3alias", "--ol-s3", "--x-s3")):
+        return "a bucket name cannot start with 'xn--' or 'sthree-', or end with '-s3alias' or '--ol-s3'"
+    return None
+
+
+def describe(error: Exception) -> str:
+    """One line for a botocore error: the server's code and message, or the client's reason.
+
+    Never a secret: botocore's messages name the operation and the server's text, and a
+    ``SignatureDoesNotMatch`` answer's string-to-sign is not part of them.
+    """
+    info = getattr(error, "response", {}).get("Error", {})
+    code, message = info.get("Code"), info.get("Message")
+    hint = {"SignatureDoesNotMatch": "the secret access key is wrong",
+            "InvalidAccessKeyId": "the access key id is not known to the server",
+            "AccessDenied": "these credentials may not list the bucket",
+            "NoSuchBucket": "the bucket does not exist",
+            "403": "access denied (wrong credentials, or no permission)",
+            "404": "the bucket does not exist"}.get(str(code))
+    if code:
+        text = f"{code}: {hint}" if hint else f"{code}: {message or ''}"
+    else:
+        text = str(error)
+    return " ".join(text.split())[:300]
+
+
+def check_access(client, bucket: str, prefix: str) -> None:
+    """One cheap call (LIST, at most one key) that proves the bucket exists and these
+    credentials can read it; raises the botocore error otherwise (see ``describe``)."""
+    client.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
+
+
+def status_of(error: Exception) -> int:
+    """The HTTP status of a botocore ClientError (0 when there was no answer)."""
     return int(getattr(error, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
 
 
@@ -156,7 +212,7 @@ def exists(client, bucket: str, key: str) -> bool:
         client.head_object(Bucket=bucket, Key=key)
         return True
     except ClientError as error:
-        if _status(error) == 404:
+        if status_of(error) == 404:
             return False
         raise
 
@@ -175,7 +231,7 @@ def put_if_absent(client, bucket: str, key: str, path: Path, content_type: str) 
             client.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type,
                               IfNoneMatch="*")
     except ClientError as error:
-        if _status(error) in (409, 412):
+        if status_of(error) in (409, 412):
             _log.debug("s3://%s/%s already stored", bucket, key)
             return False
         raise
@@ -190,7 +246,7 @@ def _get_object(client, bucket: str, key: str) -> dict | None:
     try:
         return client.get_object(Bucket=bucket, Key=key)
     except ClientError as error:
-        if _status(error) == 404:
+        if status_of(error) == 404:
             return None
         raise
 
@@ -238,7 +294,7 @@ def write_if(client, bucket: str, key: str, body: bytes, etag: str | None) -> st
         response = client.put_object(Bucket=bucket, Key=key, Body=body,
                                      ContentType="application/json", **condition)
     except ClientError as error:
-        if _status(error) in (409, 412):
+        if status_of(error) in (409, 412):
             raise Conflict(f"s3://{bucket}/{key} changed since it was read") from None
         raise
     return response["ETag"]

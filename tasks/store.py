@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, Field, PrivateAttr, field_validator
 
 from reelflow.config import reelflow_home
-from reelflow.errors import DownloadError, StoreNotConfigured
+from reelflow.errors import DownloadError, StoreNotConfigured, StoreUnavailable
 
 if TYPE_CHECKING:
     from reelflow.tasks._s3 import S3Credentials
@@ -87,6 +87,10 @@ def atomic_write_path(target: Path, suffix: str = "") -> Path:
                                 dir=target.parent)
     os.close(fd)
     return Path(name)
+
+
+#: S3 stores whose access was checked in this process: (client id, bucket, prefix).
+_ACCESS_CHECKED: set[tuple[int, str | None, str]] = set()
 
 
 def _checked(sha256: str, suffix: str) -> tuple[str, str]:
@@ -149,6 +153,10 @@ class ClipStore(BaseModel):
         if parts.scheme != "s3" or not parts.netloc:
             raise StoreNotConfigured(f"{STORE_ENV}={url!r} is not understood: use "
                                      "s3://bucket/prefix, or unset it for the local store")
+        from reelflow.tasks._s3 import bucket_name_problem
+
+        if problem := bucket_name_problem(parts.netloc):
+            raise StoreNotConfigured(f"{STORE_ENV}={url!r}: {problem}")
         endpoint = endpoint_url or endpoint_from_env()
         return cls(root=root or reelflow_home() / "clips", bucket_name=parts.netloc,
                    bucket_folder=parts.path, endpoint_url=endpoint, region_name=region_name)
@@ -320,6 +328,41 @@ class ClipStore(BaseModel):
         from reelflow.tasks._asset_server import asset_url
 
         return asset_url(self.root, sha256, suffix)
+
+    def check_access(self) -> None:
+        """Before any spend, for an S3 store: the bucket name is valid, credentials are found,
+        and one LIST (at most one key) under the prefix succeeds. Once per process per store
+        and credentials; a local store has nothing to check.
+
+        Raises:
+            StoreNotConfigured: a bad bucket name, no credentials, credentials the server
+                refuses (wrong secret, unknown key id, no permission), or no such bucket.
+            StoreUnavailable: the endpoint cannot be reached, or the server failed.
+        """
+        if not self.is_s3:
+            return
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from reelflow.tasks import _s3
+
+        where = f"clip store s3://{self.bucket_name}/{self.bucket_folder}"
+        if problem := _s3.bucket_name_problem(self.bucket_name or ""):
+            raise StoreNotConfigured(f"{where}: {problem}")
+        self.require_remote_urls()
+        client = self._client()
+        checked = (id(client), self.bucket_name, self.bucket_folder)
+        if checked in _ACCESS_CHECKED:
+            return
+        try:
+            _s3.check_access(client, self.bucket_name, self.bucket_folder)
+        except ClientError as error:
+            if _s3.status_of(error) >= 500:
+                raise StoreUnavailable(f"{where}: the S3 server failed: {_s3.describe(error)}") from None
+            raise StoreNotConfigured(f"{where}: S3 refused access: {_s3.describe(error)}") from None
+        except BotoCoreError as error:
+            raise StoreUnavailable(f"{where}: S3 cannot be reached at "
+                                   f"{self.endpoint_url or 'AWS'}: {_s3.describe(error)}") from None
+        _ACCESS_CHECKED.add(checked)
 
     def require_remote_urls(self, loopback_ok: bool = False) -> None:
         """Check, before any spend, that local images can be turned into fetchable URLs.

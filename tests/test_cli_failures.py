@@ -59,3 +59,49 @@ def test_disk_full_at_the_output_is_one_line_and_verbose_shows_the_traceback(
     assert verbose.returncode == 1 and "Traceback" in verbose.stderr
     assert "No space left on device" in verbose.stderr
     assert luma_env.created_count() == before + 1          # ...and is reused, not paid again
+
+
+def _s3_case(s3_server, case: str) -> tuple[dict[str, str], int, str]:
+    """(environment, exit code, fragment of the one line) for one broken S3 store setting."""
+    env = {**s3_server.env(), "REELFLOW_STORE": f"s3://{s3_server.bucket}/clips"}
+    if case == "wrong secret":
+        return {**env, "AWS_SECRET_ACCESS_KEY": "wrong-" + s3_server.secret_key[::-1]}, 2, \
+            "SignatureDoesNotMatch: the secret access key is wrong"
+    if case == "unknown key id":
+        return {**env, "AWS_ACCESS_KEY_ID": "AKIDNOTKNOWN0000"}, 2, "InvalidAccessKeyId"
+    if case == "invalid bucket name":
+        return {**env, "REELFLOW_STORE": "s3://Bad_Bucket/clips"}, 2, \
+            "REELFLOW_STORE='s3://Bad_Bucket/clips': a bucket name has 3 to 63 characters"
+    if case == "no such bucket":
+        return {**env, "REELFLOW_STORE": "s3://no-such-bucket-reelflow/clips"}, 2, "NoSuchBucket"
+    if case == "unreachable":
+        return {**env, "REELFLOW_S3_ENDPOINT_URL": "http://127.0.0.1:9"}, 1, "S3 cannot be reached"
+    raise AssertionError(case)
+
+
+@pytest.mark.parametrize("case", ["wrong secret", "unknown key id", "invalid bucket name",
+                                  "no such bucket", "unreachable"])
+def test_a_broken_s3_store_is_one_line_before_any_spend(case, tmp_path, luma_env, s3_server):
+    path = write_shotlist(tmp_path, ONE)
+    env, code, fragment = _s3_case(s3_server, case)
+    env.update({"REELFLOW_HOME": str(tmp_path / "home"), "LUMAAI_API_KEY": TEST_KEY,
+                "LUMAAI_BASE_URL": luma_env.base_url})
+    before = luma_env.created_count()
+
+    for command in ("plan", "render"):
+        result = run_cli([command, str(path)], env=env, timeout=120)
+        line = _assert_one_line(result, code, "reelflow: ", fragment)
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr   # before Prefect
+        for secret in (s3_server.secret_key, env["AWS_SECRET_ACCESS_KEY"], TEST_KEY):
+            assert secret not in result.stderr + result.stdout
+        assert "prefect" not in line.lower()
+    assert luma_env.created_count() == before
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def test_an_s3_list_with_an_invalid_bucket_name_is_one_line(tmp_path):
+    result = run_cli(["render", "s3://Bad_Bucket/lists/x.yaml"], timeout=60)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "s3://Bad_Bucket/lists/x.yaml: a bucket name has 3 to 63 characters: lowercase letters, "
+        "digits, '.' and '-', starting and ending with a letter or digit"]
