@@ -19,7 +19,7 @@ import re
 import time
 from typing import Any
 
-from . import conformance
+from . import conformance, spec
 from ._util import NotFound
 from .account import _iso
 from .agents_files import FileInvalid
@@ -121,9 +121,11 @@ class _Agents:
             raise DropConnection()
         if limits.create_answer_delay:
             time.sleep(limits.create_answer_delay)
-        recent = len(self.account.state().get("recent_creates", []))
+        now = time.time()
+        recent = [t for t in self.account.state().get("recent_creates", []) if now - t < 60]
         headers = rate_headers(limits.creates_per_minute,
-                               (limits.creates_per_minute or 0) - recent, time.time() + 60)
+                               (limits.creates_per_minute or 0) - len(recent),
+                               min(recent, default=now) + 60)
         return 201, self._generation(record, fresh=True), headers
 
     def _get(self, match, query, body) -> tuple[int, Any, dict]:
@@ -235,7 +237,7 @@ class _Agents:
         return self.account.file_public(record)
 
     def _file_list(self, match, query, body) -> tuple[int, Any, dict]:
-        limit = self.h._int_param(query, "limit", 25, 1, 100)
+        limit = spec.query_int(query, "limit", 25, 1, 100)
         try:
             return 200, self.account.list_files(_q(query, "cursor") or None, limit,
                                                 _q(query, "purpose") or None,

@@ -26,7 +26,7 @@ Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 
 #: Route keys of the API (server.py's route table) that status faults may target.
 ROUTE_KEYS = ("ping", "credits", "concepts", "list", "create", "get", "delete", "upscale",
-              "audio", "unsupported")
+              "audio", "unsupported", "agents_create", "agents_get", "files")
 
 #: failure_reason of a generic failure (Luma docs: "Job failed"; a resubmit usually works).
 JOB_FAILED = "Job failed"
@@ -52,8 +52,9 @@ class Faults(BaseModel):
     retry_after: float = Field(1.0, ge=0.0, description=(
         "Seconds in the retry-after header of injected 429s."))
     status_routes: list[str] | None = Field(None, description=(
-        "Route keys (create, get, list, delete, upscale, audio, credits, ping, concepts) "
-        "that may get injected 429/500/503; None: every API route."))
+        "Route keys (create, get, list, delete, upscale, audio, credits, ping, concepts; "
+        "the Agents API's agents_create, agents_get, files) that may get injected "
+        "429/500/503; None: every API route."))
     drop_before_create: Probability = Field(0.0, description=(
         "Close a create's connection without an answer, recording nothing."))
     drop_after_create: Probability = Field(0.0, description=(

@@ -1,6 +1,7 @@
 """The HTTP side of the emulator: Luma's routes over stdlib ``http.server``.
 
-Every route is served at the root and under ``/dream-machine/v1``. JSON errors carry
+Every Dream Machine route is served at the root and under ``/dream-machine/v1``; the
+Agents API lives under ``/v1`` (agents_server.py). JSON errors carry
 ``{"detail": "..."}`` like the real (FastAPI) service; all invalid requests answer 400,
 so the SDK raises ``BadRequestError``. Assets (``/assets/...``) and the test counters
 (``/_emulator/stats``) need no token, as the real API's CDN URLs need none.
@@ -346,8 +347,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _list(self, match: re.Match[str], query: dict, body: bytes) -> tuple[int, Any]:
         low = 0 if self.server.conformance else 1
-        limit = self._int_param(query, "limit", _DEFAULT_LIMIT, low, _MAX_LIMIT)
-        offset = self._int_param(query, "offset", 0, 0, None)
+        limit = spec.query_int(query, "limit", _DEFAULT_LIMIT, low, _MAX_LIMIT)
+        offset = spec.query_int(query, "offset", 0, 0, None)
         account = self.server.account
         records = account.records()
         page = records[offset:offset + limit]
@@ -355,20 +356,6 @@ class _Handler(BaseHTTPRequestHandler):
         return 200, {"generations": generations, "count": len(records),
                      "has_more": offset + len(page) < len(records),
                      "limit": limit, "offset": offset}
-
-    @staticmethod
-    def _int_param(query: dict, name: str, default: int, low: int, high: int | None) -> int:
-        raw = query.get(name, [None])[-1]
-        if raw is None or raw == "":
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ApiError(400, f"{name}: must be an integer") from None
-        if value < low or (high is not None and value > high):
-            bounds = f"{low}..{high}" if high is not None else f">= {low}"
-            raise ApiError(400, f"{name}: {value} is outside {bounds}")
-        return value
 
     def _delete(self, match: re.Match[str], query: dict, body: bytes) -> tuple[int, Any]:
         self.server.account.delete(match["id"])

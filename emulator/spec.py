@@ -35,6 +35,7 @@ __all__ = [
     "frame_size",
     "generation_cost",
     "pixel_size",
+    "query_int",
     "validate_audio_request",
     "validate_upscale_request",
     "validate_video_request",
@@ -248,3 +249,19 @@ def validate_audio_request(body: Any) -> None:
             problems.append(f"{field}: must be a string of at most {PROMPT_MAX} characters")
     if problems:
         raise RequestInvalid(problems)
+
+
+def query_int(query: dict[str, list[str]], name: str, default: int, low: int,
+              high: int | None) -> int:
+    """An integer query parameter within ``low..high``; RequestInvalid (400) otherwise."""
+    raw = query.get(name, [None])[-1]
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise RequestInvalid([f"{name}: must be an integer"]) from None
+    if value < low or (high is not None and value > high):
+        bounds = f"{low}..{high}" if high is not None else f">= {low}"
+        raise RequestInvalid([f"{name}: {value} is outside {bounds}"])
+    return value
