@@ -47,8 +47,7 @@ def frame_timeline(shotlist: ShotList) -> list[Slot]:
     check_timeline(list(shotlist.shots), shotlist.output.fps, set(), problems)
     if problems:
         raise ShotListError(problems.lines())
-    shots = shotlist.shots
-    return resolve(spans_for(shotlist), shotlist.output.fps, _namer(shots))
+    return resolve(spans_for(shotlist), shotlist.output.fps, _namer(shotlist.shots))
 
 
 def without_skipped(spans: Sequence[TimelineSpan], skipped: set[str],
