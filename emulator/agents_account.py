@@ -47,7 +47,8 @@ _RENDER_SLOTS = threading.BoundedSemaphore(2)
 #: failure_reason texts per failure_code (the service's words where known).
 REASONS = {"content_moderated": "Prompt rejected by content moderation",
            "generation_failed": "Generation failed", "budget_exhausted": "Budget exhausted",
-           "invalid_request": "Invalid request", "output_not_found": "Output not found"}
+           "invalid_request": "Invalid request", "output_not_found": "Output not found",
+           "rate_limited": "Rate limited upstream; retry later"}
 
 
 class AgentsAccount(Files):

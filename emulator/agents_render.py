@@ -175,7 +175,8 @@ def render_video(request: dict[str, Any], inputs: dict[str, Path], size: tuple[i
             argv += ["-f", "lavfi", "-i",
                      f"gradients=s={width}x{height}:r=24:c0={_colour(digest, 0)}"
                      f":c1={_colour(digest, 3)}:c2={_colour(digest, 6)}:nb_colors=3"
-                     f":type={pattern}:speed={0.01 + digest[10] / 255 * 0.04:.4f}"
+                     f":type={pattern}:x0={width // 2}:y0={height // 2}:x1=0:y1=0"
+                     f":speed={0.01 + digest[10] / 255 * 0.04:.4f}"
                      f":seed={int.from_bytes(digest[11:15], 'big')}"]
             graph = ["[0:v]format=yuv420p[base]"]
         graph.append(f"[base]{_text(label, width, height)},format=yuv420p[v]")

@@ -101,7 +101,7 @@ class _Agents:
             if decision is None:
                 return None
             code = "content_moderated" if "moderation" in decision.reason else \
-                "generation_failed"
+                limits.fail_code
             return code, "processing" if code == "content_moderated" else "done"
 
         try:
@@ -151,7 +151,7 @@ class _Agents:
 
     def _output_url(self, gen_id: str, index: int, ext: str) -> str:
         path = f"/outputs/{gen_id}-{index}.{ext}"
-        expires = int(time.time() + self.server.output_url_ttl)
+        expires = math.ceil(time.time() + self.server.output_url_ttl)
         return (f"{self.server.base_url}{PREFIX}{path}?expires={expires}"
                 f"&signature={self.account.sign(path, expires)}")
 

@@ -66,6 +66,9 @@ class Faults(BaseModel):
         "Regex (case-insensitive search): matching prompts end failed on moderation."))
     fail_rate: Probability = Field(0.0, description=(
         "A new generation ends failed with 'Job failed' (decided at create, persisted)."))
+    fail_code: str = Field("generation_failed", description=(
+        "Agents API: the failure_code of a generation failed by fail_rate (generation_failed, "
+        "rate_limited, output_not_found, ...)."))
     truncate_download_rate: Probability = Field(0.0, description=(
         "An asset answer stops early although Content-Length says the full size."))
     corrupt_download_rate: Probability = Field(0.0, description=(
@@ -83,6 +86,15 @@ class Faults(BaseModel):
         unknown = sorted(set(value or ()) - set(ROUTE_KEYS))
         if unknown:
             raise ValueError(f"unknown route keys {unknown}; known: {', '.join(ROUTE_KEYS)}")
+        return value
+
+    @field_validator("fail_code")
+    @classmethod
+    def _known_code(cls, value: str) -> str:
+        from .agents_spec import FAILURE_CODES
+
+        if value not in FAILURE_CODES:
+            raise ValueError(f"unknown failure_code {value!r}; known: {', '.join(FAILURE_CODES)}")
         return value
 
     @field_validator("moderation_pattern")

@@ -93,3 +93,52 @@ def test_a_pending_file_cannot_be_referenced(agents):
     with pytest.raises(luma_agents.BadRequestError, match="not ready"):
         agents.generations.create(prompt="x", model="ray-3.2",
                                   video={"start_frame": {"file_id": created.id}})
+
+
+def test_ray_3_2_and_ray_2_look_like_two_models(client, agents, tmp_path):
+    """Same prompt, same size on both APIs: ray-2 is a flat field with boxes, ray-3.2
+    smooth gradients, so a side-by-side shows which model made which clip."""
+    import numpy as np
+
+    from tests.emulator.support import wait_completed
+
+    prompt = "A red fox in fresh snow"
+    ray2 = wait_completed(client, client.generations.create(
+        model="ray-2", prompt=prompt, resolution="540p").id)
+    ray32 = wait_agents(agents, agents.generations.create(
+        prompt=prompt, model="ray-3.2", video={"resolution": "540p"}).id)
+    frames = []
+    for name, url in (("r2", ray2.assets.video), ("r32", ray32.output[0].url)):
+        clip = download(url, tmp_path / f"{name}.mp4")
+        assert probe(clip)["width"] == 960
+        with av.open(str(clip)) as container:
+            frames.append(next(container.decode(video=0)).to_ndarray(format="rgb24"))
+
+    def flat_share(frame) -> float:  # the share of pixels in the most common colour
+        _, counts = np.unique(frame.reshape(-1, 3) // 8, axis=0, return_counts=True)
+        return counts.max() / counts.sum()
+
+    assert flat_share(frames[0]) > 0.5 > 0.2 > flat_share(frames[1])
+
+
+def test_sizes_follow_the_resolution_aspect_and_image_tables():
+    from reelflow.emulator import agents_spec as aspec
+
+    assert [aspec.video_size("16:9", r) for r in aspec.RESOLUTIONS] == [
+        (640, 360), (960, 540), (1280, 720), (1920, 1080)]
+    assert aspec.video_size("9:16", "1080p") == (1080, 1920)
+    assert aspec.video_size("21:9", "720p") == (1680, 720)
+    assert aspec.image_size("1:1", 2048) == (2048, 2048)
+    assert aspec.image_size("16:9", 2048) == (2048, 1152)
+    assert aspec.image_size("1:3", 2048) == (682, 2048)
+    assert all(w % 2 == 0 and h % 2 == 0 for a in aspec.ASPECTS
+               for w, h in [aspec.image_size(a, 2048)])
+
+
+def test_a_generated_still_starts_a_clip_by_generation_id(agents, tmp_path):
+    still = wait_agents(agents, agents.generations.create(prompt="storyboard", model="uni-1",
+                                                          aspect_ratio="16:9").id)
+    clip = wait_agents(agents, agents.generations.create(
+        prompt="moves", model="ray-3.2",
+        video={"resolution": "360p", "start_frame": {"generation_id": still.id}}).id)
+    assert probe(download(clip.output[0].url, tmp_path / "c.mp4"))["frames"] == 120

@@ -28,6 +28,7 @@ def _clip(client, prompt: str = PROMPT):
 @pytest.mark.parametrize(("faults", "code"), [
     (Faults(moderation_pattern="lighthouse"), "content_moderated"),
     (Faults(fail_rate=1.0), "generation_failed"),
+    (Faults(fail_rate=1.0, fail_code="rate_limited"), "rate_limited"),
 ])
 def test_a_failed_generation_has_its_code_and_is_refunded(tmp_path, faults, code):
     with Emulator(tmp_path / "acct", faults=faults) as emu:
@@ -96,7 +97,8 @@ def test_output_urls_expire_and_a_fresh_get_signs_a_new_one(tmp_path):
         url = done.output[0].url
         assert httpx.get(url).status_code == 200
         assert httpx.get(url.replace("signature=", "signature=0")).status_code == 403
-        time.sleep(1.1)
+        expires = int(url.split("expires=")[1].split("&")[0])
+        time.sleep(max(0.0, expires + 0.1 - time.time()))
         expired = httpx.get(url)
         assert expired.status_code == 403 and "expired" in expired.text
         assert httpx.get(client.generations.get(done.id).output[0].url).status_code == 200
