@@ -14,7 +14,8 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 
-from reelflow.tasks.deliver import SheetEntry, export_mezzanine, make_contact_sheet, make_poster, write_otio
+from reelflow.tasks.deliver import (edit_sheet_entries, export_mezzanine, make_contact_sheet, make_poster,
+                                    write_otio)
 from reelflow.tasks.media import OutputFormat, TimelineItem, default_media_cache
 from reelflow.tasks.models import canonical_hash
 from reelflow.tasks.store import atomic_write_path, sha256_file
@@ -64,11 +65,9 @@ def deliver_extras(video: Path, items: list[TimelineItem], fmt: OutputFormat, *,
     get_run_logger().info("Writing deliverables for %s", video.name)
     video_sha = sha256_file(video)
     stem = video.with_suffix("")
-    entries = [SheetEntry(label=f"{i}. {item.label}", video=item.source,
-                          at_s=item.start_s + item.length_s / 2) for i, item in enumerate(items, 1)]
+    entries = edit_sheet_entries(video, items, fmt.fps)  # frames of the edit as delivered
     poster = _cached({"poster": video_sha}, ".jpg", lambda p: make_poster(video, p))
-    sheet = _cached({"sheet": [e.model_dump(mode="json") for e in entries],
-                     "sources": [i.source_sha256 for i in items]}, ".png",
+    sheet = _cached({"sheet": video_sha, "cells": [(e.label, e.at_s) for e in entries]}, ".png",
                     lambda p: make_contact_sheet(entries, p))
     otio_file = _cached({"otio": [i.model_dump(mode="json") for i in items], "fmt": fmt.key(),
                          "name": name, "meta": metadata}, ".otio",

@@ -19,7 +19,7 @@ from reelflow.tasks._timeline import TimelineSpan, output_frames
 from reelflow.tasks.models import GenerationRequest, Keyframe
 from reelflow.tasks.store import ClipStore, sha256_file
 
-__all__ = ["PROFILES", "RenderPlan", "ShotPlan", "make_plan"]
+__all__ = ["PROFILES", "RenderPlan", "ShotPlan", "make_plan", "plan_table"]
 
 Profile = Literal["draft", "final"]
 PROFILES: tuple[str, ...] = ("draft", "final")
@@ -178,3 +178,15 @@ def local_images(plan: RenderPlan) -> list[Path]:
     return [frame.path for shot in plan.shots if shot.request is not None and shot.status != "cached"
             for frame in (shot.request.frame0, shot.request.frame1)
             if frame is not None and frame.path is not None]
+
+
+def plan_table(plan: RenderPlan) -> str:
+    """The plan as `reelflow plan` prints it: per shot its list price and what this run would
+    still pay (a cached shot: $0.00), then the total to spend."""
+    lines = [f"{'shot':<20} {'model':<12} {'res':<6} {'dur':<5} {'status':<12} {'price':>7} {'to pay':>7}"]
+    for s in plan.shots:
+        lines.append(f"{s.id:<20} {s.model or '-':<12} {s.resolution or '-':<6} "
+                     f"{s.duration or f'{s.length_s:g}s':<5} {s.status:<12} "
+                     f"{f'${s.cost_usd:.2f}':>7} {f'${s.to_pay_usd:.2f}':>7}")
+    lines.append(f"total to spend: ${plan.cost_usd:.2f} ({plan.profile}) -> {plan.output}")
+    return "\n".join(lines)

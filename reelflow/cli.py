@@ -139,11 +139,9 @@ def _cmd_plan(args) -> int:
             "cost_usd": plan.cost_usd,
         }))
         return EXIT_OK
-    print(f"{'shot':<20} {'model':<12} {'res':<6} {'dur':<5} {'status':<12} {'cost':>7}")
-    for s in plan.shots:
-        print(f"{s.id:<20} {s.model or '-':<12} {s.resolution or '-':<6} "
-              f"{s.duration or f'{s.length_s:g}s':<5} {s.status:<12} ${s.cost_usd:>6.2f}")
-    print(f"total to spend: ${plan.cost_usd:.2f} ({plan.profile}) -> {plan.output}")
+    from reelflow.flows.plan import plan_table
+
+    print(plan_table(plan))
     return EXIT_OK
 
 

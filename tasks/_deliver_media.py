@@ -20,10 +20,11 @@ from reelflow._binaries import font_file
 
 from . import _ffmpeg
 from ._ffmpeg import atomic_output, run_stream
+from ._plan import TimelineItem, slots_for
 from ._probe import probe
 
-__all__ = ["MEZZANINE_CODECS", "SheetEntry", "export_mezzanine", "make_contact_sheet",
-           "make_poster"]
+__all__ = ["MEZZANINE_CODECS", "SheetEntry", "edit_sheet_entries", "export_mezzanine",
+           "make_contact_sheet", "make_poster"]
 
 logger = logging.getLogger("reelflow.tasks.deliver")
 
@@ -50,6 +51,17 @@ class SheetEntry(BaseModel):
     label: str = Field(description="Caption drawn under the thumbnail, taken literally.")
     video: Path = Field(description="The video to take the frame from.")
     at_s: float = Field(ge=0, description="Time of the frame in seconds.")
+
+
+def edit_sheet_entries(video: Path, items: list[TimelineItem], fps: int) -> list[SheetEntry]:
+    """One contact-sheet cell per item, taken from the finished ``video`` (overlays, fit and
+    trims as delivered): the middle of the item's span clear of its transitions."""
+    entries, out_start = [], 0
+    for i, (item, slot) in enumerate(zip(items, slots_for(items, fps)), 1):
+        clear_mid = out_start + (slot.t_in + slot.frames - slot.t_out) / 2
+        entries.append(SheetEntry(label=f"{i}. {item.label}", video=video, at_s=clear_mid / fps))
+        out_start += slot.frames - slot.t_out
+    return entries
 
 
 def make_poster(video: Path, out: Path, *, at_s: float | None = None,

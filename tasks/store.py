@@ -25,6 +25,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -71,6 +72,9 @@ def endpoint_from_env() -> str | None:
     return next((os.environ[n] for n in ENDPOINT_ENVS if os.environ.get(n)), None)
 
 
+_UMASK_LOCK = threading.Lock()
+
+
 def sha256_file(path: Path) -> str:
     """Return the hex SHA-256 of a file, read in 1 MiB chunks."""
     digest = hashlib.sha256()
@@ -81,12 +85,34 @@ def sha256_file(path: Path) -> str:
 
 
 def atomic_write_path(target: Path, suffix: str = "") -> Path:
-    """Return a fresh temp path beside ``target``, to be ``os.replace``d onto it."""
+    """Return a fresh temp path beside ``target``, to be ``os.replace``d onto it.
+
+    The file has the mode a plain ``open(..., "w")`` would give (0666 less the umask),
+    not mkstemp's 0600, so what is replaced into place honours the umask.
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix or target.suffix,
                                 dir=target.parent)
-    os.close(fd)
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())
+    finally:
+        os.close(fd)
     return Path(name)
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where the kernel says it (Linux 4.7+)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    with _UMASK_LOCK:  # elsewhere: set and restore (umask is process-wide)
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
 
 
 #: S3 stores whose access was checked in this process: (client id, bucket, prefix).

@@ -78,6 +78,12 @@ def test_plan_shows_cost_then_cached(tmp_path, home, luma_env, prefect_api, caps
     after = json.loads(capsys.readouterr().out)
     assert [s["status"] for s in after["shots"]] == ["cached", "cached"]
     assert after["cost_usd"] == 0
+    assert main(["plan", str(path)]) == 0                 # the table: list price, then $0.00 to pay
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[-3:] == ["price", "to", "pay"]
+    for line, shot in zip(lines[1:3], before["shots"]):
+        assert line.split()[-3:] == ["cached", f"${shot['cost_usd']:.2f}", "$0.00"]
+    assert lines[-1].startswith("total to spend: $0.00 (final)")
 
 
 def test_render_cli_against_a_standalone_emulator_with_a_key(tmp_path, prefect_api):
