@@ -251,23 +251,30 @@ def deploy_to_pool(pool: str, folder: str | None = None, cron: str = DEFAULT_CRO
 
 def _common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--folder", default=None,
-                        help="folder or s3://bucket/prefix of shot lists that `produce` renders on schedule")
+                        help="folder or s3://bucket/prefix of shot lists that `produce` renders on schedule "
+                             "(default: none: produce is served unscheduled, each run names its folder)")
     parser.add_argument("--cron", default=DEFAULT_CRON, help=f"produce schedule (default {DEFAULT_CRON!r})")
     parser.add_argument("--interval", type=float, default=None, metavar="SECONDS",
-                        help="produce every SECONDS instead of --cron")
-    parser.add_argument("--profile", choices=("draft", "final"), default="final")
+                        help="produce every SECONDS instead of --cron (default: use --cron)")
+    parser.add_argument("--profile", choices=("draft", "final"), default="final",
+                        help="the profile scheduled renders use (default: final)")
     parser.add_argument("--budget", type=float, default=None, metavar="USD",
-                        help="default per-list budget: refuse lists that would pay more")
+                        help="per-list budget: refuse lists that would pay more (default: no limit)")
 
 
-def main_serve(argv: list[str]) -> int:
-    """`reelflow serve [--folder DIR] [--cron EXPR] [--interval S] [--port N]`; returns an exit code."""
+def serve_parser() -> argparse.ArgumentParser:
+    """The arguments of `reelflow serve`."""
     parser = argparse.ArgumentParser(prog="reelflow serve",
                                      description="Serve the render and produce deployments.")
     _common_args(parser)
     parser.add_argument("--port", type=int, default=DEFAULT_SERVER_PORT,
                         help="local Prefect server port when PREFECT_API_URL is unset (default 4200)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main_serve(argv: list[str]) -> int:
+    """`reelflow serve [--folder DIR] [--cron EXPR] [--interval S] [--port N]`; returns an exit code."""
+    args = serve_parser().parse_args(argv)
     try:
         serve_deployments(_folder(args.folder), args.cron, interval=args.interval,
                           profile=args.profile, budget_usd=args.budget, port=args.port)
@@ -279,13 +286,19 @@ def main_serve(argv: list[str]) -> int:
     return 0
 
 
-def main_deploy(argv: list[str]) -> int:
-    """`reelflow deploy --pool NAME [--folder DIR] [--cron EXPR]`; returns an exit code."""
+def deploy_parser() -> argparse.ArgumentParser:
+    """The arguments of `reelflow deploy`."""
     parser = argparse.ArgumentParser(prog="reelflow deploy",
                                      description="Register the render and produce deployments for a work pool.")
-    parser.add_argument("--pool", required=True, help="work pool name (created as type process if missing)")
+    parser.add_argument("--pool", required=True,
+                        help="work pool name, created as type process if missing (required)")
     _common_args(parser)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main_deploy(argv: list[str]) -> int:
+    """`reelflow deploy --pool NAME [--folder DIR] [--cron EXPR]`; returns an exit code."""
+    args = deploy_parser().parse_args(argv)
     if not os.environ.get("PREFECT_API_URL"):
         _stderr("reelflow: PREFECT_API_URL is not set, so the deployments would go to a throwaway "
                 "ephemeral server: start one (`prefect server start --background`) and "

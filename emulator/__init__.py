@@ -147,43 +147,44 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="reelflow emulator",
         description="Run the Luma API emulator in the foreground until Ctrl-C / SIGTERM.")
-    parser.add_argument("--port", type=int, default=0, help="TCP port (0: any free port)")
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind")
+    parser.add_argument("--port", type=int, default=0, help="TCP port; 0 picks any free port (default: 0)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     parser.add_argument("--data", type=Path, default=None,
                         help="account directory (default: $REELFLOW_HOME/emulator)")
     parser.add_argument("--latency", type=float, default=0.0,
                         help="seconds from create to completed (default 0)")
     parser.add_argument("--credits", type=float, default=spec.DEFAULT_CREDITS,
-                        help="starting credit balance of a new account, USD cents")
+                        help="starting credit balance of a new account, USD cents (default: %(default)g)")
     parser.add_argument("--output-url-ttl", type=float, default=3600.0, metavar="S",
                         help="seconds an Agents API output URL stays valid (default 3600)")
     parser.add_argument("--image-size", type=int, default=DEFAULT_IMAGE_LONG_SIDE,
                         metavar="PX", help="long side of uni-1 stills (default 2048)")
     parser.add_argument("--conformance", action="store_true",
                         help="answer like a schema-level mock server, for the SDKs' "
-                             "generated test suites (unknown ids get stand-ins)")
+                             "generated test suites (unknown ids get stand-ins) (default: off)")
     parser.add_argument("-v", "--verbose", action="store_true",
-                        help="log each generation and render to stderr")
+                        help="log each generation and render to stderr (default: off)")
     faults = parser.add_argument_group(
         "fault injection", "A faults file (YAML or JSON, the Faults fields) and/or flags; "
         "a flag overrides the file. Probabilities are 0..1 per request.")
-    faults.add_argument("--faults", type=Path, metavar="FILE", help="faults file")
+    faults.add_argument("--faults", type=Path, metavar="FILE", help="faults file (default: none)")
     faults.add_argument("--seed", type=int, default=0, help="seed of the fault RNG (default 0)")
     faults.add_argument("--account-limits", action="store_true",
                         help="the real account's limits: --max-concurrent 10 "
-                             "--creates-per-minute 20 --enforce-credits")
+                             "--creates-per-minute 20 --enforce-credits (default: off)")
     for name, field in Faults.model_fields.items():
         flag = "--" + name.replace("_", "-")
+        shown = "off" if field.default in (None, False) else field.default
+        text = f"{field.description} (default: the faults file's, else {shown})"
         if field.annotation is bool:
-            faults.add_argument(flag, action="store_true", default=None,
-                                help=field.description)
+            faults.add_argument(flag, action="store_true", default=None, help=text)
         elif name == "status_routes":
             faults.add_argument(flag, type=lambda v: [r for r in v.split(",") if r],
-                                metavar="R1,R2", help=field.description)
+                                metavar="R1,R2", help=text)
         else:
             kind = int if "int" in str(field.annotation) else \
                 str if "str" in str(field.annotation) else float
-            faults.add_argument(flag, type=kind, help=field.description)
+            faults.add_argument(flag, type=kind, help=text)
     return parser
 
 

@@ -24,17 +24,26 @@ __all__ = ["main"]
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
+_PROFILE_HELP = ("final: the list as written; draft: every shot with ray-flash-2 at 540p, no "
+                 "upscales, a fast encode, cached apart (default: final)")
+_VERBOSE_HELP = "show tracebacks of failures (default: off)"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="reelflow", description="Shot list in, edited video out.")
-    parser.add_argument("--verbose", action="store_true", help="show tracebacks of failures")
+    parser.add_argument("--verbose", action="store_true", help=_VERBOSE_HELP)
     commands = parser.add_subparsers(dest="command", required=True)
     render = commands.add_parser("render", help="render a shot list to an MP4")
     render.add_argument("file", help="shot list: a path or an s3://bucket/key URI")
-    render.add_argument("--out", type=Path, default=None, help="output path (default: the list's)")
-    render.add_argument("--profile", choices=("draft", "final"), default="final")
-    render.add_argument("--json", action="store_true", help="print one JSON object")
+    render.add_argument("--out", type=Path, default=None,
+                        help="the MP4 to write (default: the list's output.path; drafts .draft.mp4)")
+    render.add_argument("--profile", choices=("draft", "final"), default="final", help=_PROFILE_HELP)
+    render.add_argument("--json", action="store_true",
+                        help="print one JSON object about the render instead of the output path "
+                             "(default: off)")
     render.add_argument("--budget", type=float, default=None, metavar="USD",
-                        help="refuse before any spend when the plan would pay more")
+                        help="refuse before any spend when the plan would pay more than USD "
+                             "(default: no limit)")
     render.add_argument("--on-moderation", choices=("fail", "skip", "placeholder"), default=None,
                         help="what a moderation refusal does (default: the list's, else fail)")
     render.add_argument("--luma-block", default=None, metavar="NAME",
@@ -42,21 +51,25 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("--store-block", default=None, metavar="NAME",
                         help="a saved ClipStoreBlock (default: REELFLOW_STORE or the local store)")
     render.add_argument("--mezzanine", choices=("prores", "dnxhr"), default=None,
-                        help="also write a ProRes 422 HQ or DNxHR HQ .mov for editors")
+                        help="also write a ProRes 422 HQ or DNxHR HQ .mov for editors (default: none)")
     plan = commands.add_parser("plan", help="show what a render would generate and cost")
     plan.add_argument("file", help="shot list: a path or an s3://bucket/key URI")
-    plan.add_argument("--profile", choices=("draft", "final"), default="final")
-    plan.add_argument("--json", action="store_true")
+    plan.add_argument("--profile", choices=("draft", "final"), default="final", help=_PROFILE_HELP)
+    plan.add_argument("--json", action="store_true",
+                      help="print the plan as one JSON object (default: a table)")
     compare = commands.add_parser("compare", help="render each shot with several models, side by side")
     compare.add_argument("file", help="shot list: a path or an s3://bucket/key URI")
-    compare.add_argument("--models", default="ray-2,ray-flash-2", help="comma-separated models")
-    compare.add_argument("--profile", choices=("draft", "final"), default="final")
-    compare.add_argument("--out", type=Path, default=None)
-    compare.add_argument("--json", action="store_true")
+    compare.add_argument("--models", default="ray-2,ray-flash-2",
+                         help="comma-separated models to compare (default: ray-2,ray-flash-2)")
+    compare.add_argument("--profile", choices=("draft", "final"), default="final", help=_PROFILE_HELP)
+    compare.add_argument("--out", type=Path, default=None,
+                         help="the side-by-side MP4 to write (default: <list stem>.compare.mp4 beside the list's output)")
+    compare.add_argument("--json", action="store_true",
+                         help="print one JSON object instead of the video's path (default: off)")
     schema = commands.add_parser("schema", help="print the shot list's JSON Schema")
     for sub in (render, plan, compare, schema):  # also after the command (`main` reads both)
         sub.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
-                         help="show tracebacks of failures")
+                         help=_VERBOSE_HELP)
     for name, text in (("emulator", "run the Luma API emulator"),
                        ("serve", "serve the render and production deployments (schedules)"),
                        ("deploy", "register the deployments for a work pool")):
