@@ -43,6 +43,11 @@ _ROUTES = [(m, re.compile(f"^{p}$"), key, fn) for m, p, key, fn in [
 _OUTPUT_RE = re.compile(r"^/outputs/(?P<id>[0-9a-f-]{36})-(?P<n>\d+)\.(?P<ext>mp4|png|jpg)$")
 _UPLOAD_RE = re.compile(r"^/uploads/(?P<id>[0-9a-f-]{36})$")
 _TYPES = {"mp4": "video/mp4", "png": "image/png", "jpg": "image/jpeg"}
+#: The two layers of a type=layering output, front to back.
+_LAYERS = [{"index": 0, "label": "subject", "alpha_hint": "soft",
+            "description": "the subject of the source image"},
+           {"index": 1, "label": "background", "alpha_hint": "none",
+            "description": "the background of the source image"}]
 
 
 def rate_headers(limit: int | None, remaining: int, reset: float) -> dict[str, str]:
@@ -144,6 +149,9 @@ class _Agents:
         if state == "completed":
             output = [{"type": kind, "url": self._output_url(record["id"], i, ext)}
                       for i, (kind, ext) in enumerate(self.account.outputs_of(record))]
+            if record["type"] == "layering":
+                for i, item in enumerate(output):
+                    item["layer"] = _LAYERS[i]
         return {"id": record["id"], "created_at": record["created_at"],
                 "model": record["model"], "type": record["type"], "state": state,
                 "failure_code": failure["code"] if failure else None,

@@ -84,10 +84,14 @@ def test_injected_statuses_and_dropped_answers_hit_the_agents_routes(tmp_path):
             _clip(client)
         assert emu.agents_created_count() == 1  # recorded and charged, never answered
         assert emu.agents.state()["spent"] == CLIP_COST
+        emu.set_faults(Faults(truncate_download_rate=1.0))
+        done = wait_agents(client, _clip(client, "short").id)
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(done.output[0].url)  # fewer bytes than Content-Length says
         emu.set_faults(Faults(drop_before_create=1.0))
         with pytest.raises(luma_agents.APIConnectionError):
             _clip(client)
-        assert emu.agents_created_count() == 1
+        assert emu.agents_created_count() == 2
 
 
 def test_output_urls_expire_and_a_fresh_get_signs_a_new_one(tmp_path):

@@ -140,3 +140,19 @@ def test_a_video_file_is_a_valid_edit_source(agents, tmp_path):
     with pytest.raises(Exception, match="video where an image"):
         agents.generations.create(prompt="x", model="ray-3.2",
                                   video={"start_frame": {"file_id": created.id}})
+
+
+def test_image_edit_and_layering_start_from_their_source(agents, tmp_path):
+    source = _data(_png(tmp_path, "src", RED, BLUE))
+    edit = wait_agents(agents, agents.generations.create(
+        prompt="make it night", model="uni-1", type="image_edit", source=source,
+        aspect_ratio="16:9").id)
+    layers = wait_agents(agents, agents.generations.create(
+        prompt="split", model="uni-1", type="layering", source=source).id)
+    assert [o.layer.label for o in layers.output] == ["subject", "background"]
+    with av.open(str(download(edit.output[0].url, tmp_path / "edit.png"))) as image:
+        pixels = next(image.decode(video=0)).to_ndarray(format="rgb24").astype(float)
+    w = pixels.shape[1]
+    left, right = _mean(pixels[:, : w // 4]), _mean(pixels[:, -w // 4:])
+    assert np.abs(left - right).max() > 60  # the source's two halves, recoloured
+    assert np.abs(left - RED).max() > 30
