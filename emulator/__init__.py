@@ -49,7 +49,7 @@ class Emulator:
                  host: str = "127.0.0.1", port: int = 0,
                  credits: float = spec.DEFAULT_CREDITS, faults: Faults | None = None,
                  seed: int = 0, conformance: bool = False, output_url_ttl: float = 3600.0,
-                 image_long_side: int = DEFAULT_IMAGE_LONG_SIDE):
+                 image_long_side: int = DEFAULT_IMAGE_LONG_SIDE, hdr_access: bool = True):
         self.data_dir = Path(data_dir)
         self.latency = float(latency)
         self.host, self.port = host, port
@@ -57,6 +57,7 @@ class Emulator:
         self.agents = AgentsAccount(self.data_dir, latency=self.latency, budget=credits,
                                     image_long_side=image_long_side)
         self.conformance, self.output_url_ttl = conformance, output_url_ttl
+        self.hdr_access = hdr_access
         self.injector = FaultInjector(faults, seed)
         self._server: EmulatorServer | None = None
         self._thread: threading.Thread | None = None
@@ -67,7 +68,8 @@ class Emulator:
             return self.base_url
         self._server = EmulatorServer((self.host, self.port), self.account, self.injector,
                                       self.agents, conformance=self.conformance,
-                                      output_url_ttl=self.output_url_ttl)
+                                      output_url_ttl=self.output_url_ttl,
+                                      hdr_access=self.hdr_access)
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         kwargs={"poll_interval": 0.1},
                                         name="reelflow-emulator", daemon=True)
@@ -159,6 +161,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="seconds an Agents API output URL stays valid (default 3600)")
     parser.add_argument("--image-size", type=int, default=DEFAULT_IMAGE_LONG_SIDE,
                         metavar="PX", help="long side of uni-1 stills (default 2048)")
+    parser.add_argument("--no-hdr-access", dest="hdr_access", action="store_false",
+                        help="an account without HDR access: hdr requests answer 403")
     parser.add_argument("--conformance", action="store_true",
                         help="answer like a schema-level mock server, for the SDKs' "
                              "generated test suites (unknown ids get stand-ins) (default: off)")
@@ -223,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     emulator = Emulator(args.data or _default_data_dir(), latency=args.latency,
                         host=args.host, port=args.port, credits=args.credits,
                         faults=faults, seed=args.seed, conformance=args.conformance,
-                        output_url_ttl=args.output_url_ttl, image_long_side=args.image_size)
+                        output_url_ttl=args.output_url_ttl, image_long_side=args.image_size,
+                        hdr_access=args.hdr_access)
     url = emulator.start()
     try:
         for signum in (signal.SIGINT, signal.SIGTERM):

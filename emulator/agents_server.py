@@ -96,6 +96,9 @@ class _Agents:
 
     def _create(self, match, query, body) -> tuple[int, Any, dict]:
         payload = self.h._parse_json(body)
+        video = payload.get("video") if isinstance(payload, dict) else None
+        if isinstance(video, dict) and video.get("hdr") and not self.server.hdr_access:
+            raise self._error(403, ["video.hdr: HDR access is not enabled for this account"])
         injector = self.server.injector
         if injector.drop_before_create():
             raise DropConnection()

@@ -294,6 +294,11 @@ def _video_rules(req: dict[str, Any], video: dict[str, Any], out: list[str]) -> 
     if video.get("hdr"):
         if res not in ("720p", "1080p"):
             out.append(f"video.hdr: needs resolution 720p or 1080p (got {res})")
+        if ten:
+            out.append("video.hdr: 5s only (not with duration 10s)")
+        chained = [n for n in starts if (video[n] or {}).get("generation_id")]
+        if chained:
+            out.append(f"video.hdr: extending a generation ({chained[0]}) is SDR only")
         if kind == "video_reframe":
             out.append("video.hdr: not supported for video_reframe")
     if video.get("exr_export") and not video.get("hdr"):

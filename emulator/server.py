@@ -63,11 +63,13 @@ class EmulatorServer(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], account: Account,
                  injector: FaultInjector | None = None, agents: AgentsAccount | None = None,
-                 *, conformance: bool = False, output_url_ttl: float = 3600.0):
+                 *, conformance: bool = False, output_url_ttl: float = 3600.0,
+                 hdr_access: bool = True):
         super().__init__(address, _Handler)
         self.account = account
         self.agents = agents or AgentsAccount(account.root, latency=account.latency)
         self.conformance, self.output_url_ttl = conformance, output_url_ttl
+        self.hdr_access = hdr_access
         self.injector = injector or FaultInjector()
         host, port = self.server_address[:2]
         host = "127.0.0.1" if host in ("0.0.0.0", "") else host

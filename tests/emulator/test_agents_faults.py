@@ -144,3 +144,16 @@ def test_files_expire_delete_and_page_by_cursor(agents, emu):
         agents.files.get("182bd5e5-6e1a-4fe4-a799-aa6d9a6ab26e")
     with pytest.raises(luma_agents.NotFoundError):
         agents.generations.get("182bd5e5-6e1a-4fe4-a799-aa6d9a6ab26e")
+
+
+def test_hdr_where_the_account_allows_it(tmp_path):
+    with Emulator(tmp_path / "acct", hdr_access=False) as emu:
+        with pytest.raises(luma_agents.PermissionDeniedError, match="HDR access"):
+            _agents(emu).generations.create(prompt=PROMPT, model="ray-3.2",
+                                            video={"resolution": "720p", "hdr": True})
+        assert emu.agents_created_count() == 0
+    with Emulator(tmp_path / "acct") as emu:
+        created = _agents(emu).generations.create(prompt=PROMPT, model="ray-3.2",
+                                                  video={"resolution": "720p", "hdr": True,
+                                                         "exr_export": True})
+        assert emu.agents.record(created.id)["cost"] == 3 * 54.0  # HDR+EXR: 3x SDR 720p

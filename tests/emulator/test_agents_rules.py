@@ -32,6 +32,8 @@ REFUSED = [
     (_video(resolution="540p", hdr=True), 400, "video.hdr: needs resolution 720p"),
     (_video(resolution="360p", hdr=True), 400, "video.hdr: needs resolution 720p"),
     (_video(resolution="720p", exr_export=True), 400, "video.exr_export: requires hdr"),
+    (_video(resolution="1080p", hdr=True, duration="10s"), 400, "video.hdr: 5s only"),
+    (_video(resolution="720p", hdr=True, start_frame=GEN), 400, "is SDR only"),
     (_video(keyframes=[URL], keyframe_indexes=[0], start_frame=URL), 400,
      "video.keyframes: not with start_frame"),
     (_video(keyframes=[URL], keyframe_indexes=[0], end_frame=URL), 400,
@@ -120,7 +122,8 @@ def test_video_option_rules_match_the_documented_table(resolution, duration, hdr
              "loop": loop}
     if start:
         video["start_frame"] = URL
-    refused = ((hdr and resolution in ("360p", "540p")) or (exr and not hdr) or
+    refused = ((hdr and (resolution in ("360p", "540p") or duration == "10s")) or
+               (exr and not hdr) or
                (loop and (duration == "10s" or hdr)) or (duration == "10s" and start))
     try:
         request = aspec.validate(_video(**video))
