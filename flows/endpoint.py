@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from reelflow.config import reelflow_home
 
-__all__ = ["EMULATOR_TOKEN", "luma_credentials"]
+__all__ = ["EMULATOR_TOKEN", "ImageUrls", "image_url_resolver", "luma_credentials"]
 
 #: The bearer token the embedded emulator accepts; not a secret.
 EMULATOR_TOKEN = "reelflow-emulator"
@@ -65,12 +67,34 @@ def _is_loopback(url: str | None) -> bool:
     return (urlsplit(url or "").hostname or "") in ("127.0.0.1", "localhost", "::1")
 
 
-def image_url_resolver(plan, store=None):
+@dataclass
+class ImageUrls:
+    """Turns a render's local keyframe images into URLs the API can fetch.
+
+    With a local store the files are served by the loopback asset server in this
+    render's own scope (``assets``), under an unguessable path; ``close`` stops serving
+    them once the render's generations are done.
+    """
+
+    store: Any
+    loopback_ok: bool
+    assets: Any = None
+
+    def __call__(self, path: Path) -> str:
+        return self.store.image_url_for(path, loopback_ok=self.loopback_ok, assets=self.assets)
+
+    def close(self) -> None:
+        """Stop serving this render's files (idempotent; nothing to do with S3)."""
+        if self.assets is not None:
+            self.assets.close()
+
+
+def image_url_resolver(plan, store=None) -> ImageUrls | None:
     """How local keyframe images reach the API, checked before any spend.
 
     With S3 configured: presigned URLs. With the embedded or a loopback emulator and a
-    local store: the store's loopback asset server. With the real API and no S3 store:
-    StoreNotConfigured, saying what to set.
+    local store: the loopback asset server, in a scope of this render's own. With the
+    real API and no S3 store: StoreNotConfigured, saying what to set.
     """
     from reelflow.flows.plan import local_images
     from reelflow.tasks.store import ClipStore
@@ -80,7 +104,11 @@ def image_url_resolver(plan, store=None):
     loopback_ok = not os.environ.get("LUMAAI_API_KEY") or _is_loopback(os.environ.get("LUMAAI_BASE_URL"))
     store = store or ClipStore.default()
     store.require_remote_urls(loopback_ok=loopback_ok)
-    return functools.partial(store.image_url_for, loopback_ok=loopback_ok)
+    if store.is_s3:
+        return ImageUrls(store, loopback_ok)
+    from reelflow.tasks._asset_server import asset_scope
+
+    return ImageUrls(store, loopback_ok, asset_scope())
 
 
 def check_credits(credentials, to_spend_usd: float) -> float | None:

@@ -193,8 +193,12 @@ def render_sequence(shotlist_path: str, profile: str = "final", out: str | None 
     if balance is not None:
         log.info("Account credit balance: %s", balance)
     ensure_limits()
-    clips = generate_all(plan, credentials=credentials, store=store, image_url=image_url,
-                         on_moderation=policy, sequence=shotlist.source.stem)
+    try:
+        clips = generate_all(plan, credentials=credentials, store=store, image_url=image_url,
+                             on_moderation=policy, sequence=shotlist.source.stem)
+    finally:
+        if image_url is not None:
+            image_url.close()          # the asset server stops serving this render's files
     skip = {sid for sid, c in clips.items() if isinstance(c, Refused)} if policy == "skip" else set()
     fmt = OutputFormat(width=shotlist.output.width, height=shotlist.output.height,
                        fps=shotlist.output.fps, fit=shotlist.output.fit,

@@ -166,7 +166,9 @@ def _cmd_render(args) -> int:
     if not args.luma_block:
         luma_credentials(announce=_err)  # starts the embedded emulator now, and says so
     if not args.store_block:  # (a block's store is checked in the flow, still before any spend)
-        image_url_resolver(plan)  # local keyframes with the real API need S3: refuse before Prefect
+        urls = image_url_resolver(plan)  # local keyframes with the real API need S3: refuse
+        if urls is not None:             # before Prefect (the flow opens its own asset scope)
+            urls.close()
     apply_prefect_defaults()
     if not os.environ.get("PREFECT_API_URL"):
         _err("Prefect runs ephemeral (slow start, no UI): `prefect server start --background` and "

@@ -1,38 +1,71 @@
-"""A loopback HTTP server that lets a local Luma emulator fetch files from local clip stores.
+"""A loopback HTTP server that lets a local Luma emulator fetch a render's keyframe images.
 
 The real API fetches keyframe images by URL; with the zero-config local store and
 the embedded (or a standalone loopback) emulator, this server is that URL. It binds
-127.0.0.1 on a random port, is started once per process on first need, and serves
-only ``GET``/``HEAD /clips/<sha256><.ext>`` from the store roots registered with it:
-no listing, no other paths, nothing outside a store.
+127.0.0.1 on a random port and is started once per process on first need. Any local
+process can connect to it, so it serves nothing by default: each render opens an
+``AssetScope`` (an unguessable path, ``secrets.token_urlsafe``), registers the files
+it sends to the API, and closes the scope when its generations are done. Only
+``GET``/``HEAD /r/<token>/<sha256><.ext>`` of a registered file answers; anything
+else (another render's token, an unregistered store file, a guessed path) is 404.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import secrets
 import shutil
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-__all__ = ["AssetServer", "asset_server", "asset_url", "stop_asset_server"]
+__all__ = ["AssetScope", "AssetServer", "asset_scope", "asset_server", "stop_asset_server"]
 
 _log = logging.getLogger("reelflow.tasks._asset_server")
 
 #: The only request path served; matched on the raw path, so %-escapes and ``..`` never match.
-_ROUTE = re.compile(r"/clips/(?P<sha>[0-9a-f]{64})(?P<suffix>\.[a-z0-9]{1,8})")
+_ROUTE = re.compile(r"/r/(?P<token>[A-Za-z0-9_-]{43})/(?P<name>[0-9a-f]{64}\.[a-z0-9]{1,8})")
+#: Random bytes in a scope's token (43 URL-safe characters).
+_TOKEN_BYTES = 32
 
 _CONTENT_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
                   ".webp": "image/webp", ".mp4": "video/mp4"}
 
 
+class AssetScope:
+    """The files one render lets the API fetch, under the render's own unguessable path."""
+
+    def __init__(self, server: AssetServer, token: str):
+        self._server, self._token = server, token
+
+    def url_for(self, path: Path, name: str) -> str:
+        """Serve ``path`` as ``name`` (``<sha256><.ext>``) in this scope; return its URL."""
+        if not re.fullmatch(r"[0-9a-f]{64}\.[a-z0-9]{1,8}", name):
+            raise ValueError(f"not a stored file name like '<sha256>.png': {name!r}")
+        self._server._register(self._token, name, Path(path).resolve())
+        return f"{self._server.base_url}/r/{self._token}/{name}"
+
+    def close(self) -> None:
+        """Stop serving this scope's files (idempotent)."""
+        self._server._forget(self._token)
+
+    def __enter__(self) -> AssetScope:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:             # the token is the secret: never in a log line
+        return "AssetScope(<token>)"
+
+
 class AssetServer:
-    """One threaded loopback server over a set of content-addressed store roots."""
+    """One threaded loopback server over the files its open scopes registered."""
 
     def __init__(self) -> None:
-        self._roots: list[Path] = []
+        self._scopes: dict[str, dict[str, Path]] = {}
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._httpd.daemon_threads = True
@@ -47,26 +80,28 @@ class AssetServer:
         host, port = self._httpd.server_address[:2]
         return f"http://{host}:{port}"
 
-    def add_root(self, root: Path) -> None:
-        """Serve files from this store root too (idempotent)."""
-        root = Path(root).resolve()
+    def scope(self) -> AssetScope:
+        """A new, empty scope for one render."""
+        token = secrets.token_urlsafe(_TOKEN_BYTES)
         with self._lock:
-            if root not in self._roots:
-                self._roots.append(root)
+            self._scopes[token] = {}
+        return AssetScope(self, token)
 
-    def find(self, sha256: str, suffix: str) -> Path | None:
-        """The stored file for this hash and extension in any registered root, or None."""
+    def _register(self, token: str, name: str, path: Path) -> None:
         with self._lock:
-            roots = list(self._roots)
-        for root in roots:
-            candidate = root / sha256[:2] / f"{sha256}{suffix}"
-            if candidate.is_file():
-                return candidate
-        return None
+            if token not in self._scopes:
+                raise ValueError("this asset scope is closed")
+            self._scopes[token][name] = path
 
-    def url_for(self, sha256: str, suffix: str) -> str:
-        """The URL this server answers for a stored file."""
-        return f"{self.base_url}/clips/{sha256}{suffix}"
+    def _forget(self, token: str) -> None:
+        with self._lock:
+            self._scopes.pop(token, None)
+
+    def find(self, token: str, name: str) -> Path | None:
+        """The file registered as ``name`` in the scope ``token``, if it is still a file."""
+        with self._lock:
+            path = self._scopes.get(token, {}).get(name)
+        return path if path is not None and path.is_file() else None
 
     def stop(self) -> None:
         """Stop serving and close the socket."""
@@ -87,13 +122,13 @@ def _handler_for(server: AssetServer) -> type[BaseHTTPRequestHandler]:
 
         def _serve(self, *, body: bool) -> None:
             match = _ROUTE.fullmatch(self.path.split("?", 1)[0])
-            path = match and server.find(match["sha"], match["suffix"])
+            path = match and server.find(match["token"], match["name"])
             if not path:
                 self._refuse()
                 return
+            suffix = Path(match["name"]).suffix
             self.send_response(HTTPStatus.OK)
-            self.send_header("Content-Type", _CONTENT_TYPES.get(match["suffix"],
-                                                                "application/octet-stream"))
+            self.send_header("Content-Type", _CONTENT_TYPES.get(suffix, "application/octet-stream"))
             self.send_header("Content-Length", str(path.stat().st_size))
             self.end_headers()
             if body:
@@ -106,7 +141,8 @@ def _handler_for(server: AssetServer) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
 
         def log_message(self, format: str, *args) -> None:  # noqa: A002 (signature is fixed)
-            _log.debug("%s " + format, self.address_string(), *args)
+            _log.debug("asset server answered %s", args[1] if len(args) > 1 else args)  # no path:
+            # the path holds the scope's token
 
     return Handler
 
@@ -124,15 +160,13 @@ def asset_server() -> AssetServer:
         return _server
 
 
-def asset_url(root: Path, sha256: str, suffix: str) -> str:
-    """A loopback URL for a file in the local store at ``root`` (starts the server once)."""
-    server = asset_server()
-    server.add_root(root)
-    return server.url_for(sha256, suffix)
+def asset_scope() -> AssetScope:
+    """A new scope on the process's asset server (started once): one per render."""
+    return asset_server().scope()
 
 
 def stop_asset_server() -> None:
-    """Stop the process's asset server, if running (the next ``asset_url`` starts a new one)."""
+    """Stop the process's asset server, if running (the next ``asset_scope`` starts a new one)."""
     global _server
     with _server_lock:
         if _server is not None:

@@ -13,7 +13,8 @@ Two shapes, one class:
 
 Prefect results stay tiny records that point here. Local keyframe images reach the
 API through ``image_url_for``: a presigned GET URL from S3, or, for a local store and
-a loopback emulator only, a URL served by ``reelflow.tasks._asset_server``.
+a loopback emulator only, a URL served by ``reelflow.tasks._asset_server`` under the
+render's own unguessable path (its ``AssetScope``).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from reelflow.config import reelflow_home
 from reelflow.errors import DownloadError, StoreNotConfigured, StoreUnavailable
 
 if TYPE_CHECKING:
+    from reelflow.tasks._asset_server import AssetScope
     from reelflow.tasks._s3 import S3Credentials
 
 __all__ = [
@@ -335,25 +337,30 @@ class ClipStore(BaseModel):
 
     # -- URLs the API can fetch -----------------------------------------------------------------
 
-    def presigned_url(self, sha256: str, *, suffix: str = ".mp4", expires_s: int = 3600) -> str:
+    def presigned_url(self, sha256: str, *, suffix: str = ".mp4", expires_s: int = 3600,
+                      assets: AssetScope | None = None) -> str:
         """A URL that GETs the stored file: presigned (expiring) on S3, loopback when local.
 
-        The loopback URL is served by this process's asset server and only reachable
-        from this machine; see ``require_remote_urls``.
+        A local store's file is served only once registered in a render's ``assets`` scope
+        (``reelflow.tasks._asset_server``), under that render's unguessable path, and only
+        reachable from this machine; see ``require_remote_urls``.
 
         Raises:
             FileNotFoundError: a local store does not hold the file.
+            ValueError: a local store, and no ``assets`` scope to serve the file in.
         """
         if self.is_s3:
             from reelflow.tasks import _s3
 
             return _s3.presign_get(self._client(), self.bucket_name,
                                    self.object_key(sha256, suffix), expires_s)
-        if not self._resolve_path(sha256, suffix).is_file():
+        path = self._resolve_path(sha256, suffix)
+        if not path.is_file():
             raise FileNotFoundError(f"{sha256}{suffix} is not in the clip store {self.root}")
-        from reelflow.tasks._asset_server import asset_url
-
-        return asset_url(self.root, sha256, suffix)
+        if assets is None:
+            raise ValueError("a local store's files reach the API only through a render's "
+                             "AssetScope (reelflow.tasks._asset_server.asset_scope)")
+        return assets.url_for(path, f"{sha256}{suffix}")
 
     def check_access(self) -> None:
         """Before any spend, for an S3 store: the bucket name is valid, credentials are found,
@@ -414,10 +421,12 @@ class ClipStore(BaseModel):
                 "local keyframe images must reach the Luma API by URL, and the clip store is "
                 f"local ({self.root}): {_S3_HINT}; or give the keyframe as an https:// URL")
 
-    def image_url_for(self, path: Path, *, loopback_ok: bool = False, expires_s: int = 3600) -> str:
+    def image_url_for(self, path: Path, *, loopback_ok: bool = False, expires_s: int = 3600,
+                      assets: AssetScope | None = None) -> str:
         """Put a local PNG/JPEG/WebP into the store (keeping its extension) and return a URL for it.
 
-        A presigned S3 URL, or with a local store and ``loopback_ok`` the asset server's URL.
+        A presigned S3 URL, or with a local store and ``loopback_ok`` the asset server's URL
+        in the render's ``assets`` scope.
 
         Raises:
             StoreNotConfigured: see ``require_remote_urls``.
@@ -429,7 +438,7 @@ class ClipStore(BaseModel):
         if suffix not in IMAGE_SUFFIXES:
             raise ValueError(f"{path}: keyframe images must be one of {', '.join(IMAGE_SUFFIXES)}")
         sha = self.put_file(path, suffix=suffix, keep_source=True)
-        return self.presigned_url(sha, suffix=suffix, expires_s=expires_s)
+        return self.presigned_url(sha, suffix=suffix, expires_s=expires_s, assets=assets)
 
 
 def require_remote_urls(loopback_ok: bool = False, *, store: ClipStore | None = None) -> None:
@@ -438,7 +447,7 @@ def require_remote_urls(loopback_ok: bool = False, *, store: ClipStore | None = 
 
 
 def image_url_for(path: Path, *, loopback_ok: bool = False, store: ClipStore | None = None,
-                  expires_s: int = 3600) -> str:
+                  expires_s: int = 3600, assets: AssetScope | None = None) -> str:
     """``ClipStore.image_url_for`` on the configured store (see there)."""
     return (store or ClipStore.default()).image_url_for(path, loopback_ok=loopback_ok,
-                                                        expires_s=expires_s)
+                                                        expires_s=expires_s, assets=assets)

@@ -18,7 +18,7 @@ import pytest
 
 from reelflow.errors import DownloadError, StoreNotConfigured
 from reelflow.tasks import _s3
-from reelflow.tasks._asset_server import asset_server
+from reelflow.tasks._asset_server import asset_scope, asset_server
 from reelflow.tasks.store import ClipStore, image_url_for, require_remote_urls
 
 
@@ -240,28 +240,41 @@ def _raw_get(url_base: str, path: str) -> int:
         conn.close()
 
 
-def test_loopback_asset_server_serves_store_files_only(home, tmp_path, monkeypatch):
+def test_loopback_asset_server_serves_only_this_renders_files(home, tmp_path, monkeypatch):
+    """Issue 10, section 7: any local process could fetch any store file by its hash. Now a
+    render's scope (an unguessable path) serves only the files registered in it."""
     monkeypatch.delenv("REELFLOW_STORE", raising=False)
     image = _png(tmp_path / "frame.webp")  # the extension is what is kept
-    (home / "clips").mkdir(parents=True)
+    other = _png(tmp_path / "other.png", rgb=(1, 2, 3))
+    store = ClipStore.default()
+    other_sha = store.put_file(other, suffix=".png", keep_source=True)   # in the store, unregistered
     (home / "clips" / "secret.txt").write_text("not served")
 
-    url = image_url_for(image, loopback_ok=True)
-    sha = hashlib.sha256(image.read_bytes()).hexdigest()
-
-    base = asset_server().base_url
-    assert url == f"{base}/clips/{sha}.webp" and urlsplit(url).hostname == "127.0.0.1"
-    response = httpx.get(url)
-    assert response.status_code == 200 and response.content == image.read_bytes()
-    assert response.headers["content-type"] == "image/webp" and image.exists()
-    assert httpx.head(url).status_code == 200
-    assert image_url_for(image, loopback_ok=True) == url  # one server per process
-    for path in ("/clips/../x", f"/clips/../clips/{sha[:2]}/{sha}.webp", "/clips/secret.txt",
-                 "/clips/%2e%2e/secret.txt", "/clips/", "/", f"/clips/{sha[:2]}/",
-                 f"/clips/{sha}.png", f"/clips/{'0' * 64}.webp", f"/clips/{sha.upper()}.webp"):
-        assert _raw_get(base, path) == 404, path
-    assert ClipStore.default().presigned_url(sha, suffix=".webp") == url
-    with pytest.raises(FileNotFoundError):
-        ClipStore.default().presigned_url("1" * 64, suffix=".png")
+    with asset_scope() as render, asset_scope() as another_render:
+        url = image_url_for(image, loopback_ok=True, assets=render)
+        sha = hashlib.sha256(image.read_bytes()).hexdigest()
+        base, token = asset_server().base_url, urlsplit(url).path.split("/")[2]
+        assert url == f"{base}/r/{token}/{sha}.webp" and urlsplit(url).hostname == "127.0.0.1"
+        assert len(token) >= 43                                   # 256 random bits
+        response = httpx.get(url)
+        assert response.status_code == 200 and response.content == image.read_bytes()
+        assert response.headers["content-type"] == "image/webp" and image.exists()
+        assert httpx.head(url).status_code == 200
+        assert image_url_for(image, loopback_ok=True, assets=render) == url  # one server, one URL
+        other_url = store.presigned_url(other_sha, suffix=".png", assets=another_render)
+        assert other_url.split("/")[4] != token and httpx.get(other_url).status_code == 200
+        guessed = "A" * len(token)
+        for path in (f"/r/{token}/{other_sha}.png",                   # in the store, not this render's
+                     f"/r/{guessed}/{sha}.webp", f"/clips/{sha}.webp",  # guessed paths
+                     f"/clips/{sha[:2]}/{sha}.webp", f"/r/{token}/../{sha}.webp",
+                     f"/r/{token}/%2e%2e/secret.txt", f"/r/{token}/secret.txt", f"/r/{token}/",
+                     f"/r/{token}/{sha}.png", f"/r/{token}/{sha.upper()}.webp", "/", "/r/"):
+            assert _raw_get(base, path) == 404, path
+    assert _raw_get(base, urlsplit(url).path) == 404                # closed with its render
+    assert _raw_get(base, urlsplit(other_url).path) == 404
+    with pytest.raises(ValueError, match="AssetScope"):           # no scope, no loopback URL
+        store.presigned_url(sha, suffix=".webp")
+    with pytest.raises(FileNotFoundError), asset_scope() as render:
+        store.presigned_url("1" * 64, suffix=".png", assets=render)
     with pytest.raises(ValueError, match="keyframe images"):
         image_url_for(tmp_path / "notes.txt", loopback_ok=True)
