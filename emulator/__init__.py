@@ -162,10 +162,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--image-size", type=int, default=DEFAULT_IMAGE_LONG_SIDE,
                         metavar="PX", help="long side of uni-1 stills (default 2048)")
     parser.add_argument("--no-hdr-access", dest="hdr_access", action="store_false",
-                        help="an account without HDR access: hdr requests answer 403")
+                        help="an account without HDR access: hdr requests answer 403 "
+                             "(default: HDR allowed)")
     parser.add_argument("--conformance", action="store_true",
                         help="answer like a schema-level mock server, for the SDKs' "
-                             "generated test suites (unknown ids get stand-ins) (default: off)")
+                             "generated test suites: unknown ids get stand-ins (default: off)")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="log each generation and render to stderr (default: off)")
     faults = parser.add_argument_group(
