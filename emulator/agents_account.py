@@ -238,8 +238,21 @@ class AgentsAccount(Files):
         if phase != "done":
             return phase
         if block:
-            self.ensure_outputs(record)
+            try:
+                self.ensure_outputs(record)
+            except Exception:  # noqa: BLE001 - the job failed: say so, refund, log why
+                log.exception("agents render of %s failed", record["id"])
+                self._fail_now(record, "generation_failed")
+                return self.state_of(record, block=False)
         return "completed" if self._rendered(record) else "processing"
+
+    def _fail_now(self, record: dict[str, Any], code: str) -> None:
+        """Persist a failure found while rendering (visible at once)."""
+        with self.locked():
+            fresh = self.record(record["id"])
+            fresh["failure"] = {"code": code, "when": "now", "reason": REASONS[code]}
+            write_json(self._path(record["id"]), fresh)
+        record["failure"] = fresh["failure"]
 
     def _rendered(self, record: dict[str, Any]) -> bool:
         return all(self.output_path(record["id"], i, ext).exists()

@@ -157,3 +157,27 @@ def test_hdr_where_the_account_allows_it(tmp_path):
                                                   video={"resolution": "720p", "hdr": True,
                                                          "exr_export": True})
         assert emu.agents.record(created.id)["cost"] == 3 * 54.0  # HDR+EXR: 3x SDR 720p
+
+
+def test_concurrent_jobs_beyond_the_limit_answer_429(tmp_path):
+    with Emulator(tmp_path / "acct", latency=60, faults=Faults(max_concurrent=1)) as emu:
+        client = _agents(emu)
+        client.generations.create(prompt="a", model="uni-1")
+        with pytest.raises(luma_agents.RateLimitError) as err:
+            client.generations.create(prompt="b", model="uni-1")
+        assert 50 <= int(err.value.response.headers["Retry-After"]) <= 60
+        assert emu.agents_created_count() == 1
+
+
+def test_a_render_that_breaks_fails_the_generation_and_refunds_it(tmp_path):
+    import base64
+
+    broken_png = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"not an image" * 8).decode()
+    with Emulator(tmp_path / "acct", image_long_side=64) as emu:
+        client = _agents(emu)
+        created = client.generations.create(
+            prompt="a", model="uni-1", image_ref=[{"data": broken_png,
+                                                   "media_type": "image/png"}])
+        failed = wait_agents(client, created.id, state="failed")
+        assert failed.failure_code == "generation_failed"
+        assert emu.agents.state()["spent"] == 0.0
