@@ -16,6 +16,8 @@ from pydantic import BaseModel
 
 from reelflow.tasks.deliver import (edit_sheet_entries, export_mezzanine, make_contact_sheet, make_poster,
                                     write_otio)
+from reelflow.tasks._ffmpeg import cache_output, cached_file
+from reelflow.tasks._verify import read_record
 from reelflow.tasks.media import OutputFormat, TimelineItem, default_media_cache
 from reelflow.tasks.models import canonical_hash
 from reelflow.tasks.store import atomic_write_path, sha256_file
@@ -33,18 +35,20 @@ class Deliverables(BaseModel):
 
 
 def _cached(key_inputs: dict, suffix: str, make) -> Path:
-    """The cached file for these inputs, made by ``make(path)`` when missing."""
-    path = default_media_cache() / "deliver" / f"{canonical_hash(key_inputs)[:24]}{suffix}"
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        make(path)
+    """The cached file for these inputs (checked), made by ``make(path)`` when missing or bad."""
+    cache = default_media_cache()
+    path = cache / "deliver" / f"{canonical_hash(key_inputs)[:24]}{suffix}"
+    if not cached_file(path):
+        with cache_output(path, cache) as tmp:
+            make(tmp)
     return path
 
 
 def _place(cached: Path, target: Path) -> Path:
     """Copy ``cached`` to ``target`` atomically unless it is already there, byte for byte."""
-    if target.is_file() and target.stat().st_size == cached.stat().st_size \
-            and sha256_file(target) == sha256_file(cached):
+    record = read_record(cached)  # just checked by _cached: its hash is known
+    if target.is_file() and record and target.stat().st_size == record.size \
+            and sha256_file(target) == record.sha256:
         return target
     tmp = atomic_write_path(target)
     shutil.copyfile(cached, tmp)

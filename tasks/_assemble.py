@@ -26,6 +26,7 @@ from ._ffmpeg import (
     OutputFormat,
     atomic_output,
     bitexact_args,
+    cache_output,
     cached_file,
     content_key,
     run_stream,
@@ -33,6 +34,7 @@ from ._ffmpeg import (
 )
 from ._plan import CopyPiece, EncodePiece, Slot, TimelineItem, check_ranges, plan_pieces, slots_for
 from ._probe import count_video_packets
+from ._scratch import run_dir
 from ._render import (
     Join,
     chain,
@@ -178,8 +180,8 @@ def _mux(pieces: list[Path], sources: list[Path], has_audio: list[bool], slots: 
     With a loudness target, :func:`master_track` first runs the measuring pass (audio
     only); the track is still encoded once, here.
     """
-    final.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=final.parent) as tmpdir:
+    cache_dir = final.parent.parent  # final is <cache_dir>/final/<key>.mp4
+    with tempfile.TemporaryDirectory(dir=run_dir(cache_dir)) as tmpdir:
         listing = Path(tmpdir, "pieces.txt")
         listing.write_text("".join(f"file '{_concat_quote(p)}'\n" for p in pieces))
         video = ffmpeg.input(str(listing), f="concat", safe=0).video
@@ -189,7 +191,7 @@ def _mux(pieces: list[Path], sources: list[Path], has_audio: list[bool], slots: 
         # timestamp back onto the frame grid (512 ticks per frame) so steps stay exact.
         tick = fmt.timescale // fmt.fps
         snap = f"setts=pts=round(PTS/{tick})*{tick}:dts=round(DTS/{tick})*{tick}"
-        with atomic_output(final) as tmp:
+        with cache_output(final, cache_dir) as tmp:
             run_stream(ffmpeg.output(
                 video, audio, str(tmp), **{"c:v": "copy", "bsf:v": snap},
                 **audio_output_args(), movflags="+faststart",

@@ -14,7 +14,7 @@ import os
 import shlex
 import subprocess
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,6 +23,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from reelflow._binaries import ffmpeg_exe
 from reelflow.errors import FfmpegError
 
+from ._scratch import run_dir
+from ._verify import check, write_record
+
 __all__ = [
     "RECIPE_VERSION",
     "XFADE_TRANSITIONS",
@@ -30,6 +33,7 @@ __all__ = [
     "PREVIEW_PRESET",
     "OutputFormat",
     "atomic_output",
+    "cache_output",
     "cached_file",
     "content_key",
     "x264_output_args",
@@ -200,9 +204,39 @@ def atomic_output(final: Path, suffix: str | None = None) -> Iterator[Path]:
             tmp.unlink()
 
 
-def cached_file(path: Path) -> bool:
-    """True when a cache entry exists (atomic writes mean present implies complete)."""
+#: What a cache entry is, by its folder under the cache root (for messages).
+_KINDS = {"conform": "conformed clip", "pieces": "seam", "cards": "title card",
+          "final": "finished sequence", "deliver": "deliverable", "thumbs": "thumbnail"}
+
+
+@contextlib.contextmanager
+def cache_output(final: Path, cache_dir: Path, *,
+                 info: Callable[[Path], dict[str, Any]] | None = None) -> Iterator[Path]:
+    """Yield a temp path for a cache entry; on success record it and move it onto ``final``.
+
+    The temp file lives in this run's folder under ``cache_dir`` (swept by a later run
+    if this one dies), and the checksum record (``reelflow.tasks._verify``) is written
+    before the entry appears, so :func:`cached_file` can check every entry it finds.
+
+    Args:
+        final: the entry, ``<cache_dir>/<kind>/<name>``.
+        cache_dir: the cache root.
+        info: called with the finished temp file; what it returns is kept in the record.
+    """
+    tmp = run_dir(cache_dir) / f"{uuid.uuid4().hex[:12]}{final.suffix}"
     try:
-        return path.stat().st_size > 0
-    except FileNotFoundError:
-        return False
+        yield tmp
+        final.parent.mkdir(parents=True, exist_ok=True)
+        write_record(final, tmp, info=info(tmp) if info else None)
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def cached_file(path: Path) -> bool:
+    """True when a cache entry exists and holds the bytes recorded when it was written.
+
+    A damaged entry (cut short, bytes changed, no record) is discarded, with a warning
+    naming it, so the caller makes it again.
+    """
+    return check(path, _KINDS.get(path.parent.name, "cache entry"))

@@ -20,15 +20,17 @@ from reelflow.errors import ReelflowError
 from ._ffmpeg import (
     RECIPE_VERSION,
     OutputFormat,
-    atomic_output,
     bitexact_args,
+    cache_output,
     cached_file,
     content_key,
     run_stream,
     x264_output_args,
 )
-from ._probe import ClipInfo, count_video_packets, probe, read_sidecar, write_sidecar
+from ._probe import ClipInfo, count_video_packets, probe
+from ._scratch import run_dir, sweep_once
 from ._text import TEXT_RECIPE, OverlayWindow, draw_overlays, draw_text, ffmpeg_colour
+from ._verify import read_record, write_record
 
 __all__ = ["Join", "Run", "chain", "conform", "conform_cached", "conform_filters", "conformed_info",
            "encode_piece", "extract_span", "fan_out", "frame_range", "render_title_card",
@@ -60,13 +62,13 @@ def conform(source: str | Path, source_sha256: str, fmt: OutputFormat,
 def conform_cached(source: Path, source_sha256: str, fmt: OutputFormat,
                    cache_dir: Path) -> tuple[Path, bool]:
     """:func:`conform`, also saying whether it encoded (False: found in the cache)."""
+    sweep_once(cache_dir)
     out = conform_path(source_sha256, fmt, cache_dir)
     if cached_file(out):
         return out, False
     video = conform_filters(ffmpeg.input(str(source)).video, fmt)
-    with atomic_output(out) as tmp:
+    with cache_output(out, cache_dir, info=lambda tmp: probe(tmp, decode=False).model_dump()) as tmp:
         run_stream(ffmpeg.output(video, str(tmp), **x264_output_args(fmt)))
-        write_sidecar(out, probe(tmp, decode=False))
     logger.info("conformed %s -> %s", source, out.name)
     return out, True
 
@@ -104,11 +106,12 @@ def _contain(video, fmt: OutputFormat):
 
 
 def conformed_info(path: Path) -> ClipInfo:
-    """Return a conformed clip's ClipInfo from its sidecar (probing once if it is missing)."""
-    info = read_sidecar(path)
-    if info is None:
-        info = probe(path, decode=False)
-        write_sidecar(path, info)
+    """Return a conformed clip's ClipInfo from its checksum record (probing once if it lacks it)."""
+    record = read_record(path)
+    if record is not None and record.info is not None:
+        return ClipInfo.model_validate(record.info)
+    info = probe(path, decode=False)
+    write_record(path, info=info.model_dump())
     return info
 
 
@@ -138,15 +141,15 @@ def title_card_cached(text: str, *, background: str, duration_s: float, fmt: Out
     key = content_key({"card": text, "bg": colour, "frames": frames, "fmt": fmt.key(),
                        "font": Path(font_file()).name, "recipe": RECIPE_VERSION,
                        "text": TEXT_RECIPE})
+    sweep_once(cache_dir)
     out = Path(cache_dir, "cards", f"{key}.mp4")
     if cached_file(out):
         return out, False
-    out.parent.mkdir(parents=True, exist_ok=True)
     video = ffmpeg.input(f"color=c={colour}:s={fmt.width}x{fmt.height}:r={fmt.fps}",
                          f="lavfi").video
-    with tempfile.TemporaryDirectory(dir=out.parent) as tmpdir:
+    with tempfile.TemporaryDirectory(dir=run_dir(cache_dir)) as tmpdir:
         video = draw_text(video, text, fmt, Path(tmpdir)).filter("format", "yuv420p")
-        with atomic_output(out) as tmp:
+        with cache_output(out, cache_dir) as tmp:
             run_stream(ffmpeg.output(video, str(tmp), **{"frames:v": frames},
                                      **x264_output_args(fmt)))
     logger.info("rendered title card %r -> %s", text[:40], out.name)
@@ -202,8 +205,7 @@ def extract_span(clip: Path, start: int, end: int, total: int, fmt: OutputFormat
     out = Path(cache_dir, "pieces", f"{key}.mp4")
     if cached_file(out):
         return out, False
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out.parent) as tmpdir:
+    with tempfile.TemporaryDirectory(dir=run_dir(cache_dir)) as tmpdir:
         kwargs = {"map": "0:v", "c": "copy", "frames:v": end, "video_track_timescale":
                   fmt.timescale, **bitexact_args()}
         if start > 0:
@@ -215,7 +217,7 @@ def extract_span(clip: Path, start: int, end: int, total: int, fmt: OutputFormat
             target = produced = Path(tmpdir, "seg.mp4")
         run_stream(ffmpeg.input(str(clip)).output(str(target), **kwargs))
         _check_frames(produced, end - start, f"span {start}..{end} of {clip.name}")
-        with atomic_output(out) as tmp:
+        with cache_output(out, cache_dir) as tmp:
             produced.replace(tmp)
     return out, False
 
@@ -230,12 +232,11 @@ def encode_piece(runs: Sequence[Run], joins: Sequence[Join], fmt: OutputFormat,
     out = Path(cache_dir, "pieces", f"{key}.mp4")
     if cached_file(out):
         return out, False
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out.parent) as tmpdir:  # overlay text files
+    with tempfile.TemporaryDirectory(dir=run_dir(cache_dir)) as tmpdir:  # overlay text files
         streams = [draw_overlays(stream, run.overlays, run.frames, fmt, Path(tmpdir))
                    for stream, run in zip(_run_streams(runs, fmt), runs)]
         video, frames = chain(streams, [r.frames for r in runs], joins, fmt)
-        with atomic_output(out) as tmp:
+        with cache_output(out, cache_dir) as tmp:
             run_stream(ffmpeg.output(video, str(tmp), **x264_output_args(fmt)))
             _check_frames(tmp, frames, f"seam {list(runs)}")
     return out, True

@@ -32,6 +32,7 @@ __all__ = [
     "check_access",
     "client_for",
     "credentials_available",
+    "delete",
     "describe",
     "download",
     "exists",
@@ -260,6 +261,12 @@ def download(client, bucket: str, key: str, dest: Path) -> bool:
         for chunk in response["Body"].iter_chunks(1 << 20):
             handle.write(chunk)
     return True
+
+
+def delete(client, bucket: str, key: str) -> None:
+    """Delete the object (absent is fine)."""
+    client.delete_object(Bucket=bucket, Key=key)
+    _log.debug("deleted s3://%s/%s", bucket, key)
 
 
 def presign_get(client, bucket: str, key: str, expires_s: int) -> str:

@@ -19,7 +19,6 @@ render's own unguessable path (its ``AssetScope``).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import mimetypes
 import os
@@ -27,6 +26,7 @@ import re
 import shutil
 import tempfile
 import threading
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -34,7 +34,9 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, Field, PrivateAttr, field_validator
 
 from reelflow.config import reelflow_home
-from reelflow.errors import DownloadError, StoreNotConfigured, StoreUnavailable
+from reelflow.errors import StoreNotConfigured, StoreUnavailable
+from reelflow.tasks._scratch import run_dir, sweep_once
+from reelflow.tasks._verify import check, sha256_file, warn, write_record
 
 if TYPE_CHECKING:
     from reelflow.tasks._asset_server import AssetScope
@@ -52,7 +54,6 @@ __all__ = [
 ]
 
 _log = logging.getLogger("reelflow.tasks.store")
-_CHUNK = 1 << 20
 
 #: The environment variable that selects the store (unset: local; ``s3://bucket/prefix``: S3).
 STORE_ENV = "REELFLOW_STORE"
@@ -75,15 +76,6 @@ def endpoint_from_env() -> str | None:
 
 
 _UMASK_LOCK = threading.Lock()
-
-
-def sha256_file(path: Path) -> str:
-    """Return the hex SHA-256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def atomic_write_path(target: Path, suffix: str = "") -> Path:
@@ -234,18 +226,24 @@ class ClipStore(BaseModel):
     # -- reads --------------------------------------------------------------------------------
 
     def has(self, sha256: str, suffix: str = ".mp4", *, download: bool = True) -> bool:
-        """True when the store holds the file; with S3 it is then also in the local cache.
+        """True when the store holds the file, checked; with S3 it is then also in the local cache.
+
+        The local file is checked against its checksum record (``reelflow.tasks._verify``:
+        size and mtime, hashed when they changed); a damaged one is discarded with a
+        warning and, with S3, fetched again. A damaged S3 object (not its SHA-256) is
+        deleted, with a warning, and reads as absent: the caller fetches it again from
+        its generation and the store puts it back.
 
         ``download=False`` only asks S3 (a HEAD) and leaves the cache alone: for planning,
         which needs to know, not to read.
 
         Raises:
-            DownloadError: the S3 object does not match its hash.
             botocore.exceptions.ClientError: S3 failed other than "not found" (never read
                 as absent: an absent clip can mean paying for it again).
         """
+        sweep_once(self.root)
         target = self._resolve_path(sha256, suffix)
-        if target.is_file():
+        if check(target, _kind(suffix), sha256=sha256):
             return True
         if not self.is_s3:
             return False
@@ -267,16 +265,21 @@ class ClipStore(BaseModel):
         return self._resolve_path(sha256, suffix)
 
     def _download(self, sha256: str, suffix: str, target: Path) -> bool:
-        """S3 → local cache, verified and atomic; False when the object does not exist."""
+        """S3 → local cache, verified and atomic; False when the object is absent or damaged."""
         from reelflow.tasks import _s3
 
-        staging = atomic_write_path(target)
+        staging = self.staging_path(suffix)
+        client, key = self._client(), self.object_key(sha256, suffix)
         try:
-            if not _s3.download(self._client(), self.bucket_name, self.object_key(sha256, suffix),
-                                staging):
+            if not _s3.download(client, self.bucket_name, key, staging):
                 return False
             if sha256_file(staging) != sha256:
-                raise DownloadError(f"{self.uri_for(sha256, suffix)} does not match its SHA-256")
+                warn("%s %s does not match its SHA-256: deleted, to be stored again",
+                     _kind(suffix), self.uri_for(sha256, suffix))
+                _s3.delete(client, self.bucket_name, key)
+                return False
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write_record(target, staging, sha256=sha256)
             os.replace(staging, target)
             _log.debug("fetched %s into the local cache", self.uri_for(sha256, suffix))
             return True
@@ -286,8 +289,9 @@ class ClipStore(BaseModel):
     # -- writes -------------------------------------------------------------------------------
 
     def staging_path(self, suffix: str = ".mp4") -> Path:
-        """A temp file inside the store, on the same filesystem, for downloads."""
-        return atomic_write_path(self.root / "tmp" / f"incoming{suffix}")
+        """A fresh temp path in this run's folder inside the store (same filesystem), for
+        downloads; a later run removes it if this one dies first."""
+        return run_dir(self.root) / f"incoming-{uuid.uuid4().hex[:12]}{suffix}"
 
     def put_file(self, path: Path, *, suffix: str = ".mp4", keep_source: bool = False) -> str:
         """Put a file into the store under its hash (atomically) and return the hash.
@@ -304,17 +308,20 @@ class ClipStore(BaseModel):
         sha = sha256_file(path)
         target = self._resolve_path(sha, suffix)
         target.parent.mkdir(parents=True, exist_ok=True)
-        if target.is_file():
+        sweep_once(self.root)
+        if check(target, _kind(suffix), sha256=sha):  # a damaged copy is replaced
             if not keep_source:
                 path.unlink()
         elif keep_source:
-            staging = atomic_write_path(target)
+            staging = self.staging_path(suffix)
             try:
                 shutil.copyfile(path, staging)
+                write_record(target, staging, sha256=sha)
                 os.replace(staging, target)
             finally:
                 staging.unlink(missing_ok=True)
         else:
+            write_record(target, path, sha256=sha)
             os.replace(path, target)
         if self.is_s3:
             self._upload(sha, suffix, target)
@@ -439,6 +446,10 @@ class ClipStore(BaseModel):
             raise ValueError(f"{path}: keyframe images must be one of {', '.join(IMAGE_SUFFIXES)}")
         sha = self.put_file(path, suffix=suffix, keep_source=True)
         return self.presigned_url(sha, suffix=suffix, expires_s=expires_s, assets=assets)
+
+
+def _kind(suffix: str) -> str:
+    return "stored clip" if suffix == ".mp4" else "stored image"
 
 
 def require_remote_urls(loopback_ok: bool = False, *, store: ClipStore | None = None) -> None:
