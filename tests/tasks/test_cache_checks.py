@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from reelflow.tasks import _scratch, _verify
+from reelflow.tasks._asset_server import asset_scope
 from reelflow.tasks._ffmpeg import cache_output, cached_file
 from reelflow.tasks._verify import read_record, record_path
 from reelflow.tasks.store import ClipStore
@@ -150,9 +151,9 @@ def test_damaged_stored_still_is_replaced_before_it_is_served(local_store, tmp_p
     sha = local_store.put_file(image, suffix=".png", keep_source=True)
     _flip(local_store.path_for(sha, ".png"))
 
-    url = local_store.image_url_for(image, loopback_ok=True)
-
-    assert httpx.get(url, timeout=10).content == image.read_bytes()
+    with asset_scope() as render:
+        url = local_store.image_url_for(image, loopback_ok=True, assets=render)
+        assert httpx.get(url, timeout=10).content == image.read_bytes()
     warnings = _warnings(caplog)
     assert len(warnings) == 1 and "stored image" in warnings[0], warnings
 
