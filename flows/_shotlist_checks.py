@@ -23,7 +23,7 @@ from reelflow.flows._shotlist_input import COLOUR_PATTERN, ID_PATTERN, fields_at
 from reelflow.flows._shotlist_messages import did_you_mean, field_name, fmt_num, show
 
 __all__ = [
-    "MAX_PROBLEMS", "Problems", "audio_problem", "check_references",
+    "MAX_PROBLEMS", "Problems", "audio_problem", "check_references", "clip_problem",
     "image_problem", "loc_path", "outside_problem", "translate",
 ]
 
@@ -293,3 +293,25 @@ def audio_problem(path: Path, label: str) -> str | None:
         return f"{show(label)} is not a readable audio file"
     return None
 
+
+
+def clip_problem(path: Path, label: str, max_seconds: float) -> tuple[str | None, float | None]:
+    """(why ``path`` is not a usable video clip of at most ``max_seconds``, its length in
+    seconds): the problem is None for a clip that decodes; the length None when unknown."""
+    if missing := _not_a_file(path, label, "video"):
+        return missing, None
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            frames = sum(1 for _ in container.decode(stream))
+            fps = float(stream.average_rate or 24)
+    except Exception as exc:  # noqa: BLE001 - any demuxer/decoder failure means "unusable clip"
+        logger.debug("decoding %s failed: %s", path, exc)
+        return f"{show(label)} is not a readable video clip", None
+    seconds = round(frames / fps, 3) if frames else 0.0
+    if not 0 < seconds <= max_seconds:
+        return (f"{show(label)} lasts {fmt_num(seconds)}s; a ray-3.2 edit takes a clip of "
+                f"at most {fmt_num(max_seconds)}s"), None
+    return None, seconds

@@ -17,7 +17,7 @@ import os
 import sys
 from pathlib import Path
 
-from reelflow.errors import ReelflowError, ShotListError, StoreNotConfigured
+from reelflow.errors import CredentialsMissing, ReelflowError, ShotListError, StoreNotConfigured
 
 __all__ = ["main"]
 
@@ -161,9 +161,10 @@ def _cmd_plan(args) -> int:
 def _cmd_render(args) -> int:
     plan = _validated(args.file, args.profile, args.out, args.budget)
     from reelflow.config import apply_prefect_defaults
-    from reelflow.flows.endpoint import image_url_resolver, luma_credentials
+    from reelflow.flows.endpoint import check_credentials, image_url_resolver, luma_credentials
 
     if not args.luma_block:
+        check_credentials(plan)  # a list needing an API whose key is missing: before Prefect
         luma_credentials(announce=_err)  # starts the embedded emulator now, and says so
     if not args.store_block:  # (a block's store is checked in the flow, still before any spend)
         urls = image_url_resolver(plan)  # local keyframes with the real API need S3: refuse
@@ -275,7 +276,7 @@ def _dispatch(argv: list[str], verbose: bool) -> int:
         for line in exc.problems:
             _err(line)
         return EXIT_BAD_INPUT
-    except StoreNotConfigured as exc:
+    except (StoreNotConfigured, CredentialsMissing) as exc:
         _err(f"reelflow: {_masked(exc)}")
         return EXIT_BAD_INPUT
     except ReelflowError as exc:

@@ -87,6 +87,12 @@ class Ledger(BaseModel):
     def _object_key(self, key: str) -> str:
         return f"{self._prefix()}{key}.json"
 
+    def where(self, key: str) -> str:
+        """Where ``key``'s record lives, for messages: a local path or an s3:// URI."""
+        if self.shared is not None:
+            return f"s3://{self.shared.bucket_name}/{self._object_key(key)}"
+        return str(self._path(key))
+
     def read(self, key: str) -> LedgerEntry | None:
         """The entry for ``key``, or None when nothing was ever submitted for it."""
         if self.shared is not None:
