@@ -192,7 +192,7 @@ class EditIn(_In):
 
     source: _by_shape(  # type: ignore[valid-type]
         Annotated[str, Field(min_length=1, max_length=4096)], ShotRefIn, error="edit_source",
-        message="expected {shot: ID} or a path to a video clip",
+        message="expected {shot: ID} or a path to a video clip") = Field(
         description="What to restyle: {shot: ID} (a ray-3.2 shot of this list) or a local "
                     "video clip (MP4/MOV, at most 18 s). The edit lasts as long as its source.")
     strength: float = Field(0.5, ge=0, le=1,
