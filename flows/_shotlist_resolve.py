@@ -314,7 +314,7 @@ class Loader:
             values["aspect_ratio"] = s.reframe.aspect_ratio
             if values["prompt"] is None:
                 values["prompt"] = self._source_prompt(s.reframe.shot)
-                if values["prompt"] is None:
+                if values["prompt"] is None and self._raw_shot(s.reframe.shot) is not None:
                     report("prompt", f"missing; shot {s.reframe.shot!r} has no prompt to reuse")
 
     def _clip(self, text: str) -> tuple[str | None, float | None]:

@@ -67,7 +67,21 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--json", action="store_true",
                          help="print one JSON object instead of the video's path (default: off)")
     schema = commands.add_parser("schema", help="print the shot list's JSON Schema")
-    for sub in (render, plan, compare, schema):  # also after the command (`main` reads both)
+    resolve = commands.add_parser(
+        "resolve", help="decide a ray-3.2 create whose answer was lost: adopt or send again")
+    resolve.add_argument("shot", help="the shot id the failed render named")
+    decision = resolve.add_mutually_exclusive_group(required=True)
+    decision.add_argument("--generation-id", default=None, metavar="ID",
+                          help="adopt this generation (from Luma's dashboard): no new payment")
+    decision.add_argument("--resend", action="store_true",
+                          help="accept paying again: the next render sends the create anew")
+    resolve.add_argument("--key", default=None, help="the record's key (or its start), when a "
+                                                     "shot id has several creates in doubt")
+    resolve.add_argument("--luma-block", default=None, metavar="NAME",
+                         help="a saved LumaCredentials block to check the id with")
+    resolve.add_argument("--store-block", default=None, metavar="NAME",
+                         help="the ClipStoreBlock whose ledger holds the record")
+    for sub in (render, plan, compare, schema, resolve):  # also after the command (`main` reads both)
         sub.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
                          help=_VERBOSE_HELP)
     for name, text in (("emulator", "run the Luma API emulator"),
@@ -222,6 +236,27 @@ def _cmd_compare(args) -> int:
     return EXIT_OK
 
 
+def _cmd_resolve(args) -> int:
+    from reelflow.flows.endpoint import luma_credentials
+    from reelflow.flows.resolve import resolve_send
+    from reelflow.tasks._ledger import Ledger
+    from reelflow.tasks.store import ClipStore
+
+    store = ClipStore.default()
+    if args.store_block:
+        from reelflow.tasks.store_block import store_from_block
+
+        store = store_from_block(args.store_block)
+    credentials = luma_credentials(block=args.luma_block) if args.generation_id else None
+    done = resolve_send(args.shot, generation_id=args.generation_id, resend=args.resend,
+                        key=args.key, ledger=Ledger.for_store(store), credentials=credentials)
+    what = (f"adopted generation {done.generation_id}: the next render waits on it and pays "
+            "nothing" if done.generation_id else "cleared: the next render sends the create "
+                                                 "again (and pays for it)")
+    print(f"shot {done.shot_id}: {what} (ledger record {done.record})")
+    return EXIT_OK
+
+
 def _cmd_schema(_args) -> int:
     from reelflow.flows.shotlist import shotlist_json_schema
 
@@ -267,7 +302,7 @@ def _dispatch(argv: list[str], verbose: bool) -> int:
     args = _parser().parse_args(argv)
     args.verbose = verbose
     handler = {"render": _cmd_render, "plan": _cmd_plan, "schema": _cmd_schema,
-               "compare": _cmd_compare}[args.command]
+               "compare": _cmd_compare, "resolve": _cmd_resolve}[args.command]
     try:
         if getattr(args, "file", None) is not None:
             args.file = _shotlist_path(args.file)

@@ -193,11 +193,13 @@ def _send(call: PaidCall, entry: LedgerEntry, ledger: Ledger, cost: float,
         entry.prior_video = call.prepare()
         entry.sending_since = datetime.now(timezone.utc).isoformat()
         entry.sender = ledger.lock_domain()
+        entry.sending_cost_usd = cost
         ledger.write(entry)  # the intent: a run killed mid-send is reconciled, never re-sent
         try:
             generation_id = call.send(entry.prior_video)
         except NothingSent:  # refused or never sent: no generation to look for later
-            ledger.write(entry.model_copy(update={"sending_since": None, "sender": None}))
+            ledger.write(entry.model_copy(update={"sending_since": None, "sender": None,
+                                                  "sending_cost_usd": None}))
             raise
         sent.append(generation_id)
         return _record_sent(entry, ledger, generation_id, cost)
@@ -208,7 +210,8 @@ def _with_generation(entry: LedgerEntry, generation_id: str, cost: float) -> Led
     no send in flight any more."""
     return entry.model_copy(update={
         "generation_id": generation_id, "sending_since": None, "sender": None,
-        "attempts": entry.attempts + 1, "cost_usd": round(entry.cost_usd + cost, 2)})
+        "sending_cost_usd": None, "attempts": entry.attempts + 1,
+        "cost_usd": round(entry.cost_usd + cost, 2)})
 
 
 def _record_sent(entry: LedgerEntry, ledger: Ledger, generation_id: str, cost: float) -> LedgerEntry:
@@ -263,7 +266,8 @@ def _recover(call: PaidCall, entry: LedgerEntry, ledger: Ledger, cost: float,
                           "sending it", shot_id, found)
         entry = _with_generation(entry, found, cost)
     else:
-        entry = entry.model_copy(update={"sending_since": None, "sender": None})
+        entry = entry.model_copy(update={"sending_since": None, "sender": None,
+                                         "sending_cost_usd": None})
     ledger.write(entry)
     return entry
 

@@ -56,6 +56,9 @@ class LedgerEntry(BaseModel):
     sending_since: str | None = None
     #: The lock domain (see ``Ledger.lock_domain``) of the run that wrote ``sending_since``.
     sender: str | None = None
+    #: What the send in flight costs: recorded with ``sending_since`` so a generation
+    #: adopted by hand (``reelflow resolve``) is counted like one adopted automatically.
+    sending_cost_usd: float | None = None
 
 
 class Ledger(BaseModel):
@@ -153,6 +156,10 @@ class Ledger(BaseModel):
                 yield LedgerEntry.model_validate_json(path.read_bytes())
             except (OSError, ValueError):
                 continue
+
+    def entries(self) -> Iterator[LedgerEntry]:
+        """Every readable record (shared ones first)."""
+        return self._entries()
 
     def generation_ids(self) -> set[str]:
         """Every generation id the ledger knows (read when reconciling a lost create)."""

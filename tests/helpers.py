@@ -46,6 +46,13 @@ def emulator_created(url: str) -> int:
     return httpx.get(f"{url}/_emulator/stats", timeout=10).json()["created"]
 
 
+def agents_created(url: str) -> int:
+    """How many Agents API (ray-3.2) generations the emulator's account has created."""
+    import httpx
+
+    return httpx.get(f"{url}/_emulator/stats", timeout=10).json()["agents"]["created"]
+
+
 def write_shotlist(directory: Path, shots: list[dict], *, name: str = "list.yaml",
                    output: dict | None = None, defaults: dict | None = None) -> Path:
     """Write a version-1 shot list and return its path."""
