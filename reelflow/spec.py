@@ -21,6 +21,8 @@ __all__ = [
     "FITS",
     "FRAME_RATE",
     "KEYFRAMES_MAX",
+    "MAX_IMAGE_BYTES",
+    "MAX_IMAGE_SIDE",
     "MODELS",
     "MODEL_API",
     "MODEL_ASPECT_RATIOS",
@@ -81,6 +83,13 @@ EDIT_MAX_SECONDS = 18.0
 #: a shot's ``strength`` 0..1 picks one (round(strength x 8)).
 EDIT_STRENGTHS: tuple[str, ...] = ("adhere_1", "adhere_2", "adhere_3", "flex_1", "flex_2",
                                    "flex_3", "reimagine_1", "reimagine_2", "reimagine_3")
+
+#: Keyframe images: the largest file and the longest side the API is sent. Luma documents
+#: no pixel limit for keyframes that we could find; these are conservative bounds (an 8K
+#: frame, 7680 px, fits; 20 MB is what the emulator fetches), refused before any spend
+#: with the reason instead of failing the generation after it is paid for.
+MAX_IMAGE_BYTES = 20 * 1024 * 1024
+MAX_IMAGE_SIDE = 8192
 
 #: Resolutions a generated clip can be upscaled to.
 UPSCALE_RESOLUTIONS: tuple[str, ...] = ("1080p", "4k")
