@@ -42,8 +42,7 @@ from reelflow.flows._shotlist_messages import kind_of
 from reelflow.flows._shotlist_read import read_document
 
 __all__ = [
-    "BUILTIN_DEFAULTS", "CUT", "Defaults", "EditRef", "ImageRef", "Output", "PinnedImage", "Shot",
-    "ShotList", "ShotRef",
+    "BUILTIN_DEFAULTS", "CUT", "Defaults", "ImageRef", "Output", "Shot", "ShotList", "ShotRef",
     "TextOverlay", "Transition", "load_shotlist", "shotlist_json_schema",
 ]
 
@@ -92,12 +91,10 @@ CUT = Transition()
 
 
 class ImageRef(_Resolved):
-    """A keyframe image: an absolute local ``path`` (checked to decode) or an https ``url``;
-    with ``video``, a local clip (the source of a ray-3.2 edit)."""
+    """A keyframe image: an absolute local ``path`` (checked to decode) or an https ``url``."""
 
     path: Path | None = None
     url: str | None = None
-    video: bool = False
 
     @model_validator(mode="after")
     def _exactly_one(self) -> ImageRef:
@@ -110,22 +107,6 @@ class ShotRef(_Resolved):
     """A keyframe taken from another generated shot of the same list."""
 
     shot: str
-
-
-class PinnedImage(_Resolved):
-    """ray-3.2: an image pinned at ``at`` seconds, frame ``index`` of the 24 fps grid."""
-
-    at: float
-    index: int
-    image: ImageRef
-
-
-class EditRef(_Resolved):
-    """ray-3.2 video_edit: restyle ``source`` (a shot of this list, or a local clip) with
-    the API's ``strength`` (adhere_1 .. reimagine_3)."""
-
-    source: ShotRef | ImageRef
-    strength: str
 
 
 class TextOverlay(_Resolved):
@@ -161,11 +142,6 @@ class Shot(_Resolved):
     text: TextOverlay | None = None
     upscale: str | None = None
     audio: str | None = None
-    hdr: bool = False
-    exr: bool = False
-    keyframes: tuple[PinnedImage, ...] = ()
-    edit: EditRef | None = None
-    reframe: ShotRef | None = None
 
     @property
     def is_card(self) -> bool:
@@ -176,11 +152,6 @@ class Shot(_Resolved):
     def duration_s(self) -> float:
         """The untrimmed length in seconds: the generated clip's, or the card's."""
         return float(spec.DURATIONS[self.duration]) if isinstance(self.duration, str) else self.duration
-
-    def references(self) -> list[str]:
-        """Ids of the shots this one builds on (start/end, an edit's or a reframe's source)."""
-        refs = (self.start, self.end, self.edit.source if self.edit else None, self.reframe)
-        return [ref.shot for ref in refs if isinstance(ref, ShotRef)]
 
     @property
     def length_s(self) -> float:
@@ -254,7 +225,7 @@ class ShotList(_Resolved):
     def generation_order(self) -> list[Shot]:
         """Generated shots, each after the shots its ``start``/``end`` reference; else by index."""
         gen = {s.id: s for s in self.shots if not s.is_card}
-        needs = {i: set(s.references()) for i, s in gen.items()}
+        needs = {i: {r.shot for r in (s.start, s.end) if isinstance(r, ShotRef)} for i, s in gen.items()}
         users: dict[str, list[str]] = {}
         for sid, refs in needs.items():
             for ref in refs:
@@ -273,13 +244,15 @@ class ShotList(_Resolved):
 
 
 # --------------------------------------------------------------------------- loading
-def load_shotlist(path: str | Path) -> ShotList:
+def load_shotlist(path: str | Path, *, model: str | None = None) -> ShotList:
     """Read, validate and resolve a shot list file (YAML or JSON).
 
     Args:
         path: the shot list file; relative paths inside it resolve against its directory.
             A list mirrored from S3 (under ``s3_mirror_root()``) is untrusted: every file it
             names must be inside its own folder. A local list may name any path.
+        model: make every generated shot with this model instead (``reelflow compare``),
+            validated as if each shot said ``model: <model>``.
 
     Returns:
         The resolved ``ShotList``.
@@ -298,11 +271,20 @@ def load_shotlist(path: str | Path) -> ShotList:
     if ok and not isinstance(raw, dict):
         problems.add(None, f"expected a mapping with 'version' and 'shots' at the top, got {kind_of(raw)}")
     elif ok:
-        result = Loader(source, raw, problems, confine=confine).run()
+        result = Loader(source, _with_model(raw, model), problems, confine=confine).run()
         if result is not None and not problems:
             logger.debug("loaded %s: %d shots", source, len(result.shots))
             return result
     raise ShotListError(problems.lines())
+
+
+def _with_model(raw: dict[Any, Any], model: str | None) -> dict[Any, Any]:
+    """``raw`` with ``model`` on every shot that is not a title card (None: unchanged)."""
+    shots = raw.get("shots")
+    if model is None or not isinstance(shots, list):
+        return raw
+    return {**raw, "shots": [{**shot, "model": model} if isinstance(shot, dict) and "title" not in shot
+                             else shot for shot in shots]}
 
 
 def shotlist_json_schema() -> dict[str, Any]:
