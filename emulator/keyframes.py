@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 
 from reelflow._binaries import ffmpeg_exe
+from reelflow.spec import MAX_IMAGE_BYTES
 
 __all__ = ["FETCH_TIMEOUT", "MAX_IMAGE_BYTES", "InputUnavailable", "extract_frame",
            "fetch_image", "sniff_image"]
@@ -28,8 +29,8 @@ log = logging.getLogger("reelflow.emulator.keyframes")
 
 #: Seconds to connect and between bytes when fetching a keyframe image.
 FETCH_TIMEOUT = 10.0
-#: Larger images are refused (Luma documents tens of MB; 20 MB keeps tests honest).
-MAX_IMAGE_BYTES = 20 * 1024 * 1024
+# Larger images than reelflow.spec.MAX_IMAGE_BYTES are refused (Luma documents tens of MB;
+# 20 MB keeps tests honest), the bound the shot-list checks apply too.
 
 
 class InputUnavailable(Exception):

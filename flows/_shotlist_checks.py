@@ -19,11 +19,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from reelflow import spec
+from reelflow.flows._image_header import ImageDamaged, check_intact, read_header
 from reelflow.flows._shotlist_input import COLOUR_PATTERN, ID_PATTERN, fields_at, numbers_as_text
 from reelflow.flows._shotlist_messages import did_you_mean, field_name, fmt_num, show
 
 __all__ = [
-    "MAX_PROBLEMS", "Problems", "audio_problem", "check_references",
+    "MAX_PROBLEMS", "Problems", "audio_problem", "check_references", "clip_problem",
     "image_problem", "loc_path", "outside_problem", "translate",
 ]
 
@@ -225,9 +227,6 @@ def _report_cycle(cycle: list[str], leads: list[str], index_of: dict[str, int],
 
 
 # --------------------------------------------------------------------------- files on disk
-_IMAGE_MAGIC = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"))
-
-
 def outside_problem(path: Path, folder: Path | None, label: str) -> str | None:
     """Why ``path`` (written ``label``) may not be used: it lies outside ``folder``, the
     folder of a list from S3 (None: a local list, whose user owns every path it names).
@@ -251,30 +250,31 @@ def _not_a_file(path: Path, label: str, what: str) -> str | None:
 
 
 def image_problem(path: Path, label: str) -> str | None:
-    """Why ``path`` is not a usable PNG, JPEG or WebP image, or ``None`` if it is.
+    """Why ``path`` is not a usable PNG, JPEG or WebP keyframe, or ``None`` if it is.
 
-    ``label`` is the path as the user wrote it. The signature picks the format; PyAV then
-    decodes the first frame, so a truncated or corrupt file is caught before anything is spent.
+    ``label`` is the path as the user wrote it. The header gives the format and size, so an
+    image the API cannot take is refused for that reason; then a check whose memory does not
+    grow with the image (``_image_header``) catches a truncated or corrupt file. Nothing is
+    decoded at full size: any input is judged in well under 200 MB.
     """
     if missing := _not_a_file(path, label, "image"):
         return missing
-    with path.open("rb") as fh:
-        head = fh.read(16)
-    kind = next((name for magic, name in _IMAGE_MAGIC if head.startswith(magic)), None)
-    if kind is None and head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        kind = "WebP"
-    if kind is None:
-        return f"{show(label)} is not a PNG, JPEG or WebP image"
-    import av  # here, not at import: the CLI refuses a bad list without loading codecs
-
+    size = path.stat().st_size
+    if size > spec.MAX_IMAGE_BYTES:
+        return (f"{show(label)} is {size / 2**20:.1f} MB; keyframe images may be at most "
+                f"{spec.MAX_IMAGE_BYTES // 2**20} MB")
     try:
-        with av.open(str(path)) as container:
-            frame = next(container.decode(video=0))
-            if frame.width < 1 or frame.height < 1:
-                raise ValueError("empty frame")
-    except Exception as exc:  # noqa: BLE001 - any decoder failure means "unusable image"
-        logger.debug("decoding %s failed: %s", path, exc)
-        return f"{show(label)} does not decode as a {kind} image (truncated or corrupt?)"
+        info = read_header(path)
+        if info is None:
+            return f"{show(label)} is not a PNG, JPEG or WebP image"
+        if max(info.width, info.height) > spec.MAX_IMAGE_SIDE:
+            return (f"{show(label)} is {info.width}x{info.height} pixels; keyframe images may be "
+                    f"at most {spec.MAX_IMAGE_SIDE} pixels a side: scale it down")
+        check_intact(path, info)
+    except ImageDamaged as exc:
+        return f"{show(label)} does not decode as a {exc.kind} image: {exc.reason}"
+    except OSError as exc:
+        return f"{show(label)} cannot be read: {exc.strerror or type(exc).__name__}"
     return None
 
 
@@ -293,3 +293,25 @@ def audio_problem(path: Path, label: str) -> str | None:
         return f"{show(label)} is not a readable audio file"
     return None
 
+
+
+def clip_problem(path: Path, label: str, max_seconds: float) -> tuple[str | None, float | None]:
+    """(why ``path`` is not a usable video clip of at most ``max_seconds``, its length in
+    seconds): the problem is None for a clip that decodes; the length None when unknown."""
+    if missing := _not_a_file(path, label, "video"):
+        return missing, None
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            frames = sum(1 for _ in container.decode(stream))
+            fps = float(stream.average_rate or 24)
+    except Exception as exc:  # noqa: BLE001 - any demuxer/decoder failure means "unusable clip"
+        logger.debug("decoding %s failed: %s", path, exc)
+        return f"{show(label)} is not a readable video clip", None
+    seconds = round(frames / fps, 3) if frames else 0.0
+    if not 0 < seconds <= max_seconds:
+        return (f"{show(label)} lasts {fmt_num(seconds)}s; a ray-3.2 edit takes a clip of "
+                f"at most {fmt_num(max_seconds)}s"), None
+    return None, seconds

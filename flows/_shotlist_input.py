@@ -19,8 +19,9 @@ from reelflow import spec
 from reelflow.flows._shotlist_messages import did_you_mean, fmt_num, is_number, show
 
 __all__ = [
-    "COLOUR_PATTERN", "ID_PATTERN", "DefaultsIn", "OutputIn", "ShotIn", "ShotListIn", "ShotRefIn",
-    "TextIn", "TransitionIn", "fields_at", "numbers_as_text",
+    "COLOUR_PATTERN", "ID_PATTERN", "DefaultsIn", "EditIn", "OutputIn", "PinnedKeyframeIn",
+    "ReframeIn", "ShotIn", "ShotListIn", "ShotRefIn", "TextIn", "TransitionIn", "fields_at",
+    "numbers_as_text",
 ]
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
@@ -172,7 +173,39 @@ Keyframe = _by_shape(
 
 Duration = _by_shape(
     Annotated[str, WithJsonSchema({"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?s$"})], float,
-    other_tag="<num>", error="duration", message="expected 5s, 9s, or a number of seconds for a card")
+    other_tag="<num>", error="duration",
+    message="expected 5s, 9s, 10s, or a number of seconds for a card")
+
+
+class PinnedKeyframeIn(_In):
+    """``{at: seconds, image: path or URL}``: a ray-3.2 keyframe pinned to a moment."""
+
+    at: float = Field(ge=0, description="Seconds into the clip where the image is pinned; it "
+                                        "lands on the 24 fps grid at frame round(at x 24), "
+                                        "from 0 to the clip's end (5s: frame 120).")
+    image: Annotated[str, Field(min_length=1, max_length=4096), AfterValidator(_keyframe_text)] = \
+        Field(description="The image: a local path (PNG, JPEG, WebP) or an https URL.")
+
+
+class EditIn(_In):
+    """``{source: {shot: ID} | clip.mp4, strength: 0..1}``: a ray-3.2 video edit."""
+
+    source: _by_shape(  # type: ignore[valid-type]
+        Annotated[str, Field(min_length=1, max_length=4096)], ShotRefIn, error="edit_source",
+        message="expected {shot: ID} or a path to a video clip") = Field(
+        description="What to restyle: {shot: ID} (a ray-3.2 shot of this list) or a local "
+                    "video clip (MP4/MOV, at most 18 s). The edit lasts as long as its source.")
+    strength: float = Field(0.5, ge=0, le=1,
+                            description="How far the edit may move from the source: 0 keeps it "
+                                        "closest (adhere), 1 reimagines it; default 0.5.")
+
+
+class ReframeIn(_In):
+    """``{shot: ID, aspect_ratio: R}``: a ray-3.2 shot re-framed to another aspect ratio."""
+
+    shot: str = Field(pattern=ID_PATTERN, description="The id of the ray-3.2 shot to re-frame.")
+    aspect_ratio: Literal[spec.MODEL_ASPECT_RATIOS["ray-3.2"]] = Field(  # type: ignore[valid-type]
+        description="The new aspect ratio; the model extends the scene to fill the frame.")
 
 
 class TextIn(_In):
@@ -203,11 +236,14 @@ class ShotIn(_In):
         Field(None, description="What to generate (3-5000 characters). Not with title.")
     title: Annotated[Text, Field(min_length=1, max_length=500)] | None = \
         Field(None, description="Makes the shot a text card showing this title. Needs duration.")
-    model: Model | None = Field(None, description="Video model; default from defaults.")
+    model: Model | None = Field(None, description="Video model: ray-2, ray-flash-2 (Dream Machine "
+                                                  "API) or ray-3.2 (Agents API); default from defaults.")
     resolution: Resolution | None = Field(None, description="Generation resolution; default from defaults.")
     aspect_ratio: Aspect | None = Field(None, description="Generation aspect ratio; default from defaults.")
     duration: Duration | None = Field(
-        None, description="Generated shots: 5s or 9s (5 and 9 accepted); default from defaults. "
+        None, description="Generated shots: 5s or 9s with ray-2 / ray-flash-2, 5s or 10s with "
+                          "ray-3.2 (5, 9 and 10 accepted; an edit or reframe lasts as long as its "
+                          "source); default from defaults. "
                           "Title cards: seconds, more than 0 and at most 60 (required).")
     loop: bool | None = Field(None, description="Generate a seamless loop (not with end); default false.")
     camera: list[Annotated[str, AfterValidator(_concept), WithJsonSchema({"enum": list(spec.CONCEPTS)})]] | None = \
@@ -227,7 +263,19 @@ class ShotIn(_In):
     upscale: Literal[spec.UPSCALE_RESOLUTIONS] | None = Field(  # type: ignore[valid-type]
         None, description="Upscale the generated clip to 1080p or 4k (above its resolution; paid; skipped in drafts).")
     audio: Annotated[Text, Field(min_length=1, max_length=spec.PROMPT_MAX)] | None = \
-        Field(None, description="Generate audio for the clip from this prompt (paid).")
+        Field(None, description="Generate audio for the clip from this prompt (paid; ray-2, ray-flash-2).")
+    hdr: bool | None = Field(None, description="ray-3.2: generate HDR video (720p or 1080p, 5s).")
+    exr: bool | None = Field(None, description="ray-3.2: also export EXR frames (needs hdr: true).")
+    keyframes: list[PinnedKeyframeIn] | None = Field(
+        None, min_length=1, max_length=spec.KEYFRAMES_MAX,
+        description="ray-3.2: images pinned at moments of the clip, e.g. [{at: 0, image: a.png}, "
+                    "{at: 2.5, image: b.png}] (1-64; not with start, end or loop).")
+    edit: EditIn | None = Field(
+        None, description="ray-3.2 video edit: restyle {source: {shot: ID} | clip.mp4, "
+                          "strength: 0..1} as the prompt says.")
+    reframe: ReframeIn | None = Field(
+        None, description="ray-3.2 reframe: {shot: ID, aspect_ratio: \"9:16\"}, a variant of "
+                          "another shot at another aspect ratio (prompt optional: the source's).")
 
 
 class DefaultsIn(_In):
@@ -236,7 +284,8 @@ class DefaultsIn(_In):
     model: Model | None = Field(None, description="Video model; built-in ray-2.")
     resolution: Resolution | None = Field(None, description="Generation resolution; built-in 720p.")
     aspect_ratio: Aspect | None = Field(None, description="Generation aspect ratio; built-in 16:9.")
-    duration: Duration | None = Field(None, description="Generated clip length, 5s or 9s; built-in 5s.")
+    duration: Duration | None = Field(None, description="Generated clip length: 5s or 9s (ray-2, "
+                                                       "ray-flash-2), 5s or 10s (ray-3.2); built-in 5s.")
     transition: TransitionField | None = Field(None, description=TRANSITION_HELP + " Built-in cut.")
 
 
@@ -276,6 +325,8 @@ _MODELS_AT: dict[tuple[str, ...], type[BaseModel]] = {
     (): ShotListIn, ("defaults",): DefaultsIn, ("output",): OutputIn, ("shots",): ShotIn,
     ("shots", "text"): TextIn, ("shots", "transition"): TransitionIn,
     ("defaults", "transition"): TransitionIn, ("shots", "start"): ShotRefIn, ("shots", "end"): ShotRefIn,
+    ("shots", "keyframes"): PinnedKeyframeIn, ("shots", "edit"): EditIn,
+    ("shots", "edit", "source"): ShotRefIn, ("shots", "reframe"): ReframeIn,
 }
 
 

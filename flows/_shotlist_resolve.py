@@ -17,17 +17,21 @@ from pydantic import ValidationError
 
 from reelflow import spec
 from reelflow.flows._shotlist_checks import (
-    Problems, audio_problem, check_references, image_problem, loc_path, outside_problem,
-    translate,
+    Problems, audio_problem, check_references, clip_problem, image_problem, loc_path,
+    outside_problem, translate,
+)
+from reelflow.flows._shotlist_models import (
+    check_chains, keyframe_indexes, model_checks, strength_name,
 )
 from reelflow.flows._shotlist_input import (
-    ID_PATTERN, DefaultsIn, OutputIn, ShotIn, ShotListIn, ShotRefIn, TextIn, TransitionIn,
-    numbers_as_text,
+    ID_PATTERN, DefaultsIn, OutputIn, ReframeIn, ShotIn, ShotListIn, ShotRefIn, TextIn,
+    TransitionIn, numbers_as_text,
 )
 from reelflow.flows._shotlist_messages import fmt_num, show
 from reelflow.flows.shotlist import (
     BUILTIN_DEFAULTS, CUT, DEFAULT_CARD_BACKGROUND, DEFAULT_RENDER_DIR, DEFAULT_TEXT_COLOUR,
-    MAX_CARD_SECONDS, Defaults, ImageRef, Output, Shot, ShotList, ShotRef, TextOverlay, Transition,
+    MAX_CARD_SECONDS, Defaults, EditRef, ImageRef, Output, PinnedImage, Shot, ShotList, ShotRef,
+    TextOverlay, Transition,
 )
 from reelflow.flows.timeline import check_timeline, last_transition_warning
 
@@ -38,7 +42,8 @@ logger = logging.getLogger("reelflow.flows.shotlist")
 Report = Callable[[str, str], None]     # (field, problem text) -> a line about the current shot
 
 _GENERATED_ONLY = ("prompt", "model", "resolution", "aspect_ratio", "loop", "camera", "take",
-                   "start", "end", "trim", "upscale", "audio")
+                   "start", "end", "trim", "upscale", "audio", "hdr", "exr", "keyframes", "edit",
+                   "reframe")
 _CARD_ONLY = ("title", "background")
 
 
@@ -59,13 +64,16 @@ class Loader:
         self.raw_shots: list[Any] = shots if isinstance(shots, list) else []
         self.bad: dict[Any, set[Any]] = {}     # "defaults"/"output"/shot position -> bad root fields
         self._images: dict[Path, str | None] = {}
+        self._clips: dict[Path, tuple[str | None, float | None]] = {}
+        self._defaults = BUILTIN_DEFAULTS
         self.title: str | None = None
         self.on_moderation = "fail"
 
     def run(self) -> ShotList | None:
         """Everything; returns None when problems were found (the caller raises)."""
         self._validate()
-        defaults, tainted = self._defaults()
+        defaults, tainted = self._resolve_defaults()
+        self._defaults = defaults
         output = self._output(defaults)
         raw_ids, dupes = self._ids()
         shots: list[Shot | None] = []
@@ -82,8 +90,7 @@ class Loader:
             if "transition" not in s_in.model_fields_set:
                 inherited.add(i + 1)
             if "id" not in bad and i not in dupes:
-                refs += [(i + 1, s_in.id, f, getattr(s_in, f).shot) for f in ("start", "end")
-                         if isinstance(getattr(s_in, f), ShotRefIn)]
+                refs += [(i + 1, s_in.id, f, ref.shot) for f, ref in _shot_refs(s_in)]
         warnings = Problems(self.source.name)
         if shots and shots[-1] is not None:            # nothing to go into: forced to cut
             last_transition_warning(shots[-1], len(shots) in inherited, warnings)
@@ -91,6 +98,7 @@ class Loader:
         if output is not None:                         # frames need the output rate
             check_timeline(shots, output.fps, inherited, self.problems)
         check_references(raw_ids, refs, self.problems)
+        check_chains(shots, self.problems)
         if self.problems or output is None:
             return None
         return ShotList(title=self.title, on_moderation=self.on_moderation, defaults=defaults,
@@ -155,7 +163,7 @@ class Loader:
         return {k: v for k, v in raw.items() if isinstance(k, str) and k not in bad}
 
     # ----------------------------------------------------------------- the cascade
-    def _defaults(self) -> tuple[Defaults, set[str]]:
+    def _resolve_defaults(self) -> tuple[Defaults, set[str]]:
         """Built-ins <- the file's defaults; also the names of defaults that were invalid."""
         bad, clean = self._section("defaults")
         if clean is None:
@@ -224,7 +232,7 @@ class Loader:
         given = {k for k, v in raw.items() if isinstance(k, str) and v is not None}
         if not given & {"prompt", "title"} and bad - set(ShotIn.model_fields):
             return None                        # an unknown field ("promt") already says why
-        if ("prompt" in given) == ("title" in given):
+        if ("prompt" in given) == ("title" in given) and not ({"reframe"} & given - {"title"}):
             report("prompt", "a shot has a prompt (generated) or a title (a text card), not both"
                    if "prompt" in given else "missing; a shot needs a prompt (generated) or a title (a text card)")
             return None
@@ -246,12 +254,18 @@ class Loader:
         elif card:
             values["duration"] = _card_seconds(s.duration, report)
             values["background"] = (s.background or DEFAULT_CARD_BACKGROUND).lower()
+        elif s.edit is not None or s.reframe is not None:    # as long as the source
+            if s.duration is not None:
+                report("duration", "an edit or a reframe lasts as long as its source; remove duration")
+            values["duration"] = self._source_duration(s)
         else:
             values["duration"] = _clip_duration(s.duration if s.duration is not None else d.duration)
             if values["duration"] is None:
                 report("duration", _not_a_clip_duration(s.duration))
         if not card:
             self._generated_checks(s, values, report, check_upscale="resolution" not in unknown)
+            model_checks(s, values, given, report)
+            self._ray32_values(s, values, report)
         if values["duration"] is not None:
             values["trim"] = _trim(s.trim, values["duration"], report) if s.trim and not card else None
             if "trim" not in bad:
@@ -273,6 +287,71 @@ class Loader:
             if key in seen:
                 report("camera", f"{key!r} is listed twice")
             seen.add(key)
+
+    def _ray32_values(self, s: ShotIn, values: dict[str, Any], report: Report) -> None:
+        """hdr, exr, pinned keyframes, edit and reframe (checked by ``model_checks``)."""
+        values.update(hdr=bool(s.hdr), exr=bool(s.exr))
+        if s.keyframes:
+            images = [self._keyframe(k.image, f"keyframes[{i}].image", report)
+                      for i, k in enumerate(s.keyframes)]
+            seconds = _seconds(values["duration"])
+            indexes = keyframe_indexes(s, seconds, report) if seconds is not None else None
+            if indexes is not None:
+                values["keyframes"] = tuple(PinnedImage(at=k.at, index=index, image=image)
+                                            for k, index, image in zip(s.keyframes, indexes, images))
+        if s.edit is not None:
+            source = s.edit.source
+            ref = ShotRef(shot=source.shot) if isinstance(source, ShotRefIn) else \
+                ImageRef(path=self._local(source), video=True)
+            values["edit"] = EditRef(source=ref, strength=strength_name(s.edit.strength))
+            if isinstance(ref, ImageRef) and (problem := self._clip(source)[0]):
+                report("edit.source", problem)
+        if s.reframe is not None:
+            values["reframe"] = ShotRef(shot=s.reframe.shot)
+            if s.aspect_ratio is not None and s.aspect_ratio != s.reframe.aspect_ratio:
+                report("aspect_ratio", "a reframe's aspect ratio is reframe.aspect_ratio; "
+                                       "remove aspect_ratio")
+            values["aspect_ratio"] = s.reframe.aspect_ratio
+            if values["prompt"] is None:
+                values["prompt"] = self._source_prompt(s.reframe.shot)
+                if values["prompt"] is None and self._raw_shot(s.reframe.shot) is not None:
+                    report("prompt", f"missing; shot {s.reframe.shot!r} has no prompt to reuse")
+
+    def _clip(self, text: str) -> tuple[str | None, float | None]:
+        """(problem, seconds) of a local video clip named ``text``, checked once per path."""
+        path = self._local(text)
+        if path not in self._clips:
+            self._clips[path] = clip_problem(path, text, spec.EDIT_MAX_SECONDS)
+        return self._clips[path]
+
+    def _raw_shot(self, shot_id: str) -> dict[Any, Any] | None:
+        return next((raw for raw in self.raw_shots
+                     if isinstance(raw, dict) and numbers_as_text(raw.get("id")) == shot_id), None)
+
+    def _source_prompt(self, shot_id: str) -> str | None:
+        raw = self._raw_shot(shot_id)
+        prompt = raw.get("prompt") if raw else None
+        return prompt if isinstance(prompt, str) else None
+
+    def _source_duration(self, s: ShotIn, seen: frozenset[str] = frozenset()) -> str | float | None:
+        """An edit's or a reframe's length: its source's, followed through chains of them
+        (None where a source is unknown, cyclic or unusable: reported where it is)."""
+        target: str | None = s.reframe.shot if s.reframe else None
+        if s.edit is not None:
+            if not isinstance(s.edit.source, ShotRefIn):
+                return self._clip(s.edit.source)[1]
+            target = s.edit.source.shot
+        raw = self._raw_shot(target) if target not in seen | {s.id} else None
+        if raw is None:
+            return None
+        try:
+            source = ShotIn.model_validate({**raw, "id": target})
+        except ValidationError:
+            return None
+        if source.edit is not None or source.reframe is not None:
+            return self._source_duration(source, seen | {s.id})
+        return _clip_duration(source.duration if source.duration is not None
+                              else self._defaults.duration)
 
     def _keyframe(self, value: str | ShotRefIn | None, field: str, report: Report) -> ImageRef | ShotRef | None:
         if value is None:
@@ -331,16 +410,31 @@ def _card_seconds(value: str | float | None, report: Report) -> float | None:
     return float(value)
 
 
-def _trim(trim: list[float], duration: str, report: Report) -> tuple[float, float] | None:
+def _seconds(duration: str | float | None) -> float | None:
+    """A generated clip's length in seconds ("5s" or a source's length)."""
+    return float(spec.DURATIONS[duration]) if isinstance(duration, str) else duration
+
+
+def _shot_refs(s: ShotIn) -> list[tuple[str, ShotRefIn | ReframeIn]]:
+    """(field, reference) for every ``{shot: ID}`` of a shot: start, end, edit source, reframe."""
+    refs = [(f, getattr(s, f)) for f in ("start", "end") if isinstance(getattr(s, f), ShotRefIn)]
+    if s.edit is not None and isinstance(s.edit.source, ShotRefIn):
+        refs.append(("edit.source", s.edit.source))
+    if s.reframe is not None:
+        refs.append(("reframe", s.reframe))
+    return refs
+
+
+def _trim(trim: list[float], duration: str | float, report: Report) -> tuple[float, float] | None:
     a, b = trim
     shown = f"[{fmt_num(a)}, {fmt_num(b)}]"
-    clip = spec.DURATIONS[duration]
+    clip = _seconds(duration)
     if a < 0:
         report("trim", f"{shown} starts before 0")
     elif b <= a:
         report("trim", f"{shown} is empty or reversed: the start must come before the end")
     elif b > clip:
-        report("trim", f"{shown} ends after the {clip}s clip")
+        report("trim", f"{shown} ends after the {fmt_num(clip)}s clip")
     else:
         return (a, b)
     return None

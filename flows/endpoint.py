@@ -1,4 +1,10 @@
-"""Which Luma endpoint a run talks to: the real API with a key, else the embedded emulator."""
+"""Which Luma endpoints a run talks to: the real APIs with keys, else the embedded emulator.
+
+Two APIs, two keys: LUMAAI_API_KEY (Dream Machine API: ray-2, ray-flash-2; base URL
+LUMAAI_BASE_URL) and LUMA_AGENTS_API_KEY (Agents API: ray-3.2; base URL LUMA_BASE_URL).
+With neither key the embedded emulator serves both. With one key set, a list that needs
+the other API is refused before any spend (``check_credentials``), naming the variable.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,11 @@ from typing import Any
 
 from reelflow.config import reelflow_home
 
-__all__ = ["EMULATOR_TOKEN", "ImageUrls", "image_url_resolver", "luma_credentials"]
+__all__ = ["EMULATOR_TOKEN", "ImageUrls", "check_credentials", "image_url_resolver",
+           "luma_credentials"]
+
+#: The environment variables holding each API's key.
+KEY_VARIABLES = {"dream-machine": "LUMAAI_API_KEY", "agents": "LUMA_AGENTS_API_KEY"}
 
 #: The bearer token the embedded emulator accepts; not a secret.
 EMULATOR_TOKEN = "reelflow-emulator"
@@ -23,42 +33,81 @@ _embedded: dict[str, object] = {}
 _embedded_lock = threading.Lock()
 
 
-def _embedded_emulator_url() -> tuple[str, bool]:
-    """Start (once per process) the emulator whose account lives under REELFLOW_HOME."""
+def agents_url(emulator) -> str:
+    """The Agents API base URL of an emulator (it serves both APIs on one port)."""
+    return getattr(emulator, "agents_base_url", None) or f"{emulator.base_url}/v1"
+
+
+def _embedded_emulator():
+    """Start (once per process) the emulator whose account lives under REELFLOW_HOME;
+    returns it and whether this call started it."""
     from reelflow.emulator import Emulator
 
     data = str(reelflow_home() / "emulator")
     with _embedded_lock:
         if data in _embedded:
-            return _embedded[data].base_url, False
+            return _embedded[data], False
         latency = float(os.environ.get("REELFLOW_EMULATOR_LATENCY", "2"))
         emulator = Emulator(data, latency=latency)
         emulator.start()
         _embedded[data] = emulator
-        return emulator.base_url, True
+        return emulator, True
+
+
+def _has_key() -> bool:
+    return any(os.environ.get(name) for name in KEY_VARIABLES.values())
 
 
 def luma_credentials(announce=None, block: str | None = None):
-    """Credentials for this run.
+    """Credentials for this run (both APIs).
 
-    A saved ``LumaCredentials`` block named ``block`` wins. With LUMAAI_API_KEY set, the SDK's own environment (key and optional
-    LUMAAI_BASE_URL) is used unchanged. Without it, the embedded emulator is
-    started and ``announce`` (if given) is called once with a one-line notice.
+    A saved ``LumaCredentials`` block named ``block`` wins. With LUMAAI_API_KEY or
+    LUMA_AGENTS_API_KEY set, the SDKs' own environment (keys and optional base URLs) is
+    used unchanged. With neither, the embedded emulator is started for both APIs and
+    ``announce`` (if given) is called once with a one-line notice.
     """
     from reelflow.tasks.luma import LumaCredentials
 
     if block:
         return LumaCredentials.load(block)
-    if os.environ.get("LUMAAI_API_KEY"):
+    if _has_key():
         return LumaCredentials.from_env()
-    url, started = _embedded_emulator_url()
+    emulator, started = _embedded_emulator()
     if started:
-        message = (f"No LUMAAI_API_KEY set: using reelflow's built-in Luma emulator at {url} "
-                   "(synthetic clips, nothing billed).")
+        message = (f"No LUMAAI_API_KEY or LUMA_AGENTS_API_KEY set: using reelflow's built-in Luma "
+                   f"emulator at {emulator.base_url} for both APIs (synthetic clips, nothing billed).")
         (announce or _log.info)(message)
     from pydantic import SecretStr
 
-    return LumaCredentials(api_key=SecretStr(EMULATOR_TOKEN), base_url=url)
+    token = SecretStr(EMULATOR_TOKEN)
+    return LumaCredentials(api_key=token, base_url=emulator.base_url, agents_api_key=token,
+                           agents_base_url=agents_url(emulator))
+
+
+def check_credentials(plan, credentials=None) -> None:
+    """Before any spend: every API the shots still to generate need has a key.
+
+    ``credentials`` (a LumaCredentials block) is checked when given; else the
+    environment, where no key at all means the embedded emulator serves both APIs.
+
+    Raises:
+        CredentialsMissing: naming the variable to set.
+    """
+    from reelflow.errors import CredentialsMissing
+
+    needed = {shot.request.api: shot.id for shot in plan.shots
+              if shot.request is not None and shot.status != "cached"}
+    for api, shot_id in sorted(needed.items()):
+        if credentials is not None:
+            key = credentials.agents_api_key if api == "agents" else credentials.api_key
+            missing = key is None
+        else:
+            missing = _has_key() and not os.environ.get(KEY_VARIABLES[api])
+        if missing:
+            models = "ray-3.2" if api == "agents" else "ray-2 and ray-flash-2"
+            raise CredentialsMissing(
+                f"{plan.source.name}: shot {shot_id} needs the Luma {models} API, but "
+                f"{KEY_VARIABLES[api]} is not set; set it (nothing was submitted)")
 
 
 def _is_loopback(url: str | None) -> bool:
@@ -92,6 +141,7 @@ class ImageUrls:
 def image_url_resolver(plan, store=None) -> ImageUrls | None:
     """How local keyframe images reach the API, checked before any spend.
 
+    Dream Machine API only (the Agents API takes local inputs through its Files API).
     With S3 configured: presigned URLs. With the embedded or a loopback emulator and a
     local store: the loopback asset server, in a scope of this render's own. With the
     real API and no S3 store: StoreNotConfigured, saying what to set.
@@ -101,7 +151,7 @@ def image_url_resolver(plan, store=None) -> ImageUrls | None:
 
     if not local_images(plan):
         return None
-    loopback_ok = not os.environ.get("LUMAAI_API_KEY") or _is_loopback(os.environ.get("LUMAAI_BASE_URL"))
+    loopback_ok = not _has_key() or _is_loopback(os.environ.get("LUMAAI_BASE_URL"))
     store = store or ClipStore.default()
     store.require_remote_urls(loopback_ok=loopback_ok)
     if store.is_s3:
@@ -122,7 +172,7 @@ def check_credits(credentials, to_spend_usd: float) -> float | None:
 
     from reelflow.errors import GenerationFailed
 
-    if to_spend_usd <= 0:
+    if to_spend_usd <= 0 or credentials.api_key is None:
         return None
     try:
         balance = credentials.get_client().credits.get().credit_balance

@@ -3,7 +3,7 @@
 * Global concurrency and rate limits for Luma calls are created when missing (a missing
   limit silently limits nothing), so every flow run on every worker shares the
   account's budget: LUMA_CONCURRENCY_LIMIT generations in progress, LUMA_RATE_LIMIT
-  creates a minute.
+  creates a minute, and the same pair (AGENTS_*) for the Agents API's account.
 * Events ``reelflow.shot.generated``, ``reelflow.shot.failed`` and
   ``reelflow.sequence.rendered`` carry cost and output, for automations.
 """
@@ -17,7 +17,8 @@ from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.events import emit_event
 
 from reelflow.config import DEFAULT_CONCURRENCY
-from reelflow.tasks.luma import LUMA_CONCURRENCY_LIMIT, LUMA_RATE_LIMIT
+from reelflow.tasks.luma import (AGENTS_CONCURRENCY_LIMIT, AGENTS_RATE_LIMIT, LUMA_CONCURRENCY_LIMIT,
+                                 LUMA_RATE_LIMIT)
 
 __all__ = ["LUMA_CONCURRENCY_LIMIT", "LUMA_RATE_LIMIT", "emit", "ensure_limits"]
 
@@ -29,13 +30,12 @@ _log = logging.getLogger("reelflow.flows.observe")
 
 def ensure_limits() -> None:
     """Create reelflow's global limits where they do not exist yet (never changes existing ones)."""
-    wanted = {
-        LUMA_CONCURRENCY_LIMIT: GlobalConcurrencyLimitCreate(
-            name=LUMA_CONCURRENCY_LIMIT, limit=DEFAULT_CONCURRENCY),
-        LUMA_RATE_LIMIT: GlobalConcurrencyLimitCreate(
-            name=LUMA_RATE_LIMIT, limit=CREATES_PER_MINUTE,
-            slot_decay_per_second=CREATES_PER_MINUTE / 60),
-    }
+    wanted = {}
+    for slots, creates in ((LUMA_CONCURRENCY_LIMIT, LUMA_RATE_LIMIT),
+                           (AGENTS_CONCURRENCY_LIMIT, AGENTS_RATE_LIMIT)):  # one pair per API
+        wanted[slots] = GlobalConcurrencyLimitCreate(name=slots, limit=DEFAULT_CONCURRENCY)
+        wanted[creates] = GlobalConcurrencyLimitCreate(
+            name=creates, limit=CREATES_PER_MINUTE, slot_decay_per_second=CREATES_PER_MINUTE / 60)
     with get_client(sync_client=True) as client:
         existing = {limit.name for limit in client.read_global_concurrency_limits(limit=200)}
         for name, create in wanted.items():

@@ -12,11 +12,12 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from reelflow.errors import ShotListError
+from reelflow.spec import AGENTS_API, DREAM_MACHINE_API, MODEL_API
 from reelflow.flows.shotlist import Shot, ShotList, ShotRef
 from reelflow.flows.timeline import frame_timeline, spans_for
 from reelflow.tasks._ledger import Ledger
 from reelflow.tasks._timeline import TimelineSpan, output_frames
-from reelflow.tasks.models import GenerationRequest, Keyframe
+from reelflow.tasks.models import GenerationRequest, Keyframe, PinnedKeyframe
 from reelflow.tasks.store import ClipStore, sha256_file
 
 __all__ = ["PROFILES", "RenderPlan", "ShotPlan", "make_plan", "plan_table"]
@@ -24,8 +25,10 @@ __all__ = ["PROFILES", "RenderPlan", "ShotPlan", "make_plan", "plan_table"]
 Profile = Literal["draft", "final"]
 PROFILES: tuple[str, ...] = ("draft", "final")
 
-#: Drafts swap every generated shot to the cheap model at the smallest size.
+#: Drafts swap every Dream Machine shot to the cheap model at the smallest size...
 DRAFT_MODEL, DRAFT_RESOLUTION = "ray-flash-2", "540p"
+#: ...and keep ray-3.2 shots on ray-3.2 at its 360p draft tier (SDR: no HDR or EXR).
+DRAFT_RAY32_RESOLUTION = "360p"
 
 
 
@@ -74,7 +77,8 @@ def _keyframe(ref, keys: dict[str, str]) -> Keyframe | None:
     if isinstance(ref, ShotRef):
         return Keyframe(kind="generation", upstream_key=keys[ref.shot], upstream_shot=ref.shot)
     if ref.path is not None:
-        return Keyframe(kind="image", path=ref.path, sha256=sha256_file(ref.path))
+        kind = "video" if getattr(ref, "video", False) else "image"
+        return Keyframe(kind=kind, path=ref.path, sha256=sha256_file(ref.path))
     return Keyframe(kind="image", url=ref.url)
 
 
@@ -85,12 +89,17 @@ def request_for(shot: Shot, profile: str, keys: dict[str, str] | None = None) ->
     """
     draft = profile == "draft"
     keys = keys or {}
+    model, resolution = shot.model, shot.resolution
+    if draft:
+        ray32 = MODEL_API[shot.model] == AGENTS_API
+        model = shot.model if ray32 else DRAFT_MODEL
+        resolution = DRAFT_RAY32_RESOLUTION if ray32 else DRAFT_RESOLUTION
     return GenerationRequest(
-        model=DRAFT_MODEL if draft else shot.model,
+        model=model,
         prompt=shot.prompt,
         aspect_ratio=shot.aspect_ratio,
-        resolution=DRAFT_RESOLUTION if draft else shot.resolution,
-        duration=shot.duration,
+        resolution=resolution,
+        duration=shot.duration if isinstance(shot.duration, str) else f"{shot.duration:g}s",
         loop=bool(shot.loop),
         concepts=tuple(shot.camera or ()),
         take=shot.take,
@@ -98,6 +107,13 @@ def request_for(shot: Shot, profile: str, keys: dict[str, str] | None = None) ->
         frame1=_keyframe(shot.end, keys),
         upscale=None if draft else shot.upscale,
         audio=shot.audio,
+        hdr=shot.hdr and not draft,
+        exr=shot.exr and not draft,
+        keyframes=tuple(PinnedKeyframe(index=k.index, frame=_keyframe(k.image, keys))
+                        for k in shot.keyframes),
+        edit=_keyframe(shot.edit.source, keys) if shot.edit else None,
+        strength=shot.edit.strength if shot.edit else None,
+        reframe=_keyframe(shot.reframe, keys) if shot.reframe else None,
     )
 
 
@@ -174,8 +190,10 @@ def check_budget(plan: RenderPlan, budget_usd: float | None) -> None:
 
 
 def local_images(plan: RenderPlan) -> list[Path]:
-    """Local keyframe images of the shots still to generate (they need fetchable URLs)."""
+    """Local keyframe images of the Dream Machine shots still to generate (they need
+    fetchable URLs; the Agents API takes local inputs through its Files API)."""
     return [frame.path for shot in plan.shots if shot.request is not None and shot.status != "cached"
+            and shot.request.api == DREAM_MACHINE_API
             for frame in (shot.request.frame0, shot.request.frame1)
             if frame is not None and frame.path is not None]
 

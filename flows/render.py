@@ -18,7 +18,8 @@ from pydantic import BaseModel
 
 from reelflow.config import DEFAULT_CONCURRENCY
 from reelflow.flows.deliverables import deliver_extras
-from reelflow.flows.endpoint import check_credits, image_url_resolver, luma_credentials
+from reelflow.flows.endpoint import (check_credentials, check_credits, image_url_resolver,
+                                     luma_credentials)
 from reelflow.flows.report import publish_summary
 from reelflow.flows.generation import Refused, generate_all
 from reelflow.flows.lineage import record_lineage
@@ -161,7 +162,8 @@ def render_sequence(shotlist_path: str, profile: str = "final", out: str | None 
         on_moderation: ``fail``, ``skip`` or ``placeholder``; the list's setting when omitted.
         budget_usd: Refuse, before any spend, a plan that would pay more than this.
         luma_block: Name of a saved ``LumaCredentials`` block; LUMAAI_API_KEY /
-            LUMAAI_BASE_URL (or the built-in emulator) when omitted.
+            LUMAAI_BASE_URL and LUMA_AGENTS_API_KEY / LUMA_BASE_URL (or, with neither
+            key, the built-in emulator for both APIs) when omitted.
         store_block: Name of a saved ``ClipStoreBlock`` ("Clip Store"); REELFLOW_STORE
             (else the local REELFLOW_HOME/clips) when omitted.
 
@@ -184,6 +186,7 @@ def render_sequence(shotlist_path: str, profile: str = "final", out: str | None 
     plan = make_plan(shotlist, profile, out=Path(out) if out else None, store=store)
     check_budget(plan, budget_usd)
     credentials = luma_credentials(block=luma_block)
+    check_credentials(plan, credentials)
     image_url = image_url_resolver(plan, store=store)
     log.info("Rendering %s (%d shots, profile %s): %d to generate, est. $%.2f",
              shotlist.source.name, len(plan.shots), profile,

@@ -42,7 +42,8 @@ from reelflow.flows._shotlist_messages import kind_of
 from reelflow.flows._shotlist_read import read_document
 
 __all__ = [
-    "BUILTIN_DEFAULTS", "CUT", "Defaults", "ImageRef", "Output", "Shot", "ShotList", "ShotRef",
+    "BUILTIN_DEFAULTS", "CUT", "Defaults", "EditRef", "ImageRef", "Output", "PinnedImage", "Shot",
+    "ShotList", "ShotRef",
     "TextOverlay", "Transition", "load_shotlist", "shotlist_json_schema",
 ]
 
@@ -91,10 +92,12 @@ CUT = Transition()
 
 
 class ImageRef(_Resolved):
-    """A keyframe image: an absolute local ``path`` (checked to decode) or an https ``url``."""
+    """A keyframe image: an absolute local ``path`` (checked to decode) or an https ``url``;
+    with ``video``, a local clip (the source of a ray-3.2 edit)."""
 
     path: Path | None = None
     url: str | None = None
+    video: bool = False
 
     @model_validator(mode="after")
     def _exactly_one(self) -> ImageRef:
@@ -107,6 +110,22 @@ class ShotRef(_Resolved):
     """A keyframe taken from another generated shot of the same list."""
 
     shot: str
+
+
+class PinnedImage(_Resolved):
+    """ray-3.2: an image pinned at ``at`` seconds, frame ``index`` of the 24 fps grid."""
+
+    at: float
+    index: int
+    image: ImageRef
+
+
+class EditRef(_Resolved):
+    """ray-3.2 video_edit: restyle ``source`` (a shot of this list, or a local clip) with
+    the API's ``strength`` (adhere_1 .. reimagine_3)."""
+
+    source: ShotRef | ImageRef
+    strength: str
 
 
 class TextOverlay(_Resolved):
@@ -142,6 +161,11 @@ class Shot(_Resolved):
     text: TextOverlay | None = None
     upscale: str | None = None
     audio: str | None = None
+    hdr: bool = False
+    exr: bool = False
+    keyframes: tuple[PinnedImage, ...] = ()
+    edit: EditRef | None = None
+    reframe: ShotRef | None = None
 
     @property
     def is_card(self) -> bool:
@@ -152,6 +176,11 @@ class Shot(_Resolved):
     def duration_s(self) -> float:
         """The untrimmed length in seconds: the generated clip's, or the card's."""
         return float(spec.DURATIONS[self.duration]) if isinstance(self.duration, str) else self.duration
+
+    def references(self) -> list[str]:
+        """Ids of the shots this one builds on (start/end, an edit's or a reframe's source)."""
+        refs = (self.start, self.end, self.edit.source if self.edit else None, self.reframe)
+        return [ref.shot for ref in refs if isinstance(ref, ShotRef)]
 
     @property
     def length_s(self) -> float:
@@ -225,7 +254,7 @@ class ShotList(_Resolved):
     def generation_order(self) -> list[Shot]:
         """Generated shots, each after the shots its ``start``/``end`` reference; else by index."""
         gen = {s.id: s for s in self.shots if not s.is_card}
-        needs = {i: {r.shot for r in (s.start, s.end) if isinstance(r, ShotRef)} for i, s in gen.items()}
+        needs = {i: set(s.references()) for i, s in gen.items()}
         users: dict[str, list[str]] = {}
         for sid, refs in needs.items():
             for ref in refs:

@@ -17,7 +17,7 @@ import os
 import sys
 from pathlib import Path
 
-from reelflow.errors import ReelflowError, ShotListError, StoreNotConfigured
+from reelflow.errors import CredentialsMissing, ReelflowError, ShotListError, StoreNotConfigured
 
 __all__ = ["main"]
 
@@ -71,7 +71,21 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--json", action="store_true",
                          help="print one JSON object instead of the video's path (default: off)")
     schema = commands.add_parser("schema", help="print the shot list's JSON Schema")
-    for sub in (render, plan, compare, schema):  # also after the command (`main` reads both)
+    resolve = commands.add_parser(
+        "resolve", help="decide a ray-3.2 create whose answer was lost: adopt or send again")
+    resolve.add_argument("shot", help="the shot id the failed render named")
+    decision = resolve.add_mutually_exclusive_group(required=True)
+    decision.add_argument("--generation-id", default=None, metavar="ID",
+                          help="adopt this generation (from Luma's dashboard): no new payment")
+    decision.add_argument("--resend", action="store_true",
+                          help="accept paying again: the next render sends the create anew")
+    resolve.add_argument("--key", default=None, help="the record's key (or its start), when a "
+                                                     "shot id has several creates in doubt")
+    resolve.add_argument("--luma-block", default=None, metavar="NAME",
+                         help="a saved LumaCredentials block to check the id with")
+    resolve.add_argument("--store-block", default=None, metavar="NAME",
+                         help="the ClipStoreBlock whose ledger holds the record")
+    for sub in (render, plan, compare, schema, resolve):  # also after the command (`main` reads both)
         sub.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
                          help=_VERBOSE_HELP)
     for name, text in (("emulator", "run the Luma API emulator"),
@@ -165,9 +179,10 @@ def _cmd_plan(args) -> int:
 def _cmd_render(args) -> int:
     plan = _validated(args.file, args.profile, args.out, args.budget)
     from reelflow.config import apply_prefect_defaults
-    from reelflow.flows.endpoint import image_url_resolver, luma_credentials
+    from reelflow.flows.endpoint import check_credentials, image_url_resolver, luma_credentials
 
     if not args.luma_block:
+        check_credentials(plan)  # a list needing an API whose key is missing: before Prefect
         luma_credentials(announce=_err)  # starts the embedded emulator now, and says so
     if not args.store_block:  # (a block's store is checked in the flow, still before any spend)
         urls = image_url_resolver(plan)  # local keyframes with the real API need S3: refuse
@@ -236,6 +251,27 @@ def _cmd_compare(args) -> int:
     return EXIT_OK
 
 
+def _cmd_resolve(args) -> int:
+    from reelflow.flows.endpoint import luma_credentials
+    from reelflow.flows.resolve import resolve_send
+    from reelflow.tasks._ledger import Ledger
+    from reelflow.tasks.store import ClipStore
+
+    store = ClipStore.default()
+    if args.store_block:
+        from reelflow.tasks.store_block import store_from_block
+
+        store = store_from_block(args.store_block)
+    credentials = luma_credentials(block=args.luma_block) if args.generation_id else None
+    done = resolve_send(args.shot, generation_id=args.generation_id, resend=args.resend,
+                        key=args.key, ledger=Ledger.for_store(store), credentials=credentials)
+    what = (f"adopted generation {done.generation_id}: the next render waits on it and pays "
+            "nothing" if done.generation_id else "cleared: the next render sends the create "
+                                                 "again (and pays for it)")
+    print(f"shot {done.shot_id}: {what} (ledger record {done.record})")
+    return EXIT_OK
+
+
 def _cmd_schema(_args) -> int:
     from reelflow.flows.shotlist import shotlist_json_schema
 
@@ -281,7 +317,7 @@ def _dispatch(argv: list[str], verbose: bool) -> int:
     args = _parser().parse_args(argv)
     args.verbose = verbose
     handler = {"render": _cmd_render, "plan": _cmd_plan, "schema": _cmd_schema,
-               "compare": _cmd_compare}[args.command]
+               "compare": _cmd_compare, "resolve": _cmd_resolve}[args.command]
     try:
         if getattr(args, "file", None) is not None:
             args.file = _shotlist_path(args.file)
@@ -290,7 +326,7 @@ def _dispatch(argv: list[str], verbose: bool) -> int:
         for line in exc.problems:
             _err(line)
         return EXIT_BAD_INPUT
-    except StoreNotConfigured as exc:
+    except (StoreNotConfigured, CredentialsMissing) as exc:
         _err(f"reelflow: {_masked(exc)}")
         return EXIT_BAD_INPUT
     except ReelflowError as exc:

@@ -3,7 +3,9 @@
     ReelflowError
     ├── ShotListError          bad shot list: .problems, one line each
     ├── GenerationFailed       a generation ended failed: .shot_id, .generation_id, .failure_reason
-    │   └── ModerationRefused  the API refused the prompt or image (resubmitting won't help)
+    │   ├── ModerationRefused  the API refused the prompt or image (resubmitting won't help)
+    │   └── AnswerLost         a create's answer was lost where the API cannot be asked
+    ├── CredentialsMissing     the list needs an API whose key is not set
     ├── StoreNotConfigured     a store that is not set up: no credentials, refused, bad bucket name
     ├── StoreUnavailable       the S3 store cannot be reached, or its server failed
     ├── DownloadError          a finished clip could not be fetched or failed verification
@@ -13,6 +15,8 @@
 from __future__ import annotations
 
 __all__ = [
+    "AnswerLost",
+    "CredentialsMissing",
     "DownloadError",
     "FfmpegError",
     "GenerationFailed",
@@ -44,15 +48,28 @@ class GenerationFailed(ReelflowError):
     """A generation finished in the ``failed`` state."""
 
     def __init__(self, message: str, *, shot_id: str | None = None,
-                 generation_id: str | None = None, failure_reason: str | None = None):
+                 generation_id: str | None = None, failure_reason: str | None = None,
+                 failure_code: str | None = None):
         self.shot_id = shot_id
         self.generation_id = generation_id
         self.failure_reason = failure_reason
+        #: The Agents API's machine-readable failure_code (None on the Dream Machine API).
+        self.failure_code = failure_code
         super().__init__(message)
 
 
 class ModerationRefused(GenerationFailed):
     """The API refused the request on moderation grounds; the same request fails again."""
+
+
+class AnswerLost(GenerationFailed):
+    """A create was sent but its answer never came, and the API cannot be asked whether it
+    was made (the Agents API has no list route): nothing is sent again until the user
+    adopts the generation or accepts paying again (``reelflow resolve``)."""
+
+
+class CredentialsMissing(ReelflowError):
+    """The shot list needs a Luma API whose key is not set (the other API's key is)."""
 
 
 class StoreNotConfigured(ReelflowError):

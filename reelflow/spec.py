@@ -1,18 +1,34 @@
 """Luma API and delivery constants: the ONE place both the shot list and the tasks read them.
 
 A new model, size or transition is a one-line change here; the shot-list validation,
-its JSON Schema and the emulator all follow. Values come from shared/luma-api.md
-(the lumaai 1.21.0 SDK and Luma's docs) and ffmpeg's ``xfade`` filter.
+its JSON Schema and the emulator all follow. Values come from the lumaai 1.21.0 SDK
+(ray-2, ray-flash-2: the Dream Machine API), the luma-agents 0.5.0 SDK and Luma's
+Agents API docs (ray-3.2: guides/model, guides/videos/generation) and ffmpeg's
+``xfade`` filter. Which API serves a model is ``MODEL_API``; what each model accepts is
+``MODEL_RESOLUTIONS`` / ``MODEL_DURATIONS`` / ``MODEL_ASPECT_RATIOS``.
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "AGENTS_API",
     "ASPECT_RATIOS",
     "CONCEPTS",
+    "DREAM_MACHINE_API",
     "DURATIONS",
+    "EDIT_MAX_SECONDS",
+    "EDIT_STRENGTHS",
     "FITS",
+    "FRAME_RATE",
+    "KEYFRAMES_MAX",
+    "MAX_IMAGE_BYTES",
+    "MAX_IMAGE_SIDE",
     "MODELS",
+    "MODEL_API",
+    "MODEL_ASPECT_RATIOS",
+    "MODEL_DURATIONS",
+    "MODEL_RESOLUTIONS",
+    "HDR_RESOLUTIONS",
     "OUTPUT_FPS",
     "PROMPT_MAX",
     "PROMPT_MIN",
@@ -26,23 +42,60 @@ __all__ = [
     "output_size",
 ]
 
-#: Video models the API (and SDK 1.21.0) accepts.
-MODELS: tuple[str, ...] = ("ray-2", "ray-flash-2")
+#: The two Luma APIs (each with its own SDK, key and base URL).
+DREAM_MACHINE_API = "dream-machine"   # lumaai: LUMAAI_API_KEY, LUMAAI_BASE_URL
+AGENTS_API = "agents"                 # luma-agents: LUMA_AGENTS_API_KEY, LUMA_BASE_URL
 
-#: Aspect ratios the API accepts, as "width:height".
+#: Video models a shot can name, and the API that serves each.
+MODELS: tuple[str, ...] = ("ray-2", "ray-flash-2", "ray-3.2")
+MODEL_API: dict[str, str] = {"ray-2": DREAM_MACHINE_API, "ray-flash-2": DREAM_MACHINE_API,
+                             "ray-3.2": AGENTS_API}
+
+#: Aspect ratios any model accepts, as "width:height" (ray-3.2: MODEL_ASPECT_RATIOS).
 ASPECT_RATIOS: tuple[str, ...] = ("1:1", "16:9", "9:16", "4:3", "3:4", "21:9", "9:21")
 
 #: Generation resolutions, smallest first (so list order is "above"/"below").
-RESOLUTIONS: tuple[str, ...] = ("540p", "720p", "1080p", "4k")
+RESOLUTIONS: tuple[str, ...] = ("360p", "540p", "720p", "1080p", "4k")
 
 #: The short side in pixels of each resolution (the p-number; 4k is 2160).
-RESOLUTION_SHORT_SIDE: dict[str, int] = {"540p": 540, "720p": 720, "1080p": 1080, "4k": 2160}
+RESOLUTION_SHORT_SIDE: dict[str, int] = {"360p": 360, "540p": 540, "720p": 720, "1080p": 1080,
+                                         "4k": 2160}
+
+#: What each model accepts (360p is ray-3.2's SDR draft tier; 4k is ray-2's upscale size).
+MODEL_RESOLUTIONS: dict[str, tuple[str, ...]] = {
+    "ray-2": ("540p", "720p", "1080p", "4k"), "ray-flash-2": ("540p", "720p", "1080p", "4k"),
+    "ray-3.2": ("360p", "540p", "720p", "1080p")}
+MODEL_DURATIONS: dict[str, tuple[str, ...]] = {
+    "ray-2": ("5s", "9s"), "ray-flash-2": ("5s", "9s"), "ray-3.2": ("5s", "10s")}
+MODEL_ASPECT_RATIOS: dict[str, tuple[str, ...]] = {
+    "ray-2": ASPECT_RATIOS, "ray-flash-2": ASPECT_RATIOS,
+    "ray-3.2": ("9:16", "3:4", "1:1", "4:3", "16:9", "21:9")}
+
+#: ray-3.2: HDR (and EXR export, which needs HDR) only at these resolutions.
+HDR_RESOLUTIONS: tuple[str, ...] = ("720p", "1080p")
+#: ray-3.2: the frame grid keyframes are pinned to (index = round(seconds x FRAME_RATE)).
+FRAME_RATE = 24
+#: ray-3.2: how many keyframes one clip may pin.
+KEYFRAMES_MAX = 64
+#: ray-3.2: the longest source a video edit accepts (its output matches the source length).
+EDIT_MAX_SECONDS = 18.0
+#: ray-3.2: the API's edit strengths, from keeping the source closest to reimagining it;
+#: a shot's ``strength`` 0..1 picks one (round(strength x 8)).
+EDIT_STRENGTHS: tuple[str, ...] = ("adhere_1", "adhere_2", "adhere_3", "flex_1", "flex_2",
+                                   "flex_3", "reimagine_1", "reimagine_2", "reimagine_3")
+
+#: Keyframe images: the largest file and the longest side the API is sent. Luma documents
+#: no pixel limit for keyframes that we could find; these are conservative bounds (an 8K
+#: frame, 7680 px, fits; 20 MB is what the emulator fetches), refused before any spend
+#: with the reason instead of failing the generation after it is paid for.
+MAX_IMAGE_BYTES = 20 * 1024 * 1024
+MAX_IMAGE_SIDE = 8192
 
 #: Resolutions a generated clip can be upscaled to.
 UPSCALE_RESOLUTIONS: tuple[str, ...] = ("1080p", "4k")
 
-#: Clip durations the API accepts, with their length in seconds (iterate for the names).
-DURATIONS: dict[str, int] = {"5s": 5, "9s": 9}
+#: Clip durations some model accepts, with their length in seconds (iterate for the names).
+DURATIONS: dict[str, int] = {"5s": 5, "9s": 9, "10s": 10}
 
 #: Prompt length limits in characters (Luma's docs).
 PROMPT_MIN = 3

@@ -1,12 +1,15 @@
-"""Paid create calls that are never blindly retried.
+"""Paid create calls that are never blindly retried (both APIs).
 
-The API has no idempotency key, so a create is sent with SDK retries off, and:
+Neither API has an idempotency key, so a create is sent with SDK retries off, and what
+an error means is the provider's ``classify`` (default: the Dream Machine SDK's):
 
 * 429 (rate or concurrency limit) means nothing was created: wait as told
-  (``retry-after``) and send it again;
-* a dropped connection, a timeout or a 5xx leaves the outcome unknown: look the
-  account's newest generations up and adopt the one that matches the request,
-  created since just before we sent it; only when none matches is it sent again.
+  (``retry-after``, else ``X-RateLimit-Reset``) and send it again;
+* a connection that was never made means nothing was sent: send it again;
+* a dropped connection, a timeout or a 5xx leaves the outcome unknown: ``reconcile``
+  decides. On the Dream Machine API it looks the account's newest generations up and
+  adopts the one that matches the request, created since just before we sent it; only
+  when none matches is it sent again. The Agents API cannot be asked (``AnswerLost``).
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ import lumaai
 
 from reelflow.errors import GenerationFailed
 
-__all__ = ["create_once", "find_matching", "recover_interrupted"]
+__all__ = ["NothingSent", "create_once", "dream_machine_error", "find_matching",
+           "recover_interrupted", "retry_after"]
 
 _log = logging.getLogger("reelflow.tasks.create")
 
@@ -35,19 +39,40 @@ RECONCILE_WINDOW = 50
 #: ...and at most this many pages (a busy account's whole day, or more).
 RECONCILE_PAGES = 40
 
-#: Errors after which the create may or may not exist (timeouts are connection errors);
-#: 408 and 409 answers are treated the same way.
-_UNKNOWN_OUTCOME = (lumaai.APIConnectionError, lumaai.InternalServerError)
+#: The longest single wait a 429 is given.
+MAX_RATE_LIMIT_WAIT_S = 60.0
 
 
-def _retry_after(exc: lumaai.APIStatusError, attempt: int) -> float:
-    headers = exc.response.headers
+class NothingSent(GenerationFailed):
+    """The create is known not to have been made (refused, or never sent): nothing to adopt."""
+
+
+def dream_machine_error(exc: BaseException):
+    """How a ``lumaai`` error reads (see ``_providers.ErrorKind``): after a connection error,
+    a timeout, a 5xx, 408 or 409 the create may or may not exist."""
+    if isinstance(exc, lumaai.RateLimitError):
+        return "rate_limited"
+    if isinstance(exc, lumaai.APIStatusError):
+        return "unknown" if exc.status_code >= 500 or exc.status_code in (408, 409) else "refused"
+    if isinstance(exc, lumaai.APIConnectionError):
+        return "unknown"
+    return None
+
+
+def retry_after(headers, attempt: int) -> float:
+    """Seconds a 429 asks us to wait: ``retry-after-ms``, ``retry-after``, else
+    ``X-RateLimit-Reset`` (epoch seconds, or seconds from now), else a backoff."""
     for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
         try:
-            return min(max(float(headers.get(name, "")) * scale, 0.1), 60.0)
+            return min(max(float(headers.get(name, "")) * scale, 0.1), MAX_RATE_LIMIT_WAIT_S)
         except ValueError:
             continue
-    return min(0.5 * 2 ** attempt, 30.0)
+    try:
+        reset = float(headers.get("x-ratelimit-reset", ""))
+        wait = reset - time.time() if reset > 1e9 else reset
+        return min(max(wait, 0.1), MAX_RATE_LIMIT_WAIT_S)
+    except ValueError:
+        return min(0.5 * 2 ** attempt, 30.0)
 
 
 def _comparable(value: Any) -> Any:
@@ -92,55 +117,76 @@ def find_matching(client: lumaai.LumaAI, payload: dict[str, Any], since: datetim
     return None
 
 
-def create_once(send: Callable[[], Any], client: lumaai.LumaAI, *, shot_id: str,
+def create_once(send: Callable[[], Any], client: Any = None, *, shot_id: str,
                 reconcile: Callable[[datetime], str | None],
-                before_send: Callable[[], None] | None = None) -> str:
+                before_send: Callable[[], None] | None = None,
+                classify: Callable[[BaseException], str | None] = dream_machine_error) -> str:
     """Send a create (``send``) until it is known to exist exactly once; return its id.
 
     ``reconcile(since)`` answers, after an unknown outcome, the id of the generation
     that request made, or None when it made none (for a new generation: the matching
-    entry of the account's list created since ``since``, see ``find_matching``).
-    ``before_send`` runs before every attempt (e.g. to take a slot of a rate limit).
+    entry of the account's list created since ``since``, see ``find_matching``); it may
+    raise instead (the Agents API: ``AnswerLost``). ``before_send`` runs before every
+    attempt (e.g. to take a slot of a rate limit). ``classify`` reads the SDK's errors.
+
+    Raises:
+        NothingSent: the API refused it, or every attempt was turned away unsent.
     """
+    maybe_sent = False
     for attempt in range(MAX_CREATE_ATTEMPTS):
         since = datetime.now(timezone.utc) - timedelta(seconds=CLOCK_SKEW_S)
         if before_send is not None:
             before_send()
         try:
             return send().id
-        except lumaai.RateLimitError as exc:
-            delay = _retry_after(exc, attempt)
-            _log.info("Shot %s: create rate-limited; retrying in %.1fs", shot_id, delay)
-            time.sleep(delay)
-        except (*_UNKNOWN_OUTCOME, lumaai.APIStatusError) as exc:
-            if isinstance(exc, lumaai.APIStatusError) and exc.status_code < 500 \
-                    and exc.status_code not in (408, 409):
+        except Exception as exc:
+            kind = classify(exc)
+            if kind is None:
+                raise
+            if kind == "refused":
                 raise _refused(exc, shot_id) from None  # 400/401/402/403/404/422: nothing made
+            if kind == "rate_limited":
+                delay = retry_after(exc.response.headers, attempt)
+                _log.info("Shot %s: create rate-limited; retrying in %.1fs", shot_id, delay)
+                time.sleep(delay)
+                continue
+            if kind == "not_sent":
+                _log.info("Shot %s: create not sent (%s); sending again", shot_id,
+                          type(exc).__name__)
+                time.sleep(min(0.5 * 2 ** attempt, 10.0))
+                continue
+            maybe_sent = True
             _log.warning("Shot %s: create outcome unknown (%s); reconciling", shot_id,
                          type(exc).__name__)
-            adopted = _reconcile(reconcile, since, shot_id)
+            adopted = _reconcile(reconcile, since, shot_id, classify=classify)
             if adopted:
                 return adopted
             time.sleep(min(0.5 * 2 ** attempt, 10.0))
-    raise GenerationFailed(f"shot {shot_id}: the create request failed {MAX_CREATE_ATTEMPTS} times "
-                           "(rate limits or lost connections); nothing was adopted", shot_id=shot_id)
+    kind = GenerationFailed if maybe_sent else NothingSent
+    raise kind(f"shot {shot_id}: the create request failed {MAX_CREATE_ATTEMPTS} times "
+               "(rate limits or lost connections); nothing was adopted", shot_id=shot_id)
 
 
-def _refused(exc: lumaai.APIStatusError, shot_id: str) -> GenerationFailed:
+def _refused(exc, shot_id: str) -> NothingSent:
     """The API refused the create outright: nothing was created, nothing to retry."""
-    detail = exc.body.get("detail") if isinstance(exc.body, dict) else None
-    return GenerationFailed(f"shot {shot_id}: the API refused the request ({exc.status_code}): "
-                            f"{detail or exc.message}", shot_id=shot_id,
-                            failure_reason=f"{exc.status_code}: {detail or exc.message}")
+    body = exc.body if isinstance(exc.body, dict) else {}
+    error = body.get("error") if isinstance(body.get("error"), dict) else {}
+    detail = body.get("detail") or body.get("message") or error.get("message")
+    return NothingSent(f"shot {shot_id}: the API refused the request ({exc.status_code}): "
+                       f"{detail or exc.message}", shot_id=shot_id,
+                       failure_reason=f"{exc.status_code}: {detail or exc.message}")
 
 
-def _reconcile(reconcile, since: datetime, shot_id: str, *, strict: bool = False) -> str | None:
+def _reconcile(reconcile, since: datetime, shot_id: str, *, strict: bool = False,
+               classify: Callable[[BaseException], str | None] = dream_machine_error) -> str | None:
     """``reconcile(since)``, retried; None when it found nothing or (not ``strict``) never
     got an answer; ``strict`` raises GenerationFailed instead of guessing "nothing"."""
     for attempt in range(5):  # the look-up itself may fail under the same faults
         try:
             found = reconcile(since)
-        except (lumaai.APIConnectionError, lumaai.APIStatusError):
+        except Exception as exc:
+            if classify(exc) is None:
+                raise
             time.sleep(0.5 * 2 ** attempt)
             continue
         if found:
@@ -154,8 +200,11 @@ def _reconcile(reconcile, since: datetime, shot_id: str, *, strict: bool = False
 
 
 def recover_interrupted(recover: Callable[[datetime], str | None], sent_at: datetime,
-                        shot_id: str) -> str | None:
+                        shot_id: str,
+                        classify: Callable[[BaseException], str | None] = dream_machine_error
+                        ) -> str | None:
     """After a run died while sending a create (sent at ``sent_at``): the id of the
     generation it made, or None when it made none. Raises GenerationFailed when the API
     cannot be asked, rather than risk paying twice."""
-    return _reconcile(recover, sent_at - timedelta(seconds=CLOCK_SKEW_S), shot_id, strict=True)
+    return _reconcile(recover, sent_at - timedelta(seconds=CLOCK_SKEW_S), shot_id, strict=True,
+                      classify=classify)

@@ -1,12 +1,20 @@
-"""Ledger-guarded paid steps: generate, then upscale and audio, each paid at most once.
+"""The generation seam's shared machinery: ledger-guarded paid steps, each paid at most once.
 
 For every step (the base generation, then ``upscale``, then ``audio``) under the lock
 of that step's key: a stored clip is reused; a recorded generation id is waited on
 again (a killed run resumes, it never re-pays); a send that a killed run left in
-flight is looked up on the account and adopted; otherwise the create goes out once
+flight is recovered (looked up on the account and adopted where the API allows it,
+else refused with a way on: ``AnswerLost``); otherwise the create goes out once
 (``_create.create_once``) with the moment of sending recorded first, its id is
 written to the ledger before anything waits, and the finished video is downloaded,
-verified and stored.
+verified and stored. Whatever differs between the two Luma APIs is the ``Provider``'s
+(``_providers``): the same code here serves ray-2 and ray-3.2.
+
+A failed generation: moderation (``content_moderated``, or a reason saying so) follows
+the moderation policy, never resubmitted; ``rate_limited`` is waited out and sent
+again; ``budget_exhausted`` stops later creates to that account; a generic failure
+("Job failed", ``generation_failed``) is resubmitted a bounded number of times; any
+other code fails the shot with the code and the reason.
 """
 
 from __future__ import annotations
@@ -17,15 +25,14 @@ import os
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
-from pathlib import Path
 
 import httpx
-import lumaai
 
 from reelflow.errors import DownloadError, GenerationFailed, ModerationRefused
-from reelflow.tasks._calls import PaidCall, base_call, step_call
-from reelflow.tasks._create import recover_interrupted
+from reelflow.tasks._calls import PaidCall
+from reelflow.tasks._create import NothingSent, recover_interrupted
 from reelflow.tasks._ledger import Ledger, LedgerConflict, LedgerEntry
+from reelflow.tasks._providers import Provider
 from reelflow.tasks.models import Clip, GenerationRequest
 from reelflow.tasks.store import ClipStore
 
@@ -45,6 +52,12 @@ DEFAULT_RESUBMITS = 2
 SENDING_LIVE_S = 15 * 60
 #: Pause before reading a record again that another machine just changed.
 CONFLICT_BACKOFF_S = 2.0
+#: A generation that failed ``rate_limited`` is sent again after this many seconds
+#: (doubling), at most RATE_LIMITED_RESENDS times.
+RATE_LIMITED_WAIT_S = 2.0
+RATE_LIMITED_RESENDS = 6
+#: Failure codes (Agents API) a resubmission can cure; None: the Dream Machine API's.
+_RESUBMITTABLE = (None, "generation_failed")
 
 _MODERATION_WORDS = ("moderation", "not allowed", "policy", "safety", "inappropriate")
 _log = logging.getLogger("reelflow.tasks.luma")
@@ -65,12 +78,13 @@ def is_moderation(reason: str | None) -> bool:
     return any(word in text for word in _MODERATION_WORDS)
 
 
-def wait(client: lumaai.LumaAI, generation_id: str, *, shot_id: str, not_video: str | None = None,
+def wait(provider: Provider, generation_id: str, *, shot_id: str, not_video: str | None = None,
          deadline_s: float = DEFAULT_WAIT_DEADLINE_S):
     """Poll until completed or failed, backing off; log state changes only.
 
-    ``not_video``: for in-place steps, a completed state still showing this (the
-    previous) video URL is not yet the step's result.
+    Returns the provider's ``Polled`` answer of the completed generation. ``not_video``:
+    for in-place steps, a completed state still showing this (the previous) video URL
+    is not yet the step's result.
     """
     log = _logger()
     interval, last_state = 0.25, None
@@ -78,10 +92,12 @@ def wait(client: lumaai.LumaAI, generation_id: str, *, shot_id: str, not_video: 
     transient = 0
     while True:
         try:
-            generation = client.generations.get(generation_id)
+            polled = provider.poll(generation_id)
             transient = 0
-        except (lumaai.APIConnectionError, lumaai.RateLimitError, lumaai.InternalServerError) as exc:
+        except Exception as exc:
             # The wait is what gets retried, never the create: keep polling through blips.
+            if provider.classify(exc) not in ("rate_limited", "not_sent", "unknown"):
+                raise
             transient += 1
             if transient > MAX_TRANSIENT_POLL_ERRORS or time.monotonic() > give_up:
                 raise
@@ -89,19 +105,16 @@ def wait(client: lumaai.LumaAI, generation_id: str, *, shot_id: str, not_video: 
                      type(exc).__name__)
             time.sleep(min(0.5 * 2 ** transient, MAX_POLL_INTERVAL_S))
             continue
-        state = generation.state
-        if state == "completed" and not_video and generation.assets.video == not_video:
-            state = "dreaming"
-        if state != last_state:
-            log.info("Shot %s: generation %s is %s", shot_id, generation_id, state)
-            last_state = state
+        state, detail = polled.state, polled.detail
+        if state == "completed" and not_video and polled.url == not_video:
+            state, detail = "pending", "dreaming"
+        if detail != last_state:
+            log.info("Shot %s: generation %s is %s", shot_id, generation_id, detail)
+            last_state = detail
         if state == "completed":
-            return generation
+            return polled
         if state == "failed":
-            reason = generation.failure_reason or "no reason given"
-            kind = ModerationRefused if is_moderation(reason) else GenerationFailed
-            raise kind(f"shot {shot_id}: generation {generation_id} failed: {reason}",
-                       shot_id=shot_id, generation_id=generation_id, failure_reason=reason)
+            raise _failure(polled, generation_id, shot_id)
         if time.monotonic() > give_up:
             raise GenerationFailed(
                 f"shot {shot_id}: generation {generation_id} not finished after {deadline_s:.0f}s; "
@@ -109,6 +122,17 @@ def wait(client: lumaai.LumaAI, generation_id: str, *, shot_id: str, not_video: 
                 shot_id=shot_id, generation_id=generation_id)
         time.sleep(interval)
         interval = min(interval * 1.6, MAX_POLL_INTERVAL_S)
+
+
+def _failure(polled, generation_id: str, shot_id: str) -> GenerationFailed:
+    """The error a failed generation raises: moderation by its code or its words."""
+    reason = polled.failure_reason or "no reason given"
+    code = polled.failure_code
+    moderated = code == "content_moderated" or (code is None and is_moderation(reason))
+    kind = ModerationRefused if moderated else GenerationFailed
+    said = f"{code}: {reason}" if code else reason
+    return kind(f"shot {shot_id}: generation {generation_id} failed: {said}", shot_id=shot_id,
+                generation_id=generation_id, failure_reason=reason, failure_code=code)
 
 
 def _redact(url: str) -> str:
@@ -169,8 +193,14 @@ def _send(call: PaidCall, entry: LedgerEntry, ledger: Ledger, cost: float,
         entry.prior_video = call.prepare()
         entry.sending_since = datetime.now(timezone.utc).isoformat()
         entry.sender = ledger.lock_domain()
+        entry.sending_cost_usd = cost
         ledger.write(entry)  # the intent: a run killed mid-send is reconciled, never re-sent
-        generation_id = call.send(entry.prior_video)
+        try:
+            generation_id = call.send(entry.prior_video)
+        except NothingSent:  # refused or never sent: no generation to look for later
+            ledger.write(entry.model_copy(update={"sending_since": None, "sender": None,
+                                                  "sending_cost_usd": None}))
+            raise
         sent.append(generation_id)
         return _record_sent(entry, ledger, generation_id, cost)
 
@@ -180,7 +210,8 @@ def _with_generation(entry: LedgerEntry, generation_id: str, cost: float) -> Led
     no send in flight any more."""
     return entry.model_copy(update={
         "generation_id": generation_id, "sending_since": None, "sender": None,
-        "attempts": entry.attempts + 1, "cost_usd": round(entry.cost_usd + cost, 2)})
+        "sending_cost_usd": None, "attempts": entry.attempts + 1,
+        "cost_usd": round(entry.cost_usd + cost, 2)})
 
 
 def _record_sent(entry: LedgerEntry, ledger: Ledger, generation_id: str, cost: float) -> LedgerEntry:
@@ -235,12 +266,13 @@ def _recover(call: PaidCall, entry: LedgerEntry, ledger: Ledger, cost: float,
                           "sending it", shot_id, found)
         entry = _with_generation(entry, found, cost)
     else:
-        entry = entry.model_copy(update={"sending_since": None, "sender": None})
+        entry = entry.model_copy(update={"sending_since": None, "sender": None,
+                                         "sending_cost_usd": None})
     ledger.write(entry)
     return entry
 
 
-def _paid_step(key: str, *, shot_id: str, client: lumaai.LumaAI, store: ClipStore, ledger: Ledger,
+def _paid_step(key: str, *, shot_id: str, provider: Provider, store: ClipStore, ledger: Ledger,
                call: PaidCall, cost: float, resubmits: int = DEFAULT_RESUBMITS) -> Clip:
     """One paid step under its key's lock: reuse, resume, recover or create once, then download.
 
@@ -252,7 +284,7 @@ def _paid_step(key: str, *, shot_id: str, client: lumaai.LumaAI, store: ClipStor
     with ledger.lock(key):
         while True:
             try:
-                clip = _step(key, shot_id, client, store, ledger, call, cost, resubmits, sent)
+                clip = _step(key, shot_id, provider, store, ledger, call, cost, resubmits, sent)
                 break
             except SendingElsewhere as elsewhere:
                 if waiting_since != elsewhere.since:  # once per record, not once per look
@@ -265,7 +297,7 @@ def _paid_step(key: str, *, shot_id: str, client: lumaai.LumaAI, store: ClipStor
     return clip.model_copy(update={"paid": bool(sent), "cost_usd": cost if sent else 0.0})
 
 
-def _step(key: str, shot_id: str, client: lumaai.LumaAI, store: ClipStore, ledger: Ledger,
+def _step(key: str, shot_id: str, provider: Provider, store: ClipStore, ledger: Ledger,
           call: PaidCall, cost: float, resubmits: int, sent: list[str]) -> Clip:
     """One pass of ``_paid_step`` from the record as it is now; ids it pays for go to ``sent``."""
     entry = ledger.read(key) or LedgerEntry(key=key, shot_id=shot_id)
@@ -276,48 +308,61 @@ def _step(key: str, shot_id: str, client: lumaai.LumaAI, store: ClipStore, ledge
         if _sending_elsewhere(entry, ledger):
             raise SendingElsewhere(entry.sending_since)
         entry = _recover(call, entry, ledger, cost, shot_id)
+    rate_limited = 0
     while True:
         if entry.generation_id is None:
             entry = _send(call, entry, ledger, cost, sent)
             _logger().info("Shot %s: submitted generation %s", shot_id, entry.generation_id)
         try:
-            generation = wait(client, entry.generation_id, shot_id=shot_id,
-                              not_video=entry.prior_video)
+            polled = wait(provider, entry.generation_id, shot_id=shot_id,
+                          not_video=entry.prior_video)
             break
         except ModerationRefused:
             raise
         except GenerationFailed as failed:
-            if failed.failure_reason is None or entry.attempts > resubmits:
+            code = failed.failure_code
+            if code == "budget_exhausted":
+                provider.mark_exhausted()
                 raise
-            _logger().warning("Shot %s: %s; resubmitting", shot_id, failed)
+            if code == "rate_limited" and rate_limited < RATE_LIMITED_RESENDS:
+                delay = RATE_LIMITED_WAIT_S * 2 ** rate_limited
+                rate_limited += 1
+                _logger().warning("Shot %s: %s; sending again in %.0fs", shot_id, failed, delay)
+                time.sleep(delay)
+            elif failed.failure_reason is None or code not in _RESUBMITTABLE \
+                    or entry.attempts > resubmits:
+                raise
+            else:
+                _logger().warning("Shot %s: %s; resubmitting", shot_id, failed)
             entry.generation_id = None
-        except lumaai.NotFoundError:
+        except Exception as exc:
+            if not provider.is_not_found(exc):
+                raise
             _logger().warning("Shot %s: generation %s unknown to this account; resubmitting",
                               shot_id, entry.generation_id)
             entry.generation_id = None
-    clip = download(generation.assets.video, store)
+    clip = download(polled.url, store)
     entry.sha256 = clip.sha256
     ledger.write(entry)
     return clip.model_copy(update={"generation_id": entry.generation_id})
 
 
-def generate(request: GenerationRequest, *, shot_id: str, client: lumaai.LumaAI, store: ClipStore,
-             ledger: Ledger, image_url: Callable[[Path], str] | None = None,
-             resubmits: int = DEFAULT_RESUBMITS, before_create: Callable[[], None] | None = None) -> Clip:
+def generate(request: GenerationRequest, *, shot_id: str, provider: Provider, store: ClipStore,
+             ledger: Ledger, resubmits: int = DEFAULT_RESUBMITS,
+             before_create: Callable[[], None] | None = None) -> Clip:
     """The base generation and its steps; the returned Clip is the last step's video.
 
-    ``image_url`` turns a local keyframe image into a URL the API can fetch; it is
-    called just before the create, so time-limited URLs are fresh. ``before_create``
-    runs before every create attempt (a shared rate limit).
+    ``provider`` speaks the API that serves ``request.model`` (``_providers.provider_for``).
+    ``before_create`` runs before every create attempt (a shared rate limit).
     """
-    clip = _paid_step(request.cache_key(), shot_id=shot_id, client=client, store=store, ledger=ledger,
-                      call=base_call(request, client, ledger, shot_id, image_url, before_create),
+    clip = _paid_step(request.cache_key(), shot_id=shot_id, provider=provider, store=store,
+                      ledger=ledger, call=provider.base_call(request, ledger, shot_id, before_create),
                       cost=request.estimated_cost(), resubmits=resubmits)
     paid, spent = clip.paid, clip.cost_usd
     for step in request.steps():
-        clip = _paid_step(request.step_key(step), shot_id=shot_id, client=client, store=store,
+        clip = _paid_step(request.step_key(step), shot_id=shot_id, provider=provider, store=store,
                           ledger=ledger, cost=request.estimated_cost(step), resubmits=0,
-                          call=step_call(step, request, clip.generation_id, client, shot_id,
-                                         before_create))
+                          call=provider.step_call(step, request, clip.generation_id, shot_id,
+                                                  before_create))
         paid, spent = paid or clip.paid, spent + clip.cost_usd
     return clip.model_copy(update={"paid": paid, "cost_usd": round(spent, 2)})

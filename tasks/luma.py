@@ -1,9 +1,12 @@
-"""Luma generations through the official lumaai SDK: credentials, submit, wait, download.
+"""Luma generations as Prefect tasks: credentials, generate, submit, wait, download.
 
-The only paid step is the create call. It goes out once per request key, ever:
-the key's ledger entry records the generation id before anything waits, creates
-go out with SDK retries off (the API has no idempotency key), and the wait, not
-the create, is what gets retried.
+Two APIs serve the models: the Dream Machine API (``lumaai``: ray-2, ray-flash-2) and
+the Agents API (``luma-agents``: ray-3.2). The tasks here are the same for both; the
+generation seam (``_generate`` with a provider per API, ``_providers``) does the rest.
+The only paid step is the create call. It goes out once per request key, ever: the
+key's ledger entry records the intent before the send and the generation id before
+anything waits, creates go out with SDK retries off (neither API has an idempotency
+key), and the wait, not the create, is what gets retried.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+import luma_agents
 import lumaai
 from prefect import get_run_logger, task
 from prefect.blocks.abstract import CredentialsBlock
@@ -20,13 +24,16 @@ from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.sync import concurrency, rate_limit
 from pydantic import Field, SecretStr
 
+from reelflow.spec import AGENTS_API
 from reelflow.tasks import _generate
-from reelflow.tasks._create import create_once, find_matching
 from reelflow.tasks._ledger import Ledger
+from reelflow.tasks._providers import provider_for
 from reelflow.tasks.models import Clip, GenerationRequest
 from reelflow.tasks.store import ClipStore
 
 __all__ = [
+    "AGENTS_CONCURRENCY_LIMIT",
+    "AGENTS_RATE_LIMIT",
     "LumaCredentials",
     "download_clip",
     "generate_clip",
@@ -34,45 +41,77 @@ __all__ = [
     "wait_for_generation",
 ]
 
-#: Names of the global limits the render flow creates (see reelflow.flows.observe).
+#: Names of the global limits the render flow creates (see reelflow.flows.observe): the
+#: Dream Machine account's, and the Agents API account's (another account, other limits).
 LUMA_CONCURRENCY_LIMIT = "reelflow-luma-generations"
 LUMA_RATE_LIMIT = "reelflow-luma-creates"
+AGENTS_CONCURRENCY_LIMIT = "reelflow-luma-agents-generations"
+AGENTS_RATE_LIMIT = "reelflow-luma-agents-creates"
 #: Seconds a generation slot outlives a holder that stopped renewing it (killed, lost).
 SLOT_LEASE_S = 60
 
 
 class LumaCredentials(CredentialsBlock):
-    """Credentials and endpoint for the Luma Dream Machine API.
+    """Credentials and endpoints for both Luma APIs: the Dream Machine API (ray-2,
+    ray-flash-2) and the Agents API (ray-3.2).
 
     Example:
         ```python
         from reelflow.tasks.luma import LumaCredentials
-        client = LumaCredentials.load("BLOCK_NAME").get_client()
+        credentials = LumaCredentials.load("BLOCK_NAME")
+        dream_machine, agents = credentials.get_client(), credentials.get_agents_client()
         ```
     """
 
     _block_type_name = "Luma Credentials"
     _documentation_url = "https://docs.lumalabs.ai/docs/python-video-generation"  # type: ignore[assignment]
 
-    api_key: SecretStr | None = Field(default=None, description="The Luma API key (LUMAAI_API_KEY).")
-    base_url: str | None = Field(default=None, description="The API base URL (LUMAAI_BASE_URL).")
+    api_key: SecretStr | None = Field(
+        default=None, description="The Dream Machine API key (LUMAAI_API_KEY): ray-2, ray-flash-2.")
+    base_url: str | None = Field(
+        default=None, description="The Dream Machine API base URL (LUMAAI_BASE_URL).")
+    agents_api_key: SecretStr | None = Field(
+        default=None, description="The Agents API key (LUMA_AGENTS_API_KEY): ray-3.2.")
+    agents_base_url: str | None = Field(
+        default=None, description="The Agents API base URL (LUMA_BASE_URL).")
 
     @classmethod
     def from_env(cls) -> "LumaCredentials":
-        """Credentials from LUMAAI_API_KEY and LUMAAI_BASE_URL."""
+        """Credentials from LUMAAI_API_KEY / LUMAAI_BASE_URL and LUMA_AGENTS_API_KEY /
+        LUMA_BASE_URL (the two SDKs' own variables)."""
         key = os.environ.get("LUMAAI_API_KEY")
+        agents_key = os.environ.get("LUMA_AGENTS_API_KEY")
         return cls(api_key=SecretStr(key) if key else None,
-                   base_url=os.environ.get("LUMAAI_BASE_URL") or None)
+                   base_url=os.environ.get("LUMAAI_BASE_URL") or None,
+                   agents_api_key=SecretStr(agents_key) if agents_key else None,
+                   agents_base_url=os.environ.get("LUMA_BASE_URL") or None)
 
     def get_client(self) -> lumaai.LumaAI:
-        """An SDK client, cached per credentials."""
+        """A Dream Machine SDK client, cached per credentials."""
         token = self.api_key.get_secret_value() if self.api_key else None
         return _cached_client(token, self.base_url)
+
+    def get_agents_client(self) -> luma_agents.Luma:
+        """An Agents API SDK client, cached per credentials."""
+        token = self.agents_api_key.get_secret_value() if self.agents_api_key else None
+        return _cached_agents_client(token, self.agents_base_url)
 
 
 @functools.lru_cache(maxsize=8)
 def _cached_client(token: str | None, base_url: str | None) -> lumaai.LumaAI:
     return lumaai.LumaAI(auth_token=token, base_url=base_url)
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_agents_client(token: str | None, base_url: str | None) -> luma_agents.Luma:
+    return luma_agents.Luma(auth_token=token, base_url=base_url)
+
+
+def _limits(request: GenerationRequest) -> tuple[str, str]:
+    """The (concurrency, rate) limits of the account serving ``request``."""
+    if request.api == AGENTS_API:
+        return AGENTS_CONCURRENCY_LIMIT, AGENTS_RATE_LIMIT
+    return LUMA_CONCURRENCY_LIMIT, LUMA_RATE_LIMIT
 
 
 @task(cache_policy=NO_CACHE, retries=0)
@@ -83,18 +122,20 @@ def generate_clip(request: GenerationRequest, *, shot_id: str = "clip",
     """Generate one clip, paying at most once per distinct request, and store it.
 
     Args:
-        request: The normalised generation request; its cache key decides reuse.
+        request: The normalised generation request; its cache key decides reuse, its
+            model the API (ray-2/ray-flash-2: Dream Machine; ray-3.2: Agents).
         shot_id: Names the shot in logs and errors.
-        credentials: Luma credentials; LUMAAI_API_KEY / LUMAAI_BASE_URL when omitted.
+        credentials: Luma credentials; the SDKs' environment variables when omitted.
         store: The clip store; REELFLOW_HOME/clips when omitted.
-        image_url: Turns a local keyframe image into a URL the API can fetch.
+        image_url: Dream Machine API: turns a local keyframe image into a URL the API can
+            fetch (the Agents API uploads local inputs through its Files API).
         resubmits: How often a generic ("Job failed") failure is resubmitted.
 
     Returns:
         The stored Clip after every step (``paid`` is True when this call paid for any step).
 
     Raises:
-        GenerationFailed, ModerationRefused, DownloadError.
+        GenerationFailed, ModerationRefused, AnswerLost, DownloadError.
 
     Example:
         ```python
@@ -104,21 +145,23 @@ def generate_clip(request: GenerationRequest, *, shot_id: str = "clip",
         ```
     """
     get_run_logger().info("Generating shot %s (%s, %s)", shot_id, request.model, request.resolution)
-    client = (credentials or LumaCredentials.from_env()).get_client()
+    credentials = credentials or LumaCredentials.from_env()
     store = store or ClipStore.default()
     ledger = Ledger.for_store(store)  # shared beside the clips when the store is S3
+    slots, creates = _limits(request)
 
     def run() -> Clip:
-        return _generate.generate(request, shot_id=shot_id, client=client, store=store,
-                                  ledger=ledger, image_url=image_url, resubmits=resubmits,
-                                  before_create=lambda: rate_limit(LUMA_RATE_LIMIT, strict=False))
+        provider = provider_for(request, credentials, image_url=image_url)
+        return _generate.generate(request, shot_id=shot_id, provider=provider, store=store,
+                                  ledger=ledger, resubmits=resubmits,
+                                  before_create=lambda: rate_limit(creates, strict=False))
 
     if ledger.is_stored(request.final_key(), store):
         return run()  # nothing to pay or wait for: no slot of the account's budget
     # Global limits shared by every run on every worker (created by the render flow; a
     # missing limit does not block, it only logs). The slot's lease is renewed while held
     # and expires a minute after a holder dies, so a crashed run cannot starve the others.
-    with concurrency(LUMA_CONCURRENCY_LIMIT, occupy=1, strict=False, lease_duration=SLOT_LEASE_S):
+    with concurrency(slots, occupy=1, strict=False, lease_duration=SLOT_LEASE_S):
         return run()
 
 
@@ -134,25 +177,24 @@ def submit_generation(request: GenerationRequest, *,
         generation_id = submit_generation(GenerationRequest(model="ray-2", prompt="Dawn"))
         ```
     """
-    client = (credentials or LumaCredentials.from_env()).get_client()
-    kwargs = request.api_kwargs()
-    return create_once(lambda: client.with_options(max_retries=0).generations.video.create(**kwargs),
-                       client, shot_id=request.prompt[:30],
-                       reconcile=lambda since: find_matching(client, kwargs, since))
+    provider = provider_for(request, credentials or LumaCredentials.from_env())
+    call = provider.base_call(request, Ledger.default(), request.prompt[:30], None)
+    return call.send(call.prepare())
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
-def wait_for_generation(generation_id: str, *, shot_id: str = "clip",
+def wait_for_generation(generation_id: str, *, shot_id: str = "clip", model: str = "ray-2",
                         credentials: LumaCredentials | None = None) -> str:
-    """Wait for a generation to complete and return its video URL.
+    """Wait for a generation (of ``model``'s API) to complete and return its video URL.
 
     Example:
         ```python
-        url = wait_for_generation(generation_id, shot_id="opening")
+        url = wait_for_generation(generation_id, shot_id="opening", model="ray-3.2")
         ```
     """
-    client = (credentials or LumaCredentials.from_env()).get_client()
-    return _generate.wait(client, generation_id, shot_id=shot_id).assets.video
+    probe = GenerationRequest(model=model, prompt="-")
+    provider = provider_for(probe, credentials or LumaCredentials.from_env())
+    return _generate.wait(provider, generation_id, shot_id=shot_id).url
 
 
 @task(cache_policy=NO_CACHE)

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["CACHE_SALT", "Clip", "GenerationRequest", "Keyframe", "canonical_hash"]
+__all__ = ["CACHE_SALT", "Clip", "GenerationRequest", "Keyframe", "PinnedKeyframe", "canonical_hash"]
 
 #: Bumped when the meaning of a cached generation changes; part of every cache key.
 CACHE_SALT = "reelflow-generation-v1"
@@ -26,39 +26,61 @@ def canonical_hash(payload: Any) -> str:
 
 
 class Keyframe(BaseModel):
-    """A first or last frame: an image (local file by content hash, or a URL) or another
-    generation (by its request's cache key; its id is filled in once it exists)."""
+    """An input of a generation: an image (local file by content hash, or a URL), a local
+    video clip (the source of a video edit), or another generation (by its request's cache
+    key; its id is filled in once it exists)."""
 
     model_config = ConfigDict(frozen=True)
 
-    kind: Literal["image", "generation"]
-    path: Path | None = Field(default=None, description="Local image; uploaded to a URL at submit.")
-    sha256: str | None = Field(default=None, description="Content hash of the local image.")
+    kind: Literal["image", "generation", "video"]
+    path: Path | None = Field(default=None, description="Local image or clip; uploaded at submit.")
+    sha256: str | None = Field(default=None, description="Content hash of the local file.")
     url: str | None = Field(default=None, description="An https image URL given by the user.")
     upstream_key: str | None = Field(default=None, description="Cache key of the referenced request.")
     upstream_shot: str | None = Field(default=None, description="The referenced shot, for messages.")
     generation_id: str | None = Field(default=None, description="Filled in once upstream exists.")
 
     def key_part(self) -> dict[str, Any]:
-        """What identifies this keyframe in a cache key (never a presigned URL or an id)."""
+        """What identifies this input in a cache key (never a presigned URL or an id)."""
         if self.kind == "generation":
             return {"generation": self.upstream_key}
+        if self.kind == "video":
+            return {"video_sha256": self.sha256}
         return {"image_sha256": self.sha256} if self.sha256 else {"image_url": self.url}
 
     def api(self, image_url: str | None = None) -> dict[str, str]:
-        """The API's keyframe object; a local image needs the URL it was uploaded to."""
+        """The Dream Machine API's keyframe object; a local image needs the URL it was uploaded to."""
         if self.kind == "generation":
-            if not self.generation_id:
-                raise ValueError(f"keyframe from shot {self.upstream_shot} has no generation yet")
-            return {"type": "generation", "id": self.generation_id}
+            return {"type": "generation", "id": self.require_generation_id()}
         url = self.url or image_url
         if not url:
             raise ValueError(f"local keyframe {self.path} needs a URL the API can fetch")
         return {"type": "image", "url": url}
 
+    def require_generation_id(self) -> str:
+        """The upstream generation's id; ValueError while it does not exist yet."""
+        if not self.generation_id:
+            raise ValueError(f"input from shot {self.upstream_shot} has no generation yet")
+        return self.generation_id
+
+
+class PinnedKeyframe(BaseModel):
+    """ray-3.2: an image pinned to a frame of the 24 fps output grid."""
+
+    model_config = ConfigDict(frozen=True)
+
+    index: int = Field(ge=0, description="Output frame the image is pinned to (seconds x 24).")
+    frame: Keyframe = Field(description="The image.")
+
 
 class GenerationRequest(BaseModel):
-    """One paid text-to-video generation, normalised so equal requests hash equal."""
+    """One paid video generation, normalised so equal requests hash equal.
+
+    ``model`` decides the API (``reelflow.spec.MODEL_API``): ray-2 and ray-flash-2 go to
+    the Dream Machine API, ray-3.2 to the Agents API. The ray-3.2-only fields (``hdr``,
+    ``exr``, ``keyframes``, ``edit``, ``reframe``) enter the cache key only when set, so
+    keys of requests made before they existed are unchanged.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -74,16 +96,55 @@ class GenerationRequest(BaseModel):
     frame1: Keyframe | None = None
     upscale: str | None = Field(default=None, description="Upscale the clip to 1080p or 4k.")
     audio: str | None = Field(default=None, description="Prompt for generated audio.")
+    hdr: bool = Field(default=False, description="ray-3.2: generate HDR video (720p/1080p).")
+    exr: bool = Field(default=False, description="ray-3.2: export EXR beside the MP4 (needs hdr).")
+    keyframes: tuple[PinnedKeyframe, ...] = Field(
+        default=(), description="ray-3.2: images pinned to output frames (not with frame0/frame1).")
+    edit: Keyframe | None = Field(
+        default=None, description="ray-3.2 video_edit: the source (a generation or a local clip).")
+    strength: str | None = Field(
+        default=None, description="ray-3.2 video_edit: the API's strength, e.g. flex_2.")
+    reframe: Keyframe | None = Field(
+        default=None, description="ray-3.2 video_reframe: the generation to re-frame to aspect_ratio.")
+
+    @property
+    def api(self) -> str:
+        """Which Luma API serves this request (``spec.DREAM_MACHINE_API`` / ``AGENTS_API``)."""
+        from reelflow.spec import MODEL_API
+
+        return MODEL_API[self.model]
+
+    @property
+    def kind(self) -> str:
+        """The Agents API's generation type: video, video_edit or video_reframe."""
+        return "video_edit" if self.edit else "video_reframe" if self.reframe else "video"
+
+    @property
+    def seconds(self) -> float:
+        """The clip's length in seconds (``duration`` is "5s", "10s", or a source's "7.25s")."""
+        return float(self.duration.rstrip("s"))
+
+    def inputs(self) -> list[Keyframe]:
+        """Every input of the base generation: frames, pinned keyframes, edit/reframe source."""
+        frames = [self.frame0, self.frame1, *(k.frame for k in self.keyframes), self.edit,
+                  self.reframe]
+        return [frame for frame in frames if frame is not None]
 
     def cache_key(self) -> str:
         """The explicit SHA-256 key of the base generation: every field that changes the clip
-        (keyframes by content or upstream key), plus the salt. Upscale and audio are later
+        (inputs by content or upstream key), plus the salt. Upscale and audio are later
         steps with keys of their own (``step_key``)."""
-        payload = self.model_dump(mode="json", exclude={"frame0", "frame1", "upscale", "audio"})
-        for name in ("frame0", "frame1"):
+        inputs = {"frame0", "frame1", "keyframes", "edit", "reframe"}
+        payload = self.model_dump(mode="json", exclude={*inputs, "upscale", "audio"})
+        for name in ("hdr", "exr", "strength"):  # newer fields: only when set (old keys stay)
+            if not payload[name]:
+                del payload[name]
+        for name in ("frame0", "frame1", "edit", "reframe"):
             frame = getattr(self, name)
             if frame is not None:
                 payload[name] = frame.key_part()
+        if self.keyframes:
+            payload["keyframes"] = [[k.index, k.frame.key_part()] for k in self.keyframes]
         return canonical_hash({"salt": CACHE_SALT, **payload})
 
     def step_key(self, step: str) -> str:
@@ -107,13 +168,12 @@ class GenerationRequest(BaseModel):
 
     def upstream_keys(self) -> list[str]:
         """Cache keys of the generations this request builds on."""
-        return [f.upstream_key for f in (self.frame0, self.frame1)
-                if f is not None and f.kind == "generation"]
+        return [f.upstream_key for f in self.inputs() if f.kind == "generation"]
 
     def with_generation_ids(self, ids: dict[str, str]) -> "GenerationRequest":
-        """A copy whose generation keyframes carry the upstream ids (``ids``: key -> id)."""
+        """A copy whose generation inputs carry the upstream ids (``ids``: key -> id)."""
         update = {}
-        for name in ("frame0", "frame1"):
+        for name in ("frame0", "frame1", "edit", "reframe"):
             frame = getattr(self, name)
             if frame is not None and frame.kind == "generation":
                 update[name] = frame.model_copy(update={"generation_id": ids[frame.upstream_key]})
@@ -121,10 +181,13 @@ class GenerationRequest(BaseModel):
 
     def estimated_cost(self, step: str | None = None) -> float:
         """The price table's estimate in USD: of the base generation, or of one step."""
-        from reelflow.pricing import audio_cost, generation_cost, upscale_cost
-        from reelflow.spec import output_size
+        from reelflow.pricing import audio_cost, generation_cost, ray32_cost, upscale_cost
+        from reelflow.spec import AGENTS_API, output_size
 
-        seconds = float(self.duration.rstrip("s"))
+        seconds = self.seconds
+        if self.api == AGENTS_API:
+            kind = {"video_edit": "edit", "video_reframe": "reframe"}.get(self.kind, "video")
+            return ray32_cost(kind, self.resolution, seconds, hdr=self.hdr, exr=self.exr)
         if step == "audio":
             return audio_cost(seconds)
         if step == "upscale":
@@ -137,7 +200,9 @@ class GenerationRequest(BaseModel):
         return round(self.estimated_cost() + sum(self.estimated_cost(s) for s in self.steps()), 2)
 
     def api_kwargs(self, image_urls: dict[str, str] | None = None) -> dict[str, Any]:
-        """Keyword arguments for ``client.generations.video.create`` (``take`` is ours only)."""
+        """Dream Machine API: keyword arguments for ``client.generations.video.create``
+        (``take`` is ours only). The Agents API's request is built by its provider
+        (``reelflow.tasks._agents``)."""
         kwargs: dict[str, Any] = {
             "model": self.model,
             "prompt": self.prompt,

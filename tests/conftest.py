@@ -21,7 +21,7 @@ os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
 os.environ["PREFECT_LOCAL_STORAGE_PATH"] = str(_SESSION_DIR / "prefect-results")
 os.environ["REELFLOW_HOME"] = str(_SESSION_DIR / "home")
 for _name in list(os.environ):
-    if _name.startswith(("LUMAAI_", "AWS_")):
+    if _name.startswith(("LUMAAI_", "LUMA_", "AWS_")):
         del os.environ[_name]
 
 
@@ -66,4 +66,6 @@ def luma_env(emulator, monkeypatch):
     """Point the real SDK at the emulator the way a user points it at the API."""
     monkeypatch.setenv("LUMAAI_API_KEY", TEST_KEY)
     monkeypatch.setenv("LUMAAI_BASE_URL", emulator.base_url)
+    monkeypatch.setenv("LUMA_AGENTS_API_KEY", TEST_KEY)      # the Agents API (ray-3.2)
+    monkeypatch.setenv("LUMA_BASE_URL", emulator.agents_base_url)
     return emulator

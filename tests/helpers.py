@@ -46,6 +46,13 @@ def emulator_created(url: str) -> int:
     return httpx.get(f"{url}/_emulator/stats", timeout=10).json()["created"]
 
 
+def agents_created(url: str) -> int:
+    """How many Agents API (ray-3.2) generations the emulator's account has created."""
+    import httpx
+
+    return httpx.get(f"{url}/_emulator/stats", timeout=10).json()["agents"]["created"]
+
+
 def write_shotlist(directory: Path, shots: list[dict], *, name: str = "list.yaml",
                    output: dict | None = None, defaults: dict | None = None) -> Path:
     """Write a version-1 shot list and return its path."""
@@ -90,19 +97,24 @@ def decode_errors(path: Path) -> str:
     return result.stderr.strip() + ("" if result.returncode == 0 else f" (exit {result.returncode})")
 
 
-def write_png(path: Path, width: int, height: int, *, colour: int = 128) -> Path:
-    """A valid grey PNG of any size, written in O(row) memory: one constant row, deflated
-    row by row (a 16000x16000 image is about 250 kB on disk, 256 MB once decoded)."""
+def write_png(path: Path, width: int, height: int, *, colour: int = 128, rgba: bool = False) -> Path:
+    """A valid PNG of any size (grey, or RGBA), made in O(row) memory and well under a second:
+    one constant row deflated once, its self-contained (full-flushed) deflate block repeated
+    for every row, then the zlib trailer (16000x16000 grey: ~400 kB on disk, 256 MB decoded)."""
     import struct
     import zlib
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
-    row = b"\x00" + bytes([colour]) * width            # filter byte 0, then 8-bit grey pixels
-    deflate = zlib.compressobj(9)
-    data = b"".join(deflate.compress(row) for _ in range(height)) + deflate.flush()
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", data)
+    row = b"\x00" + bytes([colour]) * (width * (4 if rgba else 1))   # filter 0, 8-bit samples
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15)                  # raw deflate blocks
+    block = deflate.compress(row) + deflate.flush(zlib.Z_FULL_FLUSH)   # position independent
+    adler = 1
+    for _ in range(height):
+        adler = zlib.adler32(row, adler)
+    stream = b"\x78\xda" + block * height + b"\x03\x00" + struct.pack(">I", adler)
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 6 if rgba else 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", stream)
                      + chunk(b"IEND", b""))
     return path

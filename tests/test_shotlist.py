@@ -279,7 +279,7 @@ shots:
     assert problems == [
         "list.yaml: output.fps: true is not one of 24, 25, 30",
         "list.yaml: output.music_volume: expected a number, got '0.5'",
-        "list.yaml: shot 1 (a): duration: expected 5s, 9s, or a number of seconds for a card, got true",
+        "list.yaml: shot 1 (a): duration: expected 5s, 9s, 10s, or a number of seconds for a card, got true",
         "list.yaml: shot 1 (a): camera: expected a list, got 'orbit_left'; write it in brackets, e.g. [orbit_left]",
         "list.yaml: shot 1 (a): take: expected a whole number, got 1.0",
         "list.yaml: shot 1 (a): start: expected an image path, an https URL or {shot: ID}, got 5",
@@ -378,7 +378,7 @@ def test_output_size_is_always_even_and_rejects_unknowns():
 
 def test_spec_lists():
     assert len(spec.CONCEPTS) == len(set(spec.CONCEPTS)) == 34
-    assert spec.DURATIONS == {"5s": 5, "9s": 9} and tuple(spec.DURATIONS) == ("5s", "9s")
+    assert spec.DURATIONS == {"5s": 5, "9s": 9, "10s": 10} and tuple(spec.DURATIONS) == ("5s", "9s", "10s")
     assert len(spec.XFADE_TRANSITIONS) == 44 and "zoomin" in spec.XFADE_TRANSITIONS
     assert spec.TRANSITION_TYPES[:3] == ("cut", "crossfade", "fade")
 
