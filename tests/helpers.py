@@ -118,3 +118,20 @@ def write_png(path: Path, width: int, height: int, *, colour: int = 128, rgba: b
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", stream)
                      + chunk(b"IEND", b""))
     return path
+
+
+def flip_bytes(path: Path, at: int = 1000, count: int = 64) -> None:
+    """Change ``count`` bytes of a file in place, keeping its size (a bad disk, a stray write)."""
+    with open(path, "r+b") as handle:
+        handle.seek(at)
+        data = handle.read(count)
+        handle.seek(at)
+        handle.write(bytes(b ^ 0xFF for b in data))
+
+
+def damage(path: Path, how: str) -> None:
+    """Damage a kept file: ``"cut short"`` (truncated) or ``"bytes changed"`` (same size)."""
+    if how == "cut short":
+        os.truncate(path, min(20_000, path.stat().st_size // 2))
+    else:
+        flip_bytes(path, at=path.stat().st_size // 2)

@@ -9,6 +9,7 @@ damaged file. The issue's three repros run through the CLI.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -17,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import TEST_KEY, media_facts, run_cli, sha256, write_shotlist
-from tests.tasks.test_cache_checks import _flip, start_holder
+from tests.helpers import TEST_KEY, damage, flip_bytes, media_facts, run_cli, sha256, write_shotlist
+from tests.tasks.test_cache_checks import start_holder
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -65,13 +66,6 @@ def clean(tmp_path_factory, emulator):
         yield Clean(path, root / "home", sha256(report.output), sha256(report.poster), report)
 
 
-def _damage(path: Path, how: str) -> None:
-    if how == "cut short":
-        os.truncate(path, min(20_000, path.stat().st_size // 2))
-    else:
-        _flip(path, at=path.stat().st_size // 2)
-
-
 def _one(media: Path, kind: str, pattern: str = "*.mp4") -> Path:
     return sorted((media / kind).glob(pattern))[0]
 
@@ -97,7 +91,7 @@ def test_damaged_level_is_rebuilt_to_the_same_output(level, how, clean, emulator
     monkeypatch.setenv("LUMAAI_API_KEY", TEST_KEY)
     monkeypatch.setenv("LUMAAI_BASE_URL", emulator.base_url)
     target, read_it = LEVELS[level](clean)
-    _damage(target, how)
+    damage(target, how)
     for path in read_it:
         shutil.rmtree(path) if path.is_dir() else path.unlink()
     before = emulator.created_count()
@@ -128,7 +122,7 @@ def test_issue_repros_through_the_cli(repro, clean, emulator, prefect_api, tmp_p
     if repro == "final cut to 20 kB":
         os.truncate(_one(clean.media, "final"), 20_000)
     elif repro == "stored clip bytes flipped":
-        _flip(clean.stored_clip("beta"), at=20_000, count=400)
+        flip_bytes(clean.stored_clip("beta"), at=20_000, count=400)
         shutil.rmtree(clean.media)  # so the clip is read: conformed and mixed again
     else:
         os.truncate(clean.stored_clip("beta"), 20_000)
@@ -168,3 +162,38 @@ def test_temp_files_of_dead_runs_are_swept_by_the_next_run(clean, emulator, pref
         for proc, _ in live:
             proc.kill()
             proc.wait(timeout=10)
+
+
+def test_s3_store_damage_is_fetched_again(tmp_path, home, luma_env, s3_credentials, monkeypatch,
+                                          caplog):
+    """With an S3 store: a damaged local copy is fetched again from S3; a damaged S3 object
+    is deleted and fetched again from its generation, then stored again. Nothing is paid."""
+    import secrets
+
+    from reelflow.flows.render import render_sequence
+
+    server = s3_credentials
+    prefix = f"t-{secrets.token_hex(4)}/clips"
+    monkeypatch.setenv("REELFLOW_STORE", f"s3://{server.bucket}/{prefix}")
+    path = write_shotlist(tmp_path, SHOTS[:2])
+    first = render_sequence(str(path))
+    logging.getLogger().addHandler(caplog.handler)  # Prefect's first run reset the root handlers
+    clean, before = sha256(first.output), luma_env.created_count()
+    sha = first.shot_results[0].sha256
+    local, key = home / "clips" / sha[:2] / f"{sha}.mp4", f"{prefix}/{sha[:2]}/{sha}.mp4"
+
+    flip_bytes(local, at=20_000)
+    shutil.rmtree(home / "cache" / "media")
+    assert sha256(render_sequence(str(path)).output) == clean  # the local copy came from S3
+
+    server.client().put_object(Bucket=server.bucket, Key=key, Body=b"not the clip")
+    local.unlink()
+    shutil.rmtree(home / "cache" / "media")
+    assert sha256(render_sequence(str(path)).output) == clean  # from its generation
+
+    body = server.client().get_object(Bucket=server.bucket, Key=key)["Body"].read()
+    assert hashlib.sha256(body).hexdigest() == sha  # stored again in S3
+    assert luma_env.created_count() == before
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len([w for w in warnings if sha in w]) == 2, warnings
+    assert any("damaged" in w for w in warnings) and any("does not match" in w for w in warnings)

@@ -12,7 +12,7 @@ import pytest
 from reelflow.emulator import Emulator, Faults
 from reelflow.emulator.limits import WINDOW
 from reelflow.errors import ModerationRefused
-from tests.helpers import TEST_KEY, media_facts, write_shotlist
+from tests.helpers import TEST_KEY, damage, media_facts, sha256, write_shotlist
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -169,6 +169,36 @@ def test_create_refused_by_the_api_is_a_clear_failure(tmp_path, home, faulty):
         render_sequence(str(path))
     assert emu.stats()["injected"].get("insufficient_credits", 0) == 1
     assert emu.created_count() == 0
+
+
+# (row, how the file is damaged, the file under REELFLOW_HOME, what to delete so it is read)
+CORRUPT_CACHES = [
+    ("stored clip cut short", "cut short", "clips/*/*.mp4", ["cache/media"]),
+    ("stored clip bytes flipped", "bytes changed", "clips/*/*.mp4", ["cache/media"]),
+    ("conformed clip flipped", "bytes changed", "cache/media/conform/*.mp4", []),
+    ("seam cut short", "cut short", "cache/media/pieces/*.mp4", ["cache/media/final"]),
+    ("final cut short", "cut short", "cache/media/final/*.mp4", []),
+]
+
+
+def test_corrupt_caches(tmp_path, home, faulty):
+    """Each kept level damaged in turn, then a rerun: the same bytes out, nothing created
+    (a damaged stored clip is fetched again from its recorded generation, for free)."""
+    import shutil
+
+    from reelflow.flows.render import render_sequence
+
+    emu = faulty(Faults(), 0)
+    path = write_shotlist(tmp_path, SHOTS)
+    clean = sha256(render_sequence(str(path)).output)
+    for name, how, pattern, delete in CORRUPT_CACHES:
+        damage(sorted(home.glob(pattern))[0], how)
+        for folder in delete:
+            shutil.rmtree(home / folder)
+        report = render_sequence(str(path))
+        ok = sha256(report.output) == clean and report.frames == FRAMES and report.generated == 0
+        TABLE.append((name, 1, emu.stats()["created"], 3, ok))
+        assert emu.stats()["created"] == 3 and ok, name
 
 
 def test_zz_print_fault_table():

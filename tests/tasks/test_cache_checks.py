@@ -23,19 +23,11 @@ from reelflow.tasks._asset_server import asset_scope
 from reelflow.tasks._ffmpeg import cache_output, cached_file
 from reelflow.tasks._verify import read_record, record_path
 from reelflow.tasks.store import ClipStore
+from tests.helpers import flip_bytes
 
 
 def _warnings(caplog) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
-
-
-def _flip(path: Path, at: int = 1000, count: int = 64) -> None:
-    """Change bytes in place, keeping the size (a bad disk, a stray write)."""
-    with open(path, "r+b") as handle:
-        handle.seek(at)
-        data = handle.read(count)
-        handle.seek(at)
-        handle.write(bytes(b ^ 0xFF for b in data))
 
 
 @pytest.fixture()
@@ -79,7 +71,7 @@ def test_damaged_cache_entry_is_discarded(damage, tmp_path, caplog):
     if damage == "truncate":
         os.truncate(final, 20_000)
     elif damage == "flip":
-        _flip(final)
+        flip_bytes(final)
     elif damage == "no record":
         record_path(final).unlink()
     else:
@@ -124,7 +116,7 @@ def test_damaged_stored_clip_reads_as_absent(damage, local_store, tmp_path, capl
     hashes.clear()
     assert local_store.has(sha) and hashes == []  # as written: no hash
 
-    os.truncate(path, 20_000) if damage == "truncate" else _flip(path)
+    os.truncate(path, 20_000) if damage == "truncate" else flip_bytes(path)
 
     assert not local_store.has(sha)
     assert not path.exists()
@@ -149,7 +141,7 @@ def test_damaged_stored_still_is_replaced_before_it_is_served(local_store, tmp_p
     image = tmp_path / "still.png"
     image.write_bytes(b"\x89PNG\r\n\x1a\n" + secrets.token_bytes(30_000))
     sha = local_store.put_file(image, suffix=".png", keep_source=True)
-    _flip(local_store.path_for(sha, ".png"))
+    flip_bytes(local_store.path_for(sha, ".png"))
 
     with asset_scope() as render:
         url = local_store.image_url_for(image, loopback_ok=True, assets=render)
