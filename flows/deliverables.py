@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from reelflow.tasks.deliver import (edit_sheet_entries, export_mezzanine, make_contact_sheet, make_poster,
                                     write_otio)
-from reelflow.tasks._ffmpeg import cache_output, cached_file
+from reelflow.tasks._ffmpeg import cached_or_made
 from reelflow.tasks._verify import read_record
 from reelflow.tasks.media import OutputFormat, TimelineItem, default_media_cache
 from reelflow.tasks.models import canonical_hash
@@ -37,11 +37,8 @@ class Deliverables(BaseModel):
 def _cached(key_inputs: dict, suffix: str, make) -> Path:
     """The cached file for these inputs (checked), made by ``make(path)`` when missing or bad."""
     cache = default_media_cache()
-    path = cache / "deliver" / f"{canonical_hash(key_inputs)[:24]}{suffix}"
-    if not cached_file(path):
-        with cache_output(path, cache) as tmp:
-            make(tmp)
-    return path
+    return cached_or_made(cache / "deliver" / f"{canonical_hash(key_inputs)[:24]}{suffix}", cache,
+                          make)
 
 
 def _place(cached: Path, target: Path) -> Path:

@@ -16,6 +16,7 @@ from pathlib import Path
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 
 from reelflow.flows.s3_lists import presigned_link
+from reelflow.tasks._ffmpeg import cached_or_made
 from reelflow.tasks.deliver import make_poster
 from reelflow.tasks.media import default_media_cache
 from reelflow.tasks.models import canonical_hash
@@ -32,10 +33,9 @@ def _artifact_key(prefix: str, name: str) -> str:
 
 def _thumbnail(video: Path, at_s: float) -> str:
     """A small JPEG of one frame as a data URI, made once per clip and time."""
-    path = default_media_cache() / "thumbs" / f"{canonical_hash([str(video), at_s])[:24]}.jpg"
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        make_poster(video, path, at_s=at_s, width=THUMB_WIDTH)
+    cache = default_media_cache()
+    path = cached_or_made(cache / "thumbs" / f"{canonical_hash([str(video), at_s])[:24]}.jpg",
+                          cache, lambda tmp: make_poster(video, tmp, at_s=at_s, width=THUMB_WIDTH))
     return "data:image/jpeg;base64," + base64.b64encode(path.read_bytes()).decode()
 
 

@@ -35,6 +35,7 @@ __all__ = [
     "atomic_output",
     "cache_output",
     "cached_file",
+    "cached_or_made",
     "content_key",
     "x264_output_args",
 ]
@@ -232,6 +233,14 @@ def cache_output(final: Path, cache_dir: Path, *,
         os.replace(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def cached_or_made(path: Path, cache_dir: Path, make: Callable[[Path], Any]) -> Path:
+    """The cache entry at ``path``, checked; made by ``make(temp_path)`` when missing or damaged."""
+    if not cached_file(path):
+        with cache_output(path, cache_dir) as tmp:
+            make(tmp)
+    return path
 
 
 def cached_file(path: Path) -> bool:
