@@ -26,7 +26,7 @@ from reelflow.flows._shotlist_messages import did_you_mean, field_name, fmt_num,
 
 __all__ = [
     "MAX_PROBLEMS", "Problems", "audio_problem", "check_references", "clip_problem",
-    "image_problem", "loc_path", "outside_problem", "translate",
+    "image_problem", "loc_path", "outside_problem", "output_problem", "translate",
 ]
 
 logger = logging.getLogger("reelflow.flows.shotlist")
@@ -240,6 +240,23 @@ def outside_problem(path: Path, folder: Path | None, label: str) -> str | None:
         return None
     return (f"{show(label)} is outside the shot list's folder; a list from S3 may only name "
             "files in its own folder")
+
+
+def output_problem(path: Path) -> str | None:
+    """Why the output file ``path`` cannot be written, or None: checked before any spend
+    (a folder in the way, a file where a folder should be, no permission, read-only)."""
+    if path.is_dir():
+        return f"{show(str(path))} is a folder; the output must be a file path ending in .mp4"
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        return f"{show(str(path))} cannot be written: {show(str(folder))} is a file, not a folder"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        why = "a read-only file system" if os.statvfs(folder).f_flag & os.ST_RDONLY else \
+            "no permission to write"
+        return f"{show(str(path))} cannot be written: {why} at {show(str(folder))}"
+    return None
 
 
 def _not_a_file(path: Path, label: str, what: str) -> str | None:

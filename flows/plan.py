@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from reelflow.errors import ShotListError
 from reelflow.spec import AGENTS_API, DREAM_MACHINE_API, MODEL_API
+from reelflow.flows._shotlist_checks import output_problem
 from reelflow.flows.shotlist import Shot, ShotList, ShotRef
 from reelflow.flows.timeline import frame_timeline, spans_for
 from reelflow.tasks._ledger import Ledger
@@ -153,12 +154,15 @@ def make_plan(shotlist: ShotList, profile: str = "final", *, out: Path | None = 
     """Plan every shot: its request, estimated cost and whether it is already paid for.
 
     Raises:
-        ShotListError: an unknown profile.
+        ShotListError: an unknown profile, or an output path that cannot be written.
         StoreNotConfigured, StoreUnavailable: an S3 store that cannot be used (see
             ``ClipStore.check_access``): found here, before any spend.
     """
     if profile not in PROFILES:
         raise ShotListError([f"{shotlist.source.name}: profile: {profile!r} is not one of draft, final"])
+    output = output_path(shotlist, profile, out)
+    if problem := output_problem(output):
+        raise ShotListError([f"{shotlist.source.name}: output: {problem}"])
     store = store or ClipStore.default()
     store.check_access()                 # an S3 store answers one LIST before anything else
     ledger = ledger or Ledger.for_store(store)
@@ -178,7 +182,7 @@ def make_plan(shotlist: ShotList, profile: str = "final", *, out: Path | None = 
                               status=status, cost_usd=request.total_cost(), to_pay_usd=to_pay,
                               upscale=request.upscale, audio=request.audio is not None))
     return RenderPlan(source=shotlist.source, profile=profile,
-                      output=output_path(shotlist, profile, out), shots=shots,
+                      output=output, shots=shots,
                       timeline=spans_for(shotlist), frames=output_frames(slots))
 
 

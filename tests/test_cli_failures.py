@@ -105,3 +105,20 @@ def test_an_s3_list_with_an_invalid_bucket_name_is_one_line(tmp_path):
     assert result.stderr.strip().splitlines() == [
         "s3://Bad_Bucket/lists/x.yaml: a bucket name has 3 to 63 characters: lowercase letters, "
         "digits, '.' and '-', starting and ending with a letter or digit"]
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_any_spend(tmp_path, luma_env):
+    """Found at the end of a paid render before (NotADirectoryError after the clips)."""
+    path = write_shotlist(tmp_path, ONE)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("in the way")
+    env = {"REELFLOW_HOME": str(tmp_path / "home"), "LUMAAI_API_KEY": TEST_KEY,
+           "LUMAAI_BASE_URL": luma_env.base_url}
+    before = luma_env.created_count()
+    for out, fragment in ((blocker / "x.mp4", "is a file, not a folder"),
+                          (tmp_path, "is a folder; the output must be a file path")):
+        result = run_cli(["render", str(path), "--out", str(out)], env=env, timeout=120)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+        assert result.stderr.startswith("list.yaml: output: ") and fragment in result.stderr
+    assert luma_env.created_count() == before
