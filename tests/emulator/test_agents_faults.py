@@ -181,3 +181,17 @@ def test_a_render_that_breaks_fails_the_generation_and_refunds_it(tmp_path):
         failed = wait_agents(client, created.id, state="failed")
         assert failed.failure_code == "generation_failed"
         assert emu.agents.state()["spent"] == 0.0
+
+
+@pytest.mark.parametrize(("ref", "code"), [
+    ({"data": "aGVsbG8gd29ybGQ=", "media_type": "image/png"}, "unsupported_format"),
+    ({"data": "not base64!", "media_type": "image/png"}, "corrupt_input"),
+    ({"url": "{base}/v1/outputs/nothing-here.png"}, "corrupt_input"),
+])
+def test_inputs_that_cannot_be_read_fail_with_their_code(agents, emu, ref, code):
+    ref = {k: v.format(base=emu.base_url) for k, v in ref.items()}
+    created = agents.generations.create(prompt="p", model="ray-3.2",
+                                        video={"resolution": "360p", "start_frame": ref})
+    failed = agents.generations.get(created.id)  # known at ingest: failed at once
+    assert (failed.state, failed.failure_code) == ("failed", code)
+    assert emu.agents.state()["spent"] == 0.0
