@@ -70,6 +70,10 @@ def dispatch(handler: Any, method: str, path: str, query: dict, body: bytes) -> 
         match = pattern.match(path)
         if match and route_method == method:
             handler.server.count(key)
+            if handler.headers.get("x-stainless-retry-count", "0") not in ("", "0"):
+                handler.server.count("retries")
+                if key == "agents_create":  # no idempotency key: a second paid request
+                    handler.server.injector.note_create_retry()
             handler._authenticate()
             handler._inject_status(key)
             status, payload, headers = getattr(api, name)(match, query, body)

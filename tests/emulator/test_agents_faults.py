@@ -67,7 +67,7 @@ def test_creates_per_minute_answers_429_with_rate_limit_headers(tmp_path):
         headers = err.value.response.headers
         assert headers["X-RateLimit-Remaining"] == "0" and headers["X-RateLimit-Limit"] == "2"
         assert 1 <= int(headers["Retry-After"]) <= 60
-        assert emu.agents_created_count() == 2
+        assert emu.agents_created_count() == 4
         assert emu.stats()["injected"] == {"limit_429": 1}
 
 
@@ -84,6 +84,10 @@ def test_injected_statuses_and_dropped_answers_hit_the_agents_routes(tmp_path):
             _clip(client)
         assert emu.agents_created_count() == 1  # recorded and charged, never answered
         assert emu.agents.state()["spent"] == CLIP_COST
+        with pytest.raises(luma_agents.APIConnectionError):
+            _clip(_agents(emu, retries=1), "retried")  # no idempotency key: paid twice
+        assert emu.agents_created_count() == 3 and emu.stats()["create_retries"] == 1
+        assert emu.agents.state()["spent"] == 3 * CLIP_COST
         emu.set_faults(Faults(truncate_download_rate=1.0))
         done = wait_agents(client, _clip(client, "short").id)
         with pytest.raises(httpx.HTTPError):
@@ -91,7 +95,7 @@ def test_injected_statuses_and_dropped_answers_hit_the_agents_routes(tmp_path):
         emu.set_faults(Faults(drop_before_create=1.0))
         with pytest.raises(luma_agents.APIConnectionError):
             _clip(client)
-        assert emu.agents_created_count() == 2
+        assert emu.agents_created_count() == 4
 
 
 def test_output_urls_expire_and_a_fresh_get_signs_a_new_one(tmp_path):
