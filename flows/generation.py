@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.futures import as_completed
 
+from reelflow import _progress
 from reelflow.errors import GenerationFailed, ModerationRefused
 from reelflow.flows.observe import emit
 from reelflow.flows.plan import RenderPlan
@@ -83,12 +84,14 @@ def _report(future, shot_id: str, sequence: str, on_moderation: str, log) -> Non
         clip = future.result()
     except GenerationFailed as failed:
         policy = on_moderation if isinstance(failed, ModerationRefused) else "fail"
+        _progress.shot_state(shot_id, "failed", detail=failed.failure_reason or str(failed))
         log.warning("Shot %s failed: %s (policy: %s)", shot_id, failed.failure_reason or failed, policy)
         emit("reelflow.shot.failed", sequence, shot_id, reason=failed.failure_reason or str(failed),
              generation_id=failed.generation_id, moderation=isinstance(failed, ModerationRefused),
              policy=policy)
         return
     except Exception as exc:  # noqa: BLE001 - reported here, raised by the caller
+        _progress.shot_state(shot_id, "failed", detail=str(exc))
         emit("reelflow.shot.failed", sequence, shot_id, reason=str(exc), policy="fail")
         return
     emit("reelflow.shot.generated", sequence, shot_id, generation_id=clip.generation_id,

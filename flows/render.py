@@ -16,6 +16,7 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel
 
+from reelflow import _progress
 from reelflow.config import DEFAULT_CONCURRENCY
 from reelflow.flows.deliverables import deliver_extras
 from reelflow.flows.endpoint import (check_credentials, check_credits, image_url_resolver,
@@ -92,12 +93,12 @@ def _timeline(shotlist: ShotList, plan: RenderPlan, clips: dict[str, Clip | Refu
     cards = {
         shot.id: make_title_card.with_options(task_run_name=f"title[{shot.id}]").submit(
             text, background=shot.background or "#000000", duration_s=shot.length_s, fmt=fmt,
-            cache_dir=default_media_cache())
+            cache_dir=default_media_cache(), shot_id=shot.id if shot.is_card else None)
         for shot in shotlist.shots if (text := _card_text(shot, clips)) and shot.id not in skip
     }
     conforms = [  # conformed once per clip and format; named so the UI shows each shot's step
         conform_clip.with_options(task_run_name=f"conform[{shot.id}]").submit(
-            clips[shot.id].path, clips[shot.id].sha256, fmt, default_media_cache())
+            clips[shot.id].path, clips[shot.id].sha256, fmt, default_media_cache(), shot_id=shot.id)
         for shot in shotlist.shots if isinstance(clips.get(shot.id), Clip) and shot.id not in skip]
     spans, notes = without_skipped(plan.timeline, skip, fmt.fps)
     for note in notes:
@@ -196,6 +197,7 @@ def render_sequence(shotlist_path: str, profile: str = "final", out: str | None 
     if balance is not None:
         log.info("Account credit balance: %s", balance)
     ensure_limits()
+    _progress.stage("generating")
     try:
         clips = generate_all(plan, credentials=credentials, store=store, image_url=image_url,
                              on_moderation=policy, sequence=shotlist.source.stem)
@@ -207,10 +209,12 @@ def render_sequence(shotlist_path: str, profile: str = "final", out: str | None 
                        fps=shotlist.output.fps, fit=shotlist.output.fit,
                        quality="preview" if profile == "draft" else "final")
     items = _timeline(shotlist, plan, clips, fmt, skip)
+    _progress.stage("assembling")
     result = assemble_sequence.with_options(task_run_name=f"assemble[{shotlist.source.stem}]")(
         items, fmt=fmt, out_path=plan.output, cache_dir=default_media_cache(),
         mix=_audio_mix(shotlist))
     shots = _shot_results(plan, clips)
+    _progress.stage("delivering")
     extras = deliver_extras.with_options(task_run_name=f"deliver[{shotlist.source.stem}]")(
         result.path, items, fmt, name=shotlist.title or shotlist.source.stem,
         metadata=_clip_metadata(shots, items),

@@ -11,6 +11,7 @@ failed run included). ``--verbose`` shows the tracebacks instead.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -26,7 +27,8 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 _PROFILE_HELP = ("final: the list as written; draft: every shot with ray-flash-2 at 540p, no "
                  "upscales, a fast encode, cached apart (default: final)")
-_VERBOSE_HELP = "show tracebacks of failures (default: off)"
+_VERBOSE_HELP = ("show tracebacks of failures and Prefect's INFO log on the console "
+                 "(default: off)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -52,6 +54,10 @@ def _parser() -> argparse.ArgumentParser:
                         help="a saved ClipStoreBlock (default: REELFLOW_STORE or the local store)")
     render.add_argument("--mezzanine", choices=("prores", "dnxhr"), default=None,
                         help="also write a ProRes 422 HQ or DNxHR HQ .mov for editors (default: none)")
+    render.add_argument("-q", "--quiet", action="store_true",
+                        help="no progress view and no summary on stderr, only failures; stdout "
+                             "still gets the output path or JSON (default: off: a live view on a "
+                             "terminal, plain lines when piped)")
     plan = commands.add_parser("plan", help="show what a render would generate and cost")
     plan.add_argument("file", help="shot list: a path or an s3://bucket/key URI")
     plan.add_argument("--profile", choices=("draft", "final"), default="final", help=_PROFILE_HELP)
@@ -132,11 +138,14 @@ _NO_TRACEBACK = _NoTraceback()
 
 def _quiet_console() -> None:
     """Keep tracebacks out of the console log handlers (Prefect logs a failed run's
-    traceback at ERROR); call once Prefect has configured logging. Undone by ``main``."""
+    traceback at ERROR), and Prefect's INFO chatter off the console (the flow-run log in
+    Prefect keeps it); call once Prefect has configured logging. The filter is undone by
+    ``main``; the level stays (Prefect's last INFO line comes at interpreter exit)."""
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.StreamHandler) and \
                 getattr(handler, "stream", None) in (sys.stderr, sys.__stderr__):
             handler.addFilter(_NO_TRACEBACK)
+            handler.setLevel(max(handler.level, logging.WARNING))
 
 
 def _shotlist_path(value: str) -> Path:
@@ -181,27 +190,32 @@ def _cmd_render(args) -> int:
     from reelflow.config import apply_prefect_defaults
     from reelflow.flows.endpoint import check_credentials, image_url_resolver, luma_credentials
 
+    say = (lambda _line: None) if args.quiet else _err
     if not args.luma_block:
         check_credentials(plan)  # a list needing an API whose key is missing: before Prefect
-        luma_credentials(announce=_err)  # starts the embedded emulator now, and says so
+        luma_credentials(announce=say)  # starts the embedded emulator now, and says so
     if not args.store_block:  # (a block's store is checked in the flow, still before any spend)
         urls = image_url_resolver(plan)  # local keyframes with the real API need S3: refuse
         if urls is not None:             # before Prefect (the flow opens its own asset scope)
             urls.close()
     apply_prefect_defaults()
     if not os.environ.get("PREFECT_API_URL"):
-        _err("Prefect runs ephemeral (slow start, no UI): `prefect server start --background` and "
-             "PREFECT_API_URL=http://127.0.0.1:4200/api give ~4 s starts and the UI.")
+        say("Prefect runs ephemeral (slow start, no UI): `prefect server start --background` and "
+            "PREFECT_API_URL=http://127.0.0.1:4200/api give ~4 s starts and the UI.")
     from reelflow.flows.render import render_sequence
 
     if not args.verbose:
         _quiet_console()
-    report = render_sequence(str(args.file.resolve()), profile=args.profile,
-                             out=str(plan.output), mezzanine=args.mezzanine,
-                             on_moderation=args.on_moderation, budget_usd=args.budget,
-                             luma_block=args.luma_block, store_block=args.store_block)
+    view = None if args.quiet else _render_view(plan)
+    with view or contextlib.nullcontext():
+        report = render_sequence(str(args.file.resolve()), profile=args.profile,
+                                 out=str(plan.output), mezzanine=args.mezzanine,
+                                 on_moderation=args.on_moderation, budget_usd=args.budget,
+                                 luma_block=args.luma_block, store_block=args.store_block)
+    if view:
+        view.summary(report)
     if report.flow_run_url and os.environ.get("PREFECT_API_URL"):
-        _err(f"Flow run: {report.flow_run_url}")
+        say(f"Flow run: {report.flow_run_url}")
     if args.json:
         print(json.dumps({
             "output": str(report.output), "duration_s": report.duration_s, "frames": report.frames,
@@ -216,6 +230,13 @@ def _cmd_render(args) -> int:
     else:
         print(report.output)
     return EXIT_OK
+
+
+def _render_view(plan):
+    """The progress view on stderr: live on a terminal, plain lines otherwise."""
+    from reelflow._live import RenderView
+
+    return RenderView(plan, stream=sys.stderr, live=sys.stderr.isatty())
 
 
 def _str(path) -> str | None:

@@ -28,6 +28,7 @@ from datetime import datetime, timezone
 
 import httpx
 
+from reelflow import _progress
 from reelflow.errors import DownloadError, GenerationFailed, ModerationRefused
 from reelflow.tasks._calls import PaidCall
 from reelflow.tasks._create import NothingSent, recover_interrupted
@@ -110,6 +111,8 @@ def wait(provider: Provider, generation_id: str, *, shot_id: str, not_video: str
             state, detail = "pending", "dreaming"
         if detail != last_state:
             log.info("Shot %s: generation %s is %s", shot_id, generation_id, detail)
+            if state == "pending":        # the API's word: queued, or dreaming/processing/...
+                _progress.shot_state(shot_id, "queued" if detail == "queued" else "dreaming")
             last_state = detail
         if state == "completed":
             return polled
@@ -303,6 +306,7 @@ def _step(key: str, shot_id: str, provider: Provider, store: ClipStore, ledger: 
     entry = ledger.read(key) or LedgerEntry(key=key, shot_id=shot_id)
     if entry.sha256 and store.has(entry.sha256):
         _logger().info("Shot %s: cached clip %s", shot_id, entry.sha256[:12])
+        _progress.shot_state(shot_id, "cached")
         return _stored_clip(store, entry)
     if entry.generation_id is None and entry.sending_since:
         if _sending_elsewhere(entry, ledger):
@@ -313,6 +317,7 @@ def _step(key: str, shot_id: str, provider: Provider, store: ClipStore, ledger: 
         if entry.generation_id is None:
             entry = _send(call, entry, ledger, cost, sent)
             _logger().info("Shot %s: submitted generation %s", shot_id, entry.generation_id)
+            _progress.shot_state(shot_id, "queued", paid_usd=cost)
         try:
             polled = wait(provider, entry.generation_id, shot_id=shot_id,
                           not_video=entry.prior_video)

@@ -144,7 +144,6 @@ def generate_clip(request: GenerationRequest, *, shot_id: str = "clip",
             return generate_clip(GenerationRequest(model="ray-flash-2", prompt="A red kite"))
         ```
     """
-    get_run_logger().info("Generating shot %s (%s, %s)", shot_id, request.model, request.resolution)
     credentials = credentials or LumaCredentials.from_env()
     store = store or ClipStore.default()
     ledger = Ledger.for_store(store)  # shared beside the clips when the store is S3
@@ -158,6 +157,7 @@ def generate_clip(request: GenerationRequest, *, shot_id: str = "clip",
 
     if ledger.is_stored(request.final_key(), store):
         return run()  # nothing to pay or wait for: no slot of the account's budget
+    get_run_logger().info("Generating shot %s (%s, %s)", shot_id, request.model, request.resolution)
     # Global limits shared by every run on every worker (created by the render flow; a
     # missing limit does not block, it only logs). The slot's lease is renewed while held
     # and expires a minute after a holder dies, so a crashed run cannot starve the others.

@@ -17,15 +17,16 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from reelflow import _progress
 from reelflow.config import reelflow_home
 
 from ._assemble import AssemblyResult, assemble
 from ._audio import AudioMix
-from ._ffmpeg import XFADE_TRANSITIONS, OutputFormat
+from ._ffmpeg import XFADE_TRANSITIONS, OutputFormat, cached_file
 from ._plan import TimelineItem
 from ._probe import ClipInfo, probe
+from ._render import conform, conform_path, render_title_card, title_card_cached
 from ._text import TextOverlaySpec
-from ._render import conform, render_title_card
 
 __all__ = [
     "XFADE_TRANSITIONS",
@@ -81,7 +82,7 @@ def probe_clip(path: Path) -> ClipInfo:
 
 @task(cache_policy=NO_CACHE)
 def conform_clip(source: Path, source_sha256: str, fmt: OutputFormat,
-                 cache_dir: Path | None = None) -> Path:
+                 cache_dir: Path | None = None, shot_id: str | None = None) -> Path:
     """Conform a whole clip to the output format once (cover-crop, fps, closed GOPs).
 
     Args:
@@ -89,6 +90,7 @@ def conform_clip(source: Path, source_sha256: str, fmt: OutputFormat,
         source_sha256: its content hash, the cache key together with ``fmt.key()``.
         fmt: the delivery format.
         cache_dir: where conformed clips are kept; REELFLOW_HOME/cache/media when omitted.
+        shot_id: the shot it belongs to, named in the log and in progress states.
 
     Returns:
         Path of the conformed, video-only H.264 clip; a second call does no encoding.
@@ -108,13 +110,21 @@ def conform_clip(source: Path, source_sha256: str, fmt: OutputFormat,
                 path, sha, fmt, "cache")
         ```
     """
-    get_run_logger().info("Conforming %s to %dx%d@%d", source, fmt.width, fmt.height, fmt.fps)
-    return conform(source, source_sha256, fmt, cache_dir or default_media_cache())
+    cache_dir = Path(cache_dir or default_media_cache())
+    if not cached_file(conform_path(source_sha256, fmt, cache_dir)):  # else: nothing to encode
+        get_run_logger().info("Conforming %s to %dx%d@%d", f"shot {shot_id}" if shot_id else source,
+                              fmt.width, fmt.height, fmt.fps)
+        if shot_id:
+            _progress.shot_state(shot_id, "conforming")
+    out = conform(source, source_sha256, fmt, cache_dir)
+    if shot_id:
+        _progress.shot_state(shot_id, "done")
+    return out
 
 
 @task(cache_policy=NO_CACHE)
 def make_title_card(text: str, *, background: str = "#000000", duration_s: float,
-                    fmt: OutputFormat, cache_dir: Path | None = None) -> Path:
+                    fmt: OutputFormat, cache_dir: Path | None = None, shot_id: str | None = None) -> Path:
     """Render a title card: ``text`` centred on a plain background, taken literally.
 
     Args:
@@ -124,6 +134,7 @@ def make_title_card(text: str, *, background: str = "#000000", duration_s: float
         fmt: the delivery format.
         cache_dir: where cards are kept (cached by text, colour, duration, format);
             REELFLOW_HOME/cache/media when omitted.
+        shot_id: the card's shot, told ``done`` in progress states once it is drawn.
 
     Returns:
         Path of a video-only H.264 clip at the output size and rate.
@@ -142,9 +153,13 @@ def make_title_card(text: str, *, background: str = "#000000", duration_s: float
             return make_title_card("Coming 2027", duration_s=3, fmt=fmt, cache_dir="cache")
         ```
     """
-    get_run_logger().info("Rendering title card %r", text[:60])
-    return render_title_card(text, background=background, duration_s=duration_s, fmt=fmt,
-                             cache_dir=cache_dir or default_media_cache())
+    out, drawn = title_card_cached(text, background=background, duration_s=duration_s, fmt=fmt,
+                                   cache_dir=Path(cache_dir or default_media_cache()))
+    if drawn:
+        get_run_logger().info("Rendered title card %r", text[:60])
+    if shot_id:
+        _progress.shot_state(shot_id, "done")
+    return out
 
 
 @task(cache_policy=NO_CACHE)
