@@ -346,6 +346,7 @@ def _step(key: str, shot_id: str, provider: Provider, store: ClipStore, ledger: 
             _logger().warning("Shot %s: generation %s unknown to this account; resubmitting",
                               shot_id, entry.generation_id)
             entry.generation_id = None
+    _progress.shot_state(shot_id, "downloading")
     clip = download(polled.url, store)
     entry.sha256 = clip.sha256
     ledger.write(entry)
