@@ -67,7 +67,7 @@ def test_creates_per_minute_answers_429_with_rate_limit_headers(tmp_path):
         headers = err.value.response.headers
         assert headers["X-RateLimit-Remaining"] == "0" and headers["X-RateLimit-Limit"] == "2"
         assert 1 <= int(headers["Retry-After"]) <= 60
-        assert emu.agents_created_count() == 4
+        assert emu.agents_created_count() == 2
         assert emu.stats()["injected"] == {"limit_429": 1}
 
 
