@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from reelflow import spec
 from reelflow.flows._image_header import ImageDamaged, check_intact, read_header
 from reelflow.flows._shotlist_input import COLOUR_PATTERN, ID_PATTERN, fields_at, numbers_as_text
@@ -26,7 +28,7 @@ from reelflow.flows._shotlist_messages import did_you_mean, field_name, fmt_num,
 
 __all__ = [
     "MAX_PROBLEMS", "Problems", "audio_problem", "check_references", "clip_problem",
-    "image_problem", "loc_path", "outside_problem", "output_problem", "translate",
+    "escaping_paths", "image_problem", "loc_path", "outside_problem", "output_problem", "translate",
 ]
 
 logger = logging.getLogger("reelflow.flows.shotlist")
@@ -240,6 +242,29 @@ def outside_problem(path: Path, folder: Path | None, label: str) -> str | None:
         return None
     return (f"{show(label)} is outside the shot list's folder; a list from S3 may only name "
             "files in its own folder")
+
+
+def escaping_paths(shotlist: Any, folder: Path) -> list[tuple[Any, str, Path]]:
+    """Every file path in a resolved shot list that lies outside ``folder``, as (shot or
+    None, field, path): the backstop behind the per-field checks, so a file field added
+    later cannot lead a list from S3 out of its folder either."""
+    found: list[tuple[Any, str, Path]] = []
+
+    def walk(value: Any, shot: Any, field: str) -> None:
+        if isinstance(value, Path):
+            if outside_problem(value, folder, str(value)):
+                found.append((shot, field, value))
+        elif isinstance(value, (tuple, list)):
+            for i, item in enumerate(value):
+                walk(item, shot, f"{field}[{i}]")
+        elif isinstance(value, BaseModel):
+            for name in type(value).model_fields:
+                walk(getattr(value, name), shot, f"{field}.{name}" if field else name)
+
+    walk(shotlist.output, None, "output")
+    for shot in shotlist.shots:
+        walk(shot, shot, "")
+    return found
 
 
 def output_problem(path: Path) -> str | None:

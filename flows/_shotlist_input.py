@@ -191,7 +191,7 @@ class EditIn(_In):
     """``{source: {shot: ID} | clip.mp4, strength: 0..1}``: a ray-3.2 video edit."""
 
     source: _by_shape(  # type: ignore[valid-type]
-        Annotated[str, Field(min_length=1, max_length=4096)], ShotRefIn, error="edit_source",
+        FilePath, ShotRefIn, error="edit_source",
         message="expected {shot: ID} or a path to a video clip") = Field(
         description="What to restyle: {shot: ID} (a ray-3.2 shot of this list) or a local "
                     "video clip (MP4/MOV, at most 18 s). The edit lasts as long as its source.")

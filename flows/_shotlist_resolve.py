@@ -321,7 +321,9 @@ class Loader:
         """(problem, seconds) of a local video clip named ``text``, checked once per path."""
         path = self._local(text)
         if path not in self._clips:
-            self._clips[path] = clip_problem(path, text, spec.EDIT_MAX_SECONDS)
+            outside = outside_problem(path, self.confine, text)
+            self._clips[path] = (outside, None) if outside else \
+                clip_problem(path, text, spec.EDIT_MAX_SECONDS)
         return self._clips[path]
 
     def _raw_shot(self, shot_id: str) -> dict[Any, Any] | None:

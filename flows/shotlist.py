@@ -36,9 +36,9 @@ from pydantic import BaseModel, ConfigDict, model_validator
 from reelflow import spec
 from reelflow.config import s3_mirror_root
 from reelflow.errors import ShotListError
-from reelflow.flows._shotlist_checks import Problems
+from reelflow.flows._shotlist_checks import Problems, escaping_paths
 from reelflow.flows._shotlist_input import ShotListIn
-from reelflow.flows._shotlist_messages import kind_of
+from reelflow.flows._shotlist_messages import kind_of, show
 from reelflow.flows._shotlist_read import read_document
 
 __all__ = [
@@ -301,6 +301,12 @@ def load_shotlist(path: str | Path, *, model: str | None = None) -> ShotList:
         problems.add(None, f"expected a mapping with 'version' and 'shots' at the top, got {kind_of(raw)}")
     elif ok:
         result = Loader(source, _with_model(raw, model), problems, confine=confine).run()
+        for shot, field, escaping in escaping_paths(result, confine) if result and confine else ():
+            text = f"{show(str(escaping))} is outside the shot list's folder"
+            if shot is None:
+                problems.add(field, text)
+            else:
+                problems.shot(shot.index, shot.id, field.removesuffix(".path"), text)
         if result is not None and not problems:
             logger.debug("loaded %s: %d shots", source, len(result.shots))
             return result

@@ -30,8 +30,15 @@ def test_an_s3_list_cannot_name_files_outside_its_folder(tmp_path, home, luma_en
     escape = os.path.relpath(outside / "evil.mp4", mirror)      # ../../../../.../x/evil.mp4
     assert escape.startswith("../")
     client = s3_server.client()
+    clip = outside / "private.mp4"
+    clip.write_bytes(b"\0" * 64)                     # never opened either
     _upload(client, s3_server.bucket, f"{prefix}/e.yaml", {
-        "version": 1, "shots": [{**SHOT, "start": str(private), "end": "../e2/b.png"}],
+        "version": 1, "shots": [
+            {**SHOT, "start": str(private), "end": "../e2/b.png"},
+            {"id": "pinned", "model": "ray-3.2", "prompt": "A harbour at dawn, gulls overhead",
+             "keyframes": [{"at": 0, "image": "~/private.png"}]},
+            {"id": "restyled", "model": "ray-3.2", "prompt": "The same, as a watercolour",
+             "edit": {"source": str(clip)}}],
         "output": {"path": escape, "resolution": "540p", "fps": 24, "music": str(music)}})
     before = luma_env.created_count()
 
@@ -41,11 +48,12 @@ def test_an_s3_list_cannot_name_files_outside_its_folder(tmp_path, home, luma_en
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     lines = result.stderr.strip().splitlines()
     fields = sorted(line.split(": ")[-2] for line in lines)
-    assert fields == ["end", "output.music", "output.path", "start"], lines
+    assert fields == ["edit.source", "end", "keyframes[0].image", "output.music", "output.path",
+                      "start"], lines
     assert all(line.startswith("e.yaml: ") and "outside the shot list's folder" in line
                for line in lines), lines
     assert luma_env.created_count() == before                  # nothing sent to the API
-    assert sorted(outside.iterdir()) == sorted([private, music])   # no evil.mp4, no deliverables
+    assert sorted(outside.iterdir()) == sorted([private, music, clip])  # no evil.mp4, no deliverables
     stored = [p for p in home.rglob("*") if p.is_file() and p.stat().st_size == private.stat().st_size]
     assert all(sha256(p) != sha256(private) for p in stored)    # nor copied to the store
     published = client.list_objects_v2(Bucket=s3_server.bucket, Prefix=prefix)["Contents"]
@@ -77,3 +85,24 @@ def test_files_inside_the_s3_folder_and_any_path_in_a_local_list_are_accepted(
     mine = run_cli(["plan", str(local / "l.yaml"), "--json"])
     assert mine.returncode == 0, mine.stderr                    # the user owns both paths
     assert Path(yaml.safe_load(mine.stdout)["output"]) == outside / "out.mp4"
+
+
+def test_the_backstop_finds_any_path_outside_the_folder(tmp_path):
+    """Behind the per-field checks: every Path in the resolved list, whatever its field."""
+    from reelflow.flows._shotlist_checks import escaping_paths
+    from reelflow.flows.shotlist import load_shotlist
+
+    folder = tmp_path / "mirror"
+    folder.mkdir()
+    write_png(folder / "in.png", 16, 16)
+    write_png(tmp_path / "out.png", 16, 16)
+    (folder / "l.yaml").write_text(yaml.safe_dump({
+        "version": 1, "shots": [{**SHOT, "start": "in.png", "end": "../out.png"}],
+        "output": {"path": "../x.mp4", "resolution": "540p", "fps": 24}}), encoding="utf-8")
+    shotlist = load_shotlist(folder / "l.yaml")                      # a local list: accepted
+
+    found = [(shot.id if shot else None, field, path.resolve()) for shot, field, path
+             in escaping_paths(shotlist, folder)]
+
+    assert found == [(None, "output.path", tmp_path / "x.mp4"),
+                     ("evil", "end.path", tmp_path / "out.png")]
