@@ -68,6 +68,17 @@ def _run_in_pty(args: list[str], env: dict[str, str], timeout: float = 240) -> t
     return code, ANSI.sub("", b"".join(chunks).decode("utf-8", "replace"))
 
 
+def _flow_run_log(stderr: str) -> str:
+    """The messages Prefect stored for the flow run whose URL the CLI printed."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    run_id = re.search(r"Flow run: \S+/flow-run/([0-9a-f-]{36})", stderr).group(1)
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])))
+    return "\n".join(log.message for log in logs)
+
+
 def test_terminal_render_shows_the_live_view_then_a_summary(tmp_path, cli_env):
     path = write_shotlist(tmp_path, SHOTS)
     code, screen = _run_in_pty(["render", str(path)], cli_env)
@@ -101,6 +112,8 @@ def test_piped_render_prints_plain_lines_and_no_prefect_chatter(tmp_path, cli_en
                      "shot gamma: done", "assembling", r"done: 3 shots: 2 paid \(\$0\.\d\d\), "
                      r"0 cached, 1 card; 9\.5s of video"):
         assert any(re.fullmatch(rf"\s*\d+\.\ds  {expected}.*", line) for line in lines), expected
+
+    assert "Rendering list.yaml (3 shots" in _flow_run_log(first.stderr)   # the UI keeps it all
 
     again = run_cli(["render", str(path), "--verbose"], env=cli_env)   # all cached now
     assert again.returncode == 0, again.stderr
