@@ -17,8 +17,8 @@ from typing import Any
 
 from reelflow.config import reelflow_home
 
-__all__ = ["EMULATOR_TOKEN", "ImageUrls", "check_credentials", "image_url_resolver",
-           "luma_credentials"]
+__all__ = ["EMULATOR_TOKEN", "ImageUrls", "account_balance", "check_credentials", "check_credits",
+           "credits_text", "image_url_resolver", "luma_credentials"]
 
 #: The environment variables holding each API's key.
 KEY_VARIABLES = {"dream-machine": "LUMAAI_API_KEY", "agents": "LUMA_AGENTS_API_KEY"}
@@ -161,25 +161,38 @@ def image_url_resolver(plan, store=None) -> ImageUrls | None:
     return ImageUrls(store, loopback_ok, asset_scope())
 
 
-def check_credits(credentials, to_spend_usd: float) -> float | None:
-    """Before any spend: the account's credit balance where the API offers it.
-
-    Raises GenerationFailed when there is something to pay for and the balance is
-    empty. Credits are the API's own unit (not USD), so only an empty balance is
-    refused; the balance is returned for the log.
-    """
+def account_balance(credentials) -> float | None:
+    """The account's credit balance in USD cents (the SDK's unit for ``credit_balance``), or
+    None where the API offers none or cannot be reached now (the creates will tell)."""
     import lumaai
 
-    from reelflow.errors import GenerationFailed
-
-    if to_spend_usd <= 0 or credentials.api_key is None:
+    if credentials.api_key is None:  # no Dream Machine key: no balance to ask for
         return None
     try:
-        balance = credentials.get_client().credits.get().credit_balance
-    except lumaai.APIError as exc:  # not offered, or not reachable now: the creates will tell
+        return credentials.get_client().credits.get().credit_balance
+    except lumaai.APIError as exc:
         _log.info("credit balance not available (%s)", type(exc).__name__)
         return None
-    if balance is not None and balance <= 0:
+
+
+def credits_text(balance: float | None) -> str:
+    """A balance with its unit: ``9504.54 credits (USD cents, $95.05)``."""
+    if balance is None:
+        return "not offered by the API"
+    return f"{balance:.2f} credits (USD cents, ${balance / 100:,.2f})"
+
+
+def check_credits(balance: float | None, to_spend_usd: float) -> None:
+    """Before any spend: refuse when there is something to pay for and the balance is empty.
+
+    Only an empty balance is refused: the prices are estimates, the account decides.
+    """
+    from reelflow.errors import GenerationFailed
+
+    if balance is not None:
+        from prefect import get_run_logger
+
+        get_run_logger().info("Account credit balance: %s", credits_text(balance))
+    if to_spend_usd > 0 and balance is not None and balance <= 0:
         raise GenerationFailed(f"the Luma account has no credits left (balance {balance}); "
                                f"this render would pay about ${to_spend_usd:.2f}. Nothing was submitted.")
-    return balance

@@ -1,25 +1,32 @@
 """Generating every shot of a plan: independent shots at once, extensions after their source.
 
 Moderation refusals follow the list's ``on_moderation`` policy: ``fail`` the render,
-``skip`` the shot, or put a ``placeholder`` slate in its place. A shot that builds on a
-refused shot cannot be generated and fails with a message that says so.
+``skip`` the shot, or put a ``placeholder`` slate in its place. A refusal the policy
+handles is a warning in the log and a task run in the "Refused" state, not an error. A
+shot that builds on a refused or failed shot cannot be generated and fails with a
+message that says so. Every shot gets an outcome (a Clip, Refused or Failed): the
+render decides what to raise once all of them are known, so its story is complete.
 """
 
 from __future__ import annotations
 
-from prefect import get_run_logger
-from pydantic import BaseModel
+from dataclasses import dataclass
+
+from prefect import get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
+from prefect.states import Completed
+from pydantic import BaseModel
 
 from reelflow import _progress
 from reelflow.errors import GenerationFailed, ModerationRefused
-from reelflow.flows.observe import emit
+from reelflow.flows.observe import step_name
 from reelflow.flows.plan import RenderPlan
 from reelflow.tasks.luma import generate_clip
 from reelflow.tasks.models import Clip
 
-__all__ = ["Refused", "generate_all"]
+__all__ = ["Failed", "Refused", "first_failure", "generate_all", "generate_shot"]
 
 
 class Refused(BaseModel):
@@ -27,75 +34,132 @@ class Refused(BaseModel):
 
     shot_id: str
     reason: str
+    generation_id: str | None = None
+
+
+@dataclass
+class Failed:
+    """A shot that has no clip: its generation failed, or it builds on one that did."""
+
+    shot_id: str
+    error: BaseException
+
+    @property
+    def reason(self) -> str:
+        return getattr(self.error, "failure_reason", None) or str(self.error)
+
+
+@task(cache_policy=NO_CACHE, retries=0)
+def generate_shot(request, *, shot_id: str, on_moderation: str, **kwargs):
+    """``generate_clip`` for one shot of a render; a refusal its policy handles is returned.
+
+    Under ``skip`` or ``placeholder`` a moderation refusal is a warning and a task run in
+    the "Refused" state carrying a ``Refused``; under ``fail`` it raises.
+    """
+    try:
+        return generate_clip.fn(request, shot_id=shot_id, **kwargs)
+    except ModerationRefused as refused:
+        if on_moderation == "fail":
+            raise
+        then = "a placeholder slate takes its place" if on_moderation == "placeholder" else "skipped"
+        get_run_logger().warning("Shot %s refused by moderation (generation %s: %s); policy %s: %s",
+                                 shot_id, refused.generation_id, refused.failure_reason,
+                                 on_moderation, then)
+        return Completed(name="Refused", message=f"refused by moderation; {then}",
+                         data=Refused(shot_id=shot_id, reason=refused.failure_reason or "",
+                                      generation_id=refused.generation_id))
 
 
 def generate_all(plan: RenderPlan, *, credentials, store, image_url, on_moderation: str,
-                 sequence: str) -> dict[str, Clip | Refused]:
-    """Submit every generation (bounded by the flow's task runner) and collect the clips.
+                 sequence: str, on_done=None) -> dict[str, Clip | Refused | Failed]:
+    """Submit every generation (bounded by the flow's task runner); every shot's outcome.
 
-    A progress artifact follows the shots as they finish; each shot emits
-    ``reelflow.shot.generated`` or ``reelflow.shot.failed``.
+    A progress artifact follows the shots as they finish, counting clips, refusals and
+    failures apart; ``on_done(shot_id, outcome)`` is called as each shot finishes.
     """
-    log = get_run_logger()
     shots = [s for s in plan.shots if s.kind == "generate"]
     shot_of_key = {s.request.cache_key(): s.id for s in shots}
-    futures = {}
+    futures, outcomes = {}, {}
 
     def submit(shot, request):
-        task = generate_clip.with_options(task_run_name=f"generate[{shot.id}]",
+        task = generate_shot.with_options(task_run_name=step_name("generate", shot.id),
                                           tags=[f"model:{request.model}", f"sequence:{sequence}",
                                                 f"profile:{plan.profile}"])
-        futures[shot.id] = task.submit(request, shot_id=shot.id, credentials=credentials,
-                                       store=store, image_url=image_url)
+        futures[shot.id] = task.submit(request, shot_id=shot.id, on_moderation=on_moderation,
+                                       credentials=credentials, store=store, image_url=image_url)
 
-    progress = create_progress_artifact(0.0, description=f"{sequence}: shots generated")
-
+    progress = Progress(sequence, len(shots))
     for shot in shots:  # independent shots first, all at once
         if not shot.request.upstream_keys():
             submit(shot, shot.request)
     for shot in _dependents_in_order(shots, shot_of_key):
         ids = {}
         for key in shot.request.upstream_keys():
-            upstream = futures[shot_of_key[key]].result(raise_on_failure=False)
+            upstream_id = shot_of_key[key]
+            upstream = _outcome(futures[upstream_id], upstream_id) if upstream_id in futures else None
             if not isinstance(upstream, Clip):
-                raise GenerationFailed(f"shot {shot.id} builds on shot {shot_of_key[key]}, "
-                                       "which has no clip", shot_id=shot.id)
+                break
             ids[key] = upstream.generation_id
-        submit(shot, shot.request.with_generation_ids(ids))
+        else:
+            submit(shot, shot.request.with_generation_ids(ids))
+            continue
+        outcomes[shot.id] = Failed(shot.id, GenerationFailed(
+            f"shot {shot.id} builds on shot {upstream_id}, which has no clip", shot_id=shot.id))
     shot_of_future = {future.task_run_id: shot_id for shot_id, future in futures.items()}
-    for done, future in enumerate(as_completed(list(futures.values())), 1):
+
+    def finished(shot_id, outcome):
+        if not isinstance(outcome, Clip):  # the terminal's live view (reelflow/_progress.py)
+            _progress.shot_state(shot_id, "failed", detail=outcome.reason)
+        progress.done(outcome)
+        if on_done:
+            on_done(shot_id, outcome)
+
+    for shot_id, outcome in outcomes.items():
+        finished(shot_id, outcome)
+    for future in as_completed(list(futures.values())):
         shot_id = shot_of_future[future.task_run_id]
-        _report(future, shot_id, sequence, on_moderation, log)
-        update_progress_artifact(progress, 100.0 * done / max(len(futures), 1))
-    results: dict[str, Clip | Refused] = {}
-    for shot_id, future in futures.items():  # every paid clip has landed: now surface failures
-        try:
-            results[shot_id] = future.result()
-        except ModerationRefused as refused:
-            if on_moderation == "fail":
-                raise
-            results[shot_id] = Refused(shot_id=shot_id, reason=refused.failure_reason or "")
-    return results
+        outcomes[shot_id] = _outcome(future, shot_id)
+        finished(shot_id, outcomes[shot_id])
+    return {s.id: outcomes[s.id] for s in shots}
 
 
-def _report(future, shot_id: str, sequence: str, on_moderation: str, log) -> None:
-    """One log line and one event per finished shot."""
+def first_failure(outcomes: dict) -> BaseException | None:
+    """The error the render stops on, in shot order (a refusal under ``fail`` is a failure)."""
+    for outcome in outcomes.values():
+        if isinstance(outcome, Failed):
+            return outcome.error
+    return None
+
+
+def _outcome(future, shot_id: str) -> Clip | Refused | Failed:
     try:
-        clip = future.result()
-    except GenerationFailed as failed:
-        policy = on_moderation if isinstance(failed, ModerationRefused) else "fail"
-        _progress.shot_state(shot_id, "failed", detail=failed.failure_reason or str(failed))
-        log.warning("Shot %s failed: %s (policy: %s)", shot_id, failed.failure_reason or failed, policy)
-        emit("reelflow.shot.failed", sequence, shot_id, reason=failed.failure_reason or str(failed),
-             generation_id=failed.generation_id, moderation=isinstance(failed, ModerationRefused),
-             policy=policy)
-        return
-    except Exception as exc:  # noqa: BLE001 - reported here, raised by the caller
-        _progress.shot_state(shot_id, "failed", detail=str(exc))
-        emit("reelflow.shot.failed", sequence, shot_id, reason=str(exc), policy="fail")
-        return
-    emit("reelflow.shot.generated", sequence, shot_id, generation_id=clip.generation_id,
-         paid=clip.paid, cost_usd=clip.cost_usd, sha256=clip.sha256)
+        return future.result()
+    except Exception as exc:  # noqa: BLE001 - the shot's outcome; the render raises it later
+        return Failed(shot_id, exc)
+
+
+class Progress:
+    """The progress artifact: the share of shots with a clip, refusals and failures named."""
+
+    def __init__(self, sequence: str, total: int):
+        self.sequence, self.total = sequence, max(total, 1)
+        self.counts = {"paid": 0, "cached": 0, "refused": 0, "failed": 0}
+        self.id = create_progress_artifact(0.0, description=self._description())
+
+    def done(self, outcome) -> None:
+        if isinstance(outcome, Clip):
+            self.counts["paid" if outcome.paid else "cached"] += 1
+        else:
+            self.counts["refused" if isinstance(outcome, Refused) else "failed"] += 1
+        clips = self.counts["paid"] + self.counts["cached"]
+        update_progress_artifact(self.id, 100.0 * clips / self.total,
+                                 description=self._description())
+
+    def _description(self) -> str:
+        c = self.counts
+        text = (f"{self.sequence}: {c['paid'] + c['cached']} of {self.total} clips "
+                f"({c['paid']} paid, {c['cached']} cached)")
+        return text + "".join(f", {c[k]} {k}" for k in ("refused", "failed") if c[k])
 
 
 def _dependents_in_order(shots, shot_of_key):

@@ -1,7 +1,7 @@
 """The sequence and its clips as Prefect assets, so the UI's lineage graph shows which
 clips feed which sequence.
 
-One materializing task per render (``lineage[sequence]``) materializes the output (its
+One materializing task per render (``lineage-<sequence>``) materializes the output (its
 ``s3://`` URI when published, else its ``file://`` path) with every generated clip it
 was cut from (their clip-store URIs) as upstream assets, and attaches the render's cost,
 length and counts as materialization metadata.
@@ -15,6 +15,7 @@ from pathlib import Path
 from prefect.assets import Asset, AssetProperties, add_asset_metadata, materialize
 from prefect.cache_policies import NO_CACHE
 
+from reelflow.flows.observe import step_name
 from reelflow.tasks.store import ClipStore
 
 __all__ = ["asset_key", "record_lineage"]
@@ -45,7 +46,7 @@ def record_lineage(report, store: ClipStore, sequence: str, prompts: dict[str, s
     output = Asset(key=output_key, properties=AssetProperties(
         name=sequence, description=f"reelflow render of {sequence} ({report.profile})"))
     task = materialize(output, asset_deps=list(clips.values()), by="reelflow",
-                       task_run_name=f"lineage[{sequence}]", cache_policy=NO_CACHE,
+                       task_run_name=step_name("lineage", sequence), cache_policy=NO_CACHE,
                        persist_result=False)(_materialized)
     return task(output_key, {"cost_usd": report.cost_usd, "duration_s": report.duration_s,
                              "shots": report.shots, "generated": report.generated,

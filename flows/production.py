@@ -34,6 +34,7 @@ from pydantic import BaseModel
 
 from reelflow.config import reelflow_home
 from reelflow.errors import ReelflowError, ShotListError
+from reelflow.flows.observe import run_name
 from reelflow.flows.render import render_sequence
 from reelflow.flows.s3_lists import mirror_s3_prefix
 from reelflow.flows.shotlist import ImageRef, ShotList, load_shotlist
@@ -185,7 +186,7 @@ def _fail(summary: ProductionSummary, path: Path, problems: list[str]) -> None:
 
 def _run_name() -> str:
     folder = str(flow_run.parameters["folder"]).rstrip("/")
-    return f"produce[{folder.rsplit('/', 1)[-1] or folder}]"
+    return run_name("produce", folder.rsplit("/", 1)[-1] or folder)
 
 
 def _publish(summary: ProductionSummary) -> None:

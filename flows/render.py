@@ -1,30 +1,31 @@
 """The main job: a shot list in, a finished MP4 out, every step cached.
 
-    shot list ─validate─▶ plan ─▶ generate[shot] (concurrent, paid once per request)
-                                ─▶ conform[shot] / title[card] ─▶ assemble ─▶ output (atomic)
+    shot list ─validate─▶ plan ─▶ generate-<shot> (concurrent, paid once per request)
+                                ─▶ conform-<shot> / title-<card> / placeholder-<shot>
+                                ─▶ assemble ─▶ output (atomic)
+
+Whatever the outcome, the run's story (summary, cost ledger, output link, tags and the
+sequence event) is published when it ends (flows/report.py).
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Literal
 
 from prefect import flow, get_run_logger
 from prefect.futures import wait
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
-from pydantic import BaseModel
 
 from reelflow import _progress
 from reelflow.config import DEFAULT_CONCURRENCY
 from reelflow.flows.deliverables import deliver_extras
-from reelflow.flows.endpoint import (check_credentials, check_credits, image_url_resolver,
-                                     luma_credentials)
-from reelflow.flows.report import publish_summary
-from reelflow.flows.generation import Refused, generate_all
+from reelflow.flows.endpoint import (account_balance, check_credentials, check_credits,
+                                     image_url_resolver, luma_credentials)
+from reelflow.flows.generation import Refused, first_failure, generate_all
 from reelflow.flows.lineage import record_lineage
-from reelflow.flows.observe import emit, ensure_limits
+from reelflow.flows.observe import emit_shot, ensure_limits, run_name, step_name
 from reelflow.flows.plan import RenderPlan, check_budget, make_plan
 from reelflow.flows.s3_lists import local_shotlist, publish_to_origin, s3_origin
 from reelflow.flows.shotlist import ShotList, load_shotlist
@@ -33,51 +34,16 @@ from reelflow.tasks.media import (AudioMix, OutputFormat, TimelineItem,
                                   assemble_sequence, conform_clip, default_media_cache,
                                   make_title_card)
 from reelflow.tasks.models import Clip
+from reelflow.flows.tell import tell_story
+from reelflow.flows.story import RenderReport, RenderStory, ShotResult, one_line
+from reelflow.tasks._ledger import Ledger
 from reelflow.tasks.store_block import store_from_block
 
 __all__ = ["RenderReport", "ShotResult", "render_sequence"]
 
 
-class ShotResult(BaseModel):
-    """How one shot was produced in this run."""
-
-    id: str
-    kind: Literal["generate", "card"]
-    status: Literal["paid", "cached", "card", "refused"]
-    model: str | None = None
-    generation_id: str | None = None
-    sha256: str | None = None
-    length_s: float
-    cost_usd: float = 0.0
-    failure_reason: str | None = None
-
-
-class RenderReport(BaseModel):
-    """What a render produced and what it cost."""
-
-    output: Path
-    profile: str
-    duration_s: float
-    frames: int
-    shots: int
-    generated: int
-    cached: int
-    cost_usd: float
-    encoded_pieces: int
-    reused_pieces: int
-    shot_results: list[ShotResult]
-    poster: Path | None = None
-    contact_sheet: Path | None = None
-    otio: Path | None = None
-    mezzanine: Path | None = None
-    #: Where the output was published when the list came from S3 (``s3://``), else None.
-    output_uri: str | None = None
-    flow_run_url: str | None = None
-    flow_s: float = 0.0
-
-
 def _run_name() -> str:
-    return f"render[{Path(flow_run.parameters['shotlist_path']).stem}]"
+    return run_name("render", Path(flow_run.parameters["shotlist_path"]).stem)
 
 
 def _card_text(shot, clips) -> str | None:
@@ -90,14 +56,15 @@ def _card_text(shot, clips) -> str | None:
 def _timeline(shotlist: ShotList, plan: RenderPlan, clips: dict[str, Clip | Refused],
               fmt: OutputFormat, skip: set[str]) -> list[TimelineItem]:
     """The plan's timeline with each shot's clip or card: the frames the plan checked."""
-    cards = {
-        shot.id: make_title_card.with_options(task_run_name=f"title[{shot.id}]").submit(
+    cards = {  # a refused shot's slate is named after it: placeholder-<shot>
+        shot.id: make_title_card.with_options(task_run_name=step_name(
+            "title" if shot.is_card else "placeholder", shot.id)).submit(
             text, background=shot.background or "#000000", duration_s=shot.length_s, fmt=fmt,
             cache_dir=default_media_cache(), shot_id=shot.id if shot.is_card else None)
         for shot in shotlist.shots if (text := _card_text(shot, clips)) and shot.id not in skip
     }
     conforms = [  # conformed once per clip and format; named so the UI shows each shot's step
-        conform_clip.with_options(task_run_name=f"conform[{shot.id}]").submit(
+        conform_clip.with_options(task_run_name=step_name("conform", shot.id)).submit(
             clips[shot.id].path, clips[shot.id].sha256, fmt, default_media_cache(), shot_id=shot.id)
         for shot in shotlist.shots if isinstance(clips.get(shot.id), Clip) and shot.id not in skip]
     spans, notes = without_skipped(plan.timeline, skip, fmt.fps)
@@ -123,26 +90,8 @@ def _audio_mix(shotlist: ShotList) -> AudioMix:
 
 def _clip_metadata(shots: list[ShotResult], items: list[TimelineItem]) -> list[dict]:
     """Per timeline item, what the OTIO clip records (stable across reruns: no run status)."""
-    by_id = {s.id: s.model_dump(mode="json", exclude={"id", "status", "cost_usd"}) for s in shots}
+    by_id = {s.id: s.model_dump(mode="json", exclude={"id", "status", "cost_usd", "attempts", "dream_s"}) for s in shots}
     return [by_id[item.label] for item in items]
-
-
-def _shot_results(plan: RenderPlan, clips: dict[str, Clip | Refused]) -> list[ShotResult]:
-    results = []
-    for shot in plan.shots:
-        clip = clips.get(shot.id)
-        if clip is None:
-            results.append(ShotResult(id=shot.id, kind="card", status="card", length_s=shot.length_s))
-            continue
-        if isinstance(clip, Refused):
-            results.append(ShotResult(id=shot.id, kind="generate", status="refused", model=shot.model,
-                                      length_s=shot.length_s, failure_reason=clip.reason))
-            continue
-        results.append(ShotResult(id=shot.id, kind="generate", status="paid" if clip.paid else "cached",
-                                  model=shot.model, generation_id=clip.generation_id,
-                                  sha256=clip.sha256, length_s=shot.length_s,
-                                  cost_usd=clip.cost_usd))
-    return results
 
 
 @flow(name="render-sequence", flow_run_name=_run_name, log_prints=False,
@@ -178,66 +127,82 @@ def render_sequence(shotlist_path: str, profile: str = "final", out: str | None 
         print(report.output, report.cost_usd)
         ```
     """
+    story = RenderStory(sequence=Path(shotlist_path).stem, profile=profile,
+                        policy=on_moderation, run_id=str(flow_run.id) if flow_run.id else None)
+    try:
+        return _render(story, shotlist_path, profile, out, mezzanine, on_moderation, budget_usd,
+                       luma_block, store_block)
+    except BaseException as exc:
+        story.error = one_line(exc)
+        raise
+    finally:
+        tell_story(story)
+
+
+def _render(story: RenderStory, shotlist_path, profile, out, mezzanine, on_moderation,
+            budget_usd, luma_block, store_block) -> RenderReport:
     started = time.monotonic()
     log = get_run_logger()
     shotlist = load_shotlist(local_shotlist(shotlist_path))
     for line in shotlist.warnings:
         log.warning("%s", line)
-    store = store_from_block(store_block)
-    plan = make_plan(shotlist, profile, out=Path(out) if out else None, store=store)
+    story.title, story.prompts = shotlist.title or story.sequence, {
+        shot.id: shot.prompt or shot.title for shot in shotlist.shots}
+    story.policy = policy = on_moderation or shotlist.on_moderation
+    store = story.store = store_from_block(store_block)
+    plan = story.plan = make_plan(shotlist, profile, out=Path(out) if out else None, store=store)
     check_budget(plan, budget_usd)
-    credentials = luma_credentials(block=luma_block)
+    credentials = story.credentials = luma_credentials(block=luma_block)
     check_credentials(plan, credentials)
     image_url = image_url_resolver(plan, store=store)
-    log.info("Rendering %s (%d shots, profile %s): %d to generate, est. $%.2f",
-             shotlist.source.name, len(plan.shots), profile,
+    log.info("Rendering %s (%d shots, profile %s, on moderation: %s): %d to generate, est. $%.2f",
+             shotlist.source.name, len(plan.shots), profile, policy,
              sum(s.status == "to generate" for s in plan.shots), plan.cost_usd)
-    policy = on_moderation or shotlist.on_moderation
-    balance = check_credits(credentials, plan.cost_usd)
-    if balance is not None:
-        log.info("Account credit balance: %s", balance)
+    story.balance_before = account_balance(credentials)
+    check_credits(story.balance_before, plan.cost_usd)
     ensure_limits()
     _progress.stage("generating")
+    ledger = Ledger.for_store(store)
+
+    def on_done(shot_id, outcome):
+        story.record(shot_id, outcome, ledger)
+        emit_shot(story.sequence, story.results[shot_id], policy)
+
     try:
         clips = generate_all(plan, credentials=credentials, store=store, image_url=image_url,
-                             on_moderation=policy, sequence=shotlist.source.stem)
+                             on_moderation=policy, sequence=story.sequence, on_done=on_done)
     finally:
         if image_url is not None:
             image_url.close()          # the asset server stops serving this render's files
+    if (error := first_failure(clips)) is not None:
+        raise error
     skip = {sid for sid, c in clips.items() if isinstance(c, Refused)} if policy == "skip" else set()
     fmt = OutputFormat(width=shotlist.output.width, height=shotlist.output.height,
                        fps=shotlist.output.fps, fit=shotlist.output.fit,
                        quality="preview" if profile == "draft" else "final")
-    items = _timeline(shotlist, plan, clips, fmt, skip)
+    items = story.items = _timeline(shotlist, plan, clips, fmt, skip)
     _progress.stage("assembling")
-    result = assemble_sequence.with_options(task_run_name=f"assemble[{shotlist.source.stem}]")(
+    result = assemble_sequence.with_options(task_run_name=step_name("assemble", story.sequence))(
         items, fmt=fmt, out_path=plan.output, cache_dir=default_media_cache(),
         mix=_audio_mix(shotlist))
-    shots = _shot_results(plan, clips)
+    shots = story.shot_results()
     _progress.stage("delivering")
-    extras = deliver_extras.with_options(task_run_name=f"deliver[{shotlist.source.stem}]")(
+    extras = deliver_extras.with_options(task_run_name=step_name("deliver", story.sequence))(
         result.path, items, fmt, name=shotlist.title or shotlist.source.stem,
         metadata=_clip_metadata(shots, items),
         mezzanine=mezzanine)
     published = {} if s3_origin(result.path) is None else publish_to_origin.with_options(
-        task_run_name=f"publish[{shotlist.source.stem}]")(
+        task_run_name=step_name("publish", story.sequence))(
         [result.path, *(p for p in extras.model_dump().values() if p)])
     paid = [s for s in shots if s.status == "paid"]
-    log.info("Wrote %s (%.2fs): %d paid, %d cached, $%.2f", result.path, result.duration_s,
-             len(paid), sum(s.status == "cached" for s in shots), sum(s.cost_usd for s in paid))
-    report = RenderReport(
+    log.info("Wrote %s (%.2fs): %d paid, %d cached, $%.2f spent", result.path, result.duration_s,
+             len(paid), story.count("cached"), story.cost_usd)
+    story.report = RenderReport(
         output=result.path, profile=profile, duration_s=result.duration_s, frames=result.frames,
-        shots=len(shots), generated=len(paid), cached=sum(s.status == "cached" for s in shots),
-        cost_usd=round(sum(s.cost_usd for s in paid), 2), encoded_pieces=result.encoded_pieces,
+        shots=len(shots), generated=len(paid), cached=story.count("cached"),
+        cost_usd=story.cost_usd, encoded_pieces=result.encoded_pieces,
         reused_pieces=result.reused_pieces, shot_results=shots, flow_run_url=flow_run.ui_url,
         **extras.model_dump(), output_uri=published.get(str(result.path)),
-        flow_s=round(time.monotonic() - started, 3))
-    prompts = {shot.id: shot.prompt or shot.title for shot in shotlist.shots}
-    publish_summary(report, shotlist.title or shotlist.source.stem, shotlist.source.stem,
-                    prompts, items)
-    record_lineage(report, store, shotlist.source.stem, prompts)
-    emit("reelflow.sequence.rendered", shotlist.source.stem, output=str(report.output),
-         output_uri=report.output_uri,
-         cost_usd=report.cost_usd, duration_s=report.duration_s, generated=report.generated,
-         cached=report.cached, profile=profile)
-    return report
+        flow_s=round(time.monotonic() - started, 3), balance_before=story.balance_before)
+    record_lineage(story.report, store, story.sequence, story.prompts)
+    return story.report

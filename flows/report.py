@@ -1,10 +1,16 @@
-"""The run summary a user reads in the Prefect UI.
+"""The run summary a user reads in the Prefect UI, completed or failed.
 
-* a markdown artifact: the shot table (thumbnail, prompt, model, state, cached or paid,
-  cost, length, link to the clip) and the totals; thumbnails are small data-URI JPEGs
-  so they show without a file server;
-* a table artifact: the cost ledger of this run, one row per shot;
-* a link artifact to the output.
+* a markdown artifact: a status line first (what failed and why; paid, cached, spent),
+  the output (a link that opens in the browser, and its path to copy), the account's
+  balance before and after with what it says about the spend, then one compact row
+  per shot (thumbnail linking to the clip, outcome, every attempt with its generation
+  id and whether it was billed or refunded, dream time, cost) and a total row; it
+  fits 1600 px;
+* a table artifact: the cost ledger, one row per paid call (billed, or refunded when
+  it failed) and per reused shot, amounts in USD as "0.00", a total row and the
+  account's own figure.
+
+Thumbnails are small data-URI JPEGs, so they show without a file server.
 """
 
 from __future__ import annotations
@@ -13,68 +19,164 @@ import base64
 import re
 from pathlib import Path
 
-from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
-
-from reelflow.flows.s3_lists import presigned_link
+from reelflow.flows.endpoint import credits_text
 from reelflow.tasks._ffmpeg import cached_or_made
 from reelflow.tasks.deliver import make_poster
 from reelflow.tasks.media import default_media_cache
 from reelflow.tasks.models import canonical_hash
 
-__all__ = ["publish_summary", "summary_markdown"]
+__all__ = ["artifact_key", "cost_ledger_rows", "reconciliation", "status_line", "summary_markdown",
+           "thumbnail"]
 
-THUMB_WIDTH = 160
+THUMB_WIDTH = 120
+#: Characters of a prompt shown in the summary (the whole prompt is in the shot list).
+PROMPT_EXCERPT = 48
+#: Each call's price is rounded to the cent; the account counts hundredths of a cent.
+ROUNDING_USD = 0.005
+#: What an empty table cell shows ("-" alone is read as a markdown list item).
+NONE = "—"
 
 
-def _artifact_key(prefix: str, name: str) -> str:
-    # Artifact keys allow lowercase letters, digits and dashes only.
+def artifact_key(prefix: str, name: str) -> str:
+    """An artifact key (lowercase letters, digits and dashes only)."""
     return f"{prefix}-" + (re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-") or "sequence")
 
 
-def _thumbnail(video: Path, at_s: float) -> str:
+def thumbnail(video: Path, at_s: float) -> str:
     """A small JPEG of one frame as a data URI, made once per clip and time."""
     cache = default_media_cache()
-    path = cached_or_made(cache / "thumbs" / f"{canonical_hash([str(video), at_s])[:24]}.jpg",
+    path = cached_or_made(cache / "thumbs" / f"{canonical_hash([str(video), at_s, THUMB_WIDTH])[:24]}.jpg",
                           cache, lambda tmp: make_poster(video, tmp, at_s=at_s, width=THUMB_WIDTH))
     return "data:image/jpeg;base64," + base64.b64encode(path.read_bytes()).decode()
 
 
 def _cell(text: str | None, limit: int = 80) -> str:
-    text = (text or "-").replace("|", "\\|").replace("\n", " ")
+    text = (text or NONE).replace("|", "\\|").replace("\n", " ")
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def summary_markdown(report, title: str, prompts: dict[str, str], items) -> str:
-    """The shot table and the totals, as markdown."""
-    sources = {item.label: item for item in items}
-    lines = [f"# {_cell(title, 200)}", "", f"**Output:** `{report.output}`  ",
-             f"**Duration:** {report.duration_s:.2f} s · **profile:** {report.profile} · "
-             f"**paid:** {report.generated} · **cached:** {report.cached} · "
-             f"**spent:** ${report.cost_usd:.2f}", "",
-             "| # | thumbnail | shot | prompt | model | state | cost | length | clip |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for i, shot in enumerate(report.shot_results, 1):
-        item = sources.get(shot.id)
-        thumb = f"![{shot.id}]({_thumbnail(item.source, item.start_s + item.length_s / 2)})" if item else ""
-        clip = f"[clip]({item.source.as_uri()})" if item and shot.kind == "generate" else "-"
-        state = shot.status if not shot.failure_reason else f"{shot.status}: {_cell(shot.failure_reason, 60)}"
-        lines.append(f"| {i} | {thumb} | {shot.id} | {_cell(prompts.get(shot.id))} | "
-                     f"{shot.model or '-'} | {state} | ${shot.cost_usd:.2f} | {shot.length_s:g} s | {clip} |")
+def _usd(amount: float) -> str:
+    return f"${amount:,.2f}"
+
+
+def _short(generation_id: str | None) -> str:
+    return f"`{generation_id[:8]}`" if generation_id else NONE
+
+
+def status_line(story) -> str:
+    """The first line: outcome (what failed and why), then paid, cached, refused, spent."""
+    shots = story.shots
+    counts = [f"**{story.count(k)}** {k}" for k in ("paid", "cached", "refused", "failed")
+              if story.count(k) or k in ("paid", "cached")]
+    billed = sum(a.billed for s in shots for a in s.attempts)
+    refunded = sum(not a.billed for s in shots for a in s.attempts)
+    spent = (f"**spent {_usd(story.cost_usd)}** ({billed} billed call{'s' * (billed != 1)}"
+             + (f", {refunded} failed and refunded)" if refunded else ")"))
+    head = f"❌ **Failed:** {_cell(story.error, 240)}" if story.failed else "✅ **Completed**"
+    return " · ".join([head, *counts, spent])
+
+
+def reconciliation(story) -> str:
+    """The account's balance before and after, and whether it matches what the run counted."""
+    before, after = story.balance_before, story.balance_after
+    if before is None or after is None:
+        return ("**Account:** the API offered no credit balance, so the spend above is "
+                "reelflow's price estimate for every billed attempt.")
+    charged = round((before - after) / 100, 2)
+    text = (f"**Account:** {credits_text(before)} → {after:.2f}: charged {_usd(charged)}, "
+            f"counted {_usd(story.cost_usd)}")
+    calls = max(sum(len(s.attempts) for s in story.shots), 1)
+    if _near(charged, story.cost_usd, calls):
+        return text + (" ✓ reconciles" if round(charged - story.cost_usd, 2) == 0 else
+                       " ✓ reconciles (prices are rounded to the cent per call)")
+    kept = sum(a.cost_usd for s in story.shots for a in s.attempts if not a.billed)
+    if kept and _near(charged, story.cost_usd + kept, calls):
+        return (text + f" ⚠ the account kept {_usd(kept)} for failed attempts that Luma "
+                "normally refunds: counted with them, it reconciles")
+    return (text + f" ⚠ differs by {_usd(charged - story.cost_usd)} (other spending on the account "
+            "during this render, or prices that are estimates: upscale, audio)")
+
+
+def _near(charged: float, counted: float, calls: int) -> bool:
+    """Equal up to each call's price being rounded to the cent."""
+    return abs(charged - counted) <= ROUNDING_USD * calls + 1e-9
+
+
+def _outcome_cell(story, shot) -> str:
+    tries = len(shot.attempts)
+    if shot.status == "refused":
+        handled = {"placeholder": f"→ placeholder (`placeholder-{shot.id}`)", "skip": "→ skipped"}
+        return f"refused {handled.get(story.policy, '→ render failed')}"
+    if shot.status == "failed":
+        return (f"failed after {tries} tr{'ies' if tries != 1 else 'y'}" if tries else "failed") + \
+            f": {_cell(shot.failure_reason, 60)}"
+    if shot.status == "paid" and tries > 1:
+        return f"paid (after {tries} tries)"
+    return {"pending": "not finished", "card": "title card"}.get(shot.status, shot.status)
+
+
+def _attempts_cell(shot) -> str:
+    if not shot.attempts:
+        return f"{_short(shot.generation_id)} reused, not billed" if shot.generation_id else NONE
+    return " · ".join(
+        f"{_short(a.generation_id)} {a.outcome}{'' if a.step == 'generate' else f' ({a.step})'}"
+        f"{', billed' if a.billed else ', refunded'}" for a in shot.attempts)
+
+
+def _shot_cell(story, shot) -> str:
+    prompt = story.prompts.get(shot.id)
+    excerpt = f" — “{_cell(prompt, PROMPT_EXCERPT)}”" if prompt else ""
+    return f"**{shot.id}** {shot.length_s:g} s{f' · {shot.model}' if shot.model else ''}{excerpt}"
+
+
+def summary_markdown(story, thumbs: dict[str, str], links: dict[str, str], output: str) -> str:
+    """The summary as markdown: status line, output, account, the shot table and its total."""
+    dream = [s.dream_s for s in story.shots if s.dream_s is not None]
+    lines = [f"# {_cell(story.title, 200)}", "", status_line(story), "", output, "",
+             reconciliation(story), "",
+             f"**Profile:** {story.profile} · **on moderation:** {story.policy or NONE} · "
+             f"**run:** {story.started_at:%Y-%m-%d %H:%M:%S}", "",
+             "| | shot | outcome | attempts: generation, billed or refunded | dream | cost |",
+             "|---|---|---|---|---|---|"]
+    for shot in story.shots:
+        thumb = f"![{shot.id}]({thumbs[shot.id]})" if shot.id in thumbs else ""
+        if thumb and shot.id in links:
+            thumb = f"[{thumb}]({links[shot.id]})"
+        lines.append(f"| {thumb} | {_shot_cell(story, shot)} | {_outcome_cell(story, shot)} | "
+                     f"{_attempts_cell(shot)} | "
+                     f"{f'{shot.dream_s:.1f} s' if shot.dream_s is not None else NONE} | "
+                     f"{_usd(shot.cost_usd)} |")
+    attempts = sum(len(s.attempts) for s in story.shots)
+    billed = sum(a.billed for s in story.shots for a in s.attempts)
+    outcomes = " · ".join(f"{story.count(k)} {k}" for k in ("paid", "cached", "refused", "failed")
+                          if story.count(k) or k in ("paid", "cached"))
+    lines.append(f"| | **total** ({len(story.shots)} shots) | {outcomes} | "
+                 f"{attempts} attempts, {billed} billed | "
+                 f"{f'{sum(dream):.1f} s' if dream else NONE} | **{_usd(story.cost_usd)}** |")
     return "\n".join(lines)
 
 
-def publish_summary(report, title: str, sequence: str, prompts: dict[str, str], items) -> None:
-    """Attach the summary, the cost ledger and the output link to the current flow run."""
-    create_markdown_artifact(key=_artifact_key("render", sequence),
-                             markdown=summary_markdown(report, title, prompts, items),
-                             description=f"reelflow render of {sequence}")
-    create_table_artifact(key=_artifact_key("cost", sequence), description=f"Cost ledger of {sequence}",
-                          table=[{"shot": s.id, "kind": s.kind, "model": s.model or "-",
-                                  "state": s.status, "generation": s.generation_id or "-",
-                                  "cost_usd": s.cost_usd} for s in report.shot_results])
-    if report.output_uri:  # published to S3: a link that opens anywhere, for seven days
-        link, text = presigned_link(report.output_uri), report.output_uri
-    else:
-        link, text = Path(report.output).as_uri(), Path(report.output).name
-    create_link_artifact(key=_artifact_key("output", sequence), link=link, link_text=text,
-                         description=f"Output of {sequence}")
+def cost_ledger_rows(story) -> list[dict[str, str]]:
+    """The cost ledger: one row per paid call or reused shot, a total, the account's figure."""
+    rows = []
+    for shot in story.shots:
+        for a in shot.attempts:
+            rows.append({"shot": shot.id, "step": a.step, "generation": a.generation_id,
+                         "outcome": a.outcome + (f": {a.reason}" if a.reason else ""),
+                         "billed": "yes" if a.billed else f"refunded ({a.cost_usd:.2f})",
+                         "cost (USD)": f"{a.cost_usd if a.billed else 0:.2f}"})
+        if not shot.attempts:
+            rows.append({"shot": shot.id, "step": "generate" if shot.kind == "generate" else "card",
+                         "generation": shot.generation_id or NONE,
+                         "outcome": {"cached": "cached (reused)", "card": "title card"}.get(
+                             shot.status, shot.status), "billed": "no", "cost (USD)": "0.00"})
+    billed = sum(r["billed"] == "yes" for r in rows)
+    rows.append({"shot": "total", "step": NONE, "generation": f"{billed} billed", "outcome": NONE,
+                 "billed": str(billed), "cost (USD)": f"{story.cost_usd:.2f}"})
+    if story.balance_before is not None and story.balance_after is not None:
+        charged = (story.balance_before - story.balance_after) / 100
+        rows.append({"shot": "account", "step": NONE,
+                     "generation": f"{story.balance_before:.2f} → {story.balance_after:.2f} credits",
+                     "outcome": "charged (credits are USD cents)", "billed": NONE,
+                     "cost (USD)": f"{charged:.2f}"})
+    return rows

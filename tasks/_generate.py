@@ -32,7 +32,7 @@ from reelflow import _progress
 from reelflow.errors import DownloadError, GenerationFailed, ModerationRefused
 from reelflow.tasks._calls import PaidCall
 from reelflow.tasks._create import NothingSent, recover_interrupted
-from reelflow.tasks._ledger import Ledger, LedgerConflict, LedgerEntry
+from reelflow.tasks._ledger import Ledger, LedgerConflict, LedgerEntry, PaidAttempt
 from reelflow.tasks._providers import Provider
 from reelflow.tasks.models import Clip, GenerationRequest
 from reelflow.tasks.store import ClipStore
@@ -208,13 +208,26 @@ def _send(call: PaidCall, entry: LedgerEntry, ledger: Ledger, cost: float,
         return _record_sent(entry, ledger, generation_id, cost)
 
 
-def _with_generation(entry: LedgerEntry, generation_id: str, cost: float) -> LedgerEntry:
-    """``entry`` with a paid generation recorded: its id, one more attempt, its cost, and
-    no send in flight any more."""
+def _run_id() -> str | None:
+    """The Prefect flow run this code runs in (it paid for what it sends), or None."""
+    try:
+        from prefect.runtime import flow_run
+
+        return flow_run.get_id()
+    except Exception:  # outside a run
+        return None
+
+
+def _with_generation(entry: LedgerEntry, generation_id: str, cost: float,
+                     adopted: bool = False) -> LedgerEntry:
+    """``entry`` with a paid generation recorded: its id, one more attempt in its history,
+    its cost, and no send in flight any more (``adopted``: paid by a run that died)."""
+    attempt = PaidAttempt(generation_id=generation_id, cost_usd=cost, sent_at=entry.sending_since,
+                          run_id=None if adopted else _run_id())
     return entry.model_copy(update={
         "generation_id": generation_id, "sending_since": None, "sender": None,
         "sending_cost_usd": None, "attempts": entry.attempts + 1,
-        "cost_usd": round(entry.cost_usd + cost, 2)})
+        "cost_usd": round(entry.cost_usd + cost, 2), "history": [*entry.history, attempt]})
 
 
 def _record_sent(entry: LedgerEntry, ledger: Ledger, generation_id: str, cost: float) -> LedgerEntry:
@@ -267,7 +280,7 @@ def _recover(call: PaidCall, entry: LedgerEntry, ledger: Ledger, cost: float,
     if found:
         _logger().warning("Shot %s: adopted generation %s, made by a run that died while "
                           "sending it", shot_id, found)
-        entry = _with_generation(entry, found, cost)
+        entry = _with_generation(entry, found, cost, adopted=True)
     else:
         entry = entry.model_copy(update={"sending_since": None, "sender": None,
                                          "sending_cost_usd": None})
@@ -297,6 +310,8 @@ def _paid_step(key: str, *, shot_id: str, provider: Provider, store: ClipStore, 
                 time.sleep(CONFLICT_BACKOFF_S)
             except LedgerConflict:
                 time.sleep(CONFLICT_BACKOFF_S)
+    # Of what was sent, only the generation that completed stays billed: Luma gives a
+    # failed generation's charge back (the ledger's history keeps every attempt).
     return clip.model_copy(update={"paid": bool(sent), "cost_usd": cost if sent else 0.0})
 
 
@@ -322,32 +337,39 @@ def _step(key: str, shot_id: str, provider: Provider, store: ClipStore, ledger: 
             polled = wait(provider, entry.generation_id, shot_id=shot_id,
                           not_video=entry.prior_video)
             break
-        except ModerationRefused:
-            raise
         except GenerationFailed as failed:
             code = failed.failure_code
+            if failed.failure_reason is not None:  # it ended failed (not: still dreaming)
+                entry.attempt_ended("failed", failed.failure_reason)
             if code == "budget_exhausted":
                 provider.mark_exhausted()
                 raise
             if code == "rate_limited" and rate_limited < RATE_LIMITED_RESENDS:
                 delay = RATE_LIMITED_WAIT_S * 2 ** rate_limited
                 rate_limited += 1
-                _logger().warning("Shot %s: %s; sending again in %.0fs", shot_id, failed, delay)
+                _logger().warning("Shot %s: generation %s failed (%s); sending again in %.0fs",
+                                  shot_id, failed.generation_id, failed.failure_reason, delay)
                 time.sleep(delay)
             elif failed.failure_reason is None or code not in _RESUBMITTABLE \
                     or entry.attempts > resubmits:
+                if failed.failure_reason is not None:
+                    ledger.write(entry)  # the failed attempt stays on record, with its reason
                 raise
             else:
-                _logger().warning("Shot %s: %s; resubmitting", shot_id, failed)
+                _logger().warning("Shot %s: generation %s failed (%s); resubmitting (attempt %d of %d)",
+                                  shot_id, failed.generation_id, failed.failure_reason,
+                                  entry.attempts + 1, resubmits + 1)
             entry.generation_id = None
         except Exception as exc:
             if not provider.is_not_found(exc):
                 raise
             _logger().warning("Shot %s: generation %s unknown to this account; resubmitting",
                               shot_id, entry.generation_id)
+            entry.attempt_ended("failed", "unknown to this account")
             entry.generation_id = None
     _progress.shot_state(shot_id, "downloading")
     clip = download(polled.url, store)
+    entry.attempt_ended("completed")
     entry.sha256 = clip.sha256
     ledger.write(entry)
     return clip.model_copy(update={"generation_id": entry.generation_id})

@@ -26,18 +26,39 @@ import fcntl
 import os
 import secrets
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, PrivateAttr
 
 from reelflow.config import reelflow_home
 from reelflow.tasks.store import ClipStore, atomic_write_path
 
-__all__ = ["Ledger", "LedgerConflict", "LedgerEntry"]
+__all__ = ["Ledger", "LedgerConflict", "LedgerEntry", "PaidAttempt"]
 
 
 class LedgerConflict(Exception):
     """Another machine changed the record since it was read: read it again and follow it."""
+
+
+class PaidAttempt(BaseModel):
+    """One paid call for a key: its generation id, price, who sent it, and how it ended."""
+
+    generation_id: str
+    cost_usd: float = 0.0
+    #: When it was sent (ISO 8601 UTC) and when it ended (completed or failed).
+    sent_at: str | None = None
+    ended_at: str | None = None
+    #: The Prefect flow run that paid for it (None: adopted from a run that died sending it).
+    run_id: str | None = None
+    state: Literal["sent", "completed", "failed"] = "sent"
+    failure_reason: str | None = None
+
+    def ended(self, state: str, failure_reason: str | None = None) -> "PaidAttempt":
+        """This attempt, finished now in ``state``."""
+        return self.model_copy(update={"state": state, "failure_reason": failure_reason,
+                                       "ended_at": datetime.now(timezone.utc).isoformat()})
 
 
 class LedgerEntry(BaseModel):
@@ -59,6 +80,14 @@ class LedgerEntry(BaseModel):
     #: What the send in flight costs: recorded with ``sending_since`` so a generation
     #: adopted by hand (``reelflow resolve``) is counted like one adopted automatically.
     sending_cost_usd: float | None = None
+    #: Every paid call made for this key, oldest first (failed and resubmitted ones too).
+    history: list[PaidAttempt] = []
+
+    def attempt_ended(self, state: str, failure_reason: str | None = None) -> None:
+        """Mark the attempt on ``generation_id`` as ended (completed or failed)."""
+        for i, attempt in enumerate(self.history):
+            if attempt.generation_id == self.generation_id and attempt.state == "sent":
+                self.history[i] = attempt.ended(state, failure_reason)
 
 
 class Ledger(BaseModel):

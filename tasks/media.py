@@ -7,7 +7,7 @@ which logs the command at DEBUG and raises ``FfmpegError`` with the argv and std
 
 The tasks use ``NO_CACHE``: every output is already content-addressed on disk under
 ``cache_dir``, so a rerun finds it without Prefect's result cache. Name runs after the
-shot with ``.with_options(task_run_name="conform[opening]")``.
+shot with ``.with_options(task_run_name="conform-opening")``.
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ def conform_clip(source: Path, source_sha256: str, fmt: OutputFormat,
         @flow
         def prepare(path: str, sha: str):
             fmt = OutputFormat(width=1920, height=1080, fps=24)
-            return conform_clip.with_options(task_run_name="conform[opening]")(
+            return conform_clip.with_options(task_run_name="conform-opening")(
                 path, sha, fmt, "cache")
         ```
     """

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import time
 
 import pytest
@@ -64,3 +66,214 @@ def test_render_creates_limits_emits_events_and_tracks_progress(tmp_path, home, 
         progress = [a for a in client.read_artifacts() if a.type == "progress"
                     and "observed" in (a.description or "")]
         assert progress and max(float(a.data) for a in progress) == 100.0
+
+
+# -- the story of a bumpy render, read back through Prefect's API ---------------------------
+
+STORY_SHOTS = [
+    {"id": "fog", "prompt": "Fog rolls over a mountain pass", "resolution": "540p"},
+    {"id": "hawk", "prompt": "A hawk circles above the valley", "resolution": "540p"},
+    {"id": "knife", "prompt": "A knife glints on a kitchen table", "resolution": "540p"},
+    {"id": "rain", "prompt": "Rain on a tin roof at night", "resolution": "540p"},
+]
+
+
+@pytest.fixture()
+def bumpy(tmp_path, monkeypatch):
+    """A fresh emulator that refuses 'knife' and fails half of the other creates once
+    (seeded), pointed at by the SDK's env."""
+    from reelflow.emulator import Emulator, Faults
+    from tests.helpers import TEST_KEY
+
+    emu = Emulator(tmp_path / "account", latency=0.0, seed=14,
+                   faults=Faults(moderation_pattern="knife", fail_rate=0.5))
+    emu.start()
+    monkeypatch.setenv("LUMAAI_API_KEY", TEST_KEY)
+    monkeypatch.setenv("LUMAAI_BASE_URL", emu.base_url)
+    yield emu
+    emu.stop()
+
+
+@pytest.fixture()
+def file_server(home):
+    from reelflow.tasks.file_server import FileServer
+
+    server = FileServer(port=0).start()
+    yield server
+    server.stop()
+
+
+def _run_of(client, prefix: str):
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(like_=prefix)),
+                                 sort=FlowRunSort.START_TIME_DESC, limit=5)
+    assert runs, f"no flow run named {prefix}*"
+    return runs[0]
+
+
+def _artifacts(client, run_id) -> dict:
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    found = client.read_artifacts(artifact_filter=ArtifactFilter(
+        flow_run_id=ArtifactFilterFlowRunId(any_=[run_id])))
+    return {a.key or a.type: a for a in found}
+
+
+def _run_events(client, run_id, since, wanted: int, prefix: str = "reelflow.") -> list:
+    """reelflow events of one flow run (related to it), once ``wanted`` have arrived."""
+    deadline = time.monotonic() + 20
+    while True:
+        events = [e for e in _events(client, prefix, since)
+                  if any(r.id == f"prefect.flow-run.{run_id}" for r in e.related)]
+        if len(events) >= wanted or time.monotonic() > deadline:
+            return events
+        time.sleep(0.5)
+
+
+def _charged(records) -> float:
+    """Credits the account kept: failed generations are refunded (as Luma does)."""
+    return sum(r["cost"] for r in records if not r.get("refunded"))
+
+
+def _reconciles(counted: float, charged: float, calls: int) -> bool:
+    """What the run counted is what the account charged, to the rounding of each call's
+    price to the cent (the account counts hundredths of a cent)."""
+    return abs(counted - charged) <= 0.005 * calls + 1e-9
+
+
+def test_a_render_failing_on_a_moderated_shot_tells_its_story(tmp_path, home, bumpy):
+    from datetime import datetime, timezone
+
+    from prefect.client.orchestration import get_client
+
+    from reelflow.errors import ModerationRefused
+    from reelflow.flows.render import render_sequence
+
+    since = datetime.now(timezone.utc)
+    path = write_shotlist(tmp_path, STORY_SHOTS, name="knife-fails.yaml")
+    with pytest.raises(ModerationRefused):
+        render_sequence(str(path), on_moderation="fail")
+    records = bumpy.account.records()
+    charged = _charged(records)
+
+    with get_client(sync_client=True) as client:
+        run = _run_of(client, "render-knife-fails-")
+        assert run.state.is_failed()
+        assert {"outcome:failed", "profile:final", "on-moderation:fail", "refused"} <= set(run.tags)
+        artifacts = _artifacts(client, run.id)
+        assert {"render-knife-fails", "cost-knife-fails", "output-knife-fails"} <= set(artifacts)
+        summary = artifacts["render-knife-fails"].data
+        assert summary.splitlines()[2].startswith("❌ **Failed:** ModerationRefused: shot knife")
+        assert "refused → render failed" in summary and "stopped before writing" in summary
+        for record in records:  # every billed attempt is named, failed ones too
+            assert f"`{record['id'][:8]}`" in summary
+        assert f"charged ${charged / 100:.2f}, counted $" in summary and "✓ reconciles" in summary
+        ledger = artifacts["cost-knife-fails"].data
+        ledger = json.loads(ledger) if isinstance(ledger, str) else ledger
+        assert {r["generation"] for r in ledger[:-2]} >= {r["id"] for r in records}
+        refunded = {r["generation"] for r in ledger if r["billed"].startswith("refunded")}
+        assert refunded == {r["id"] for r in records if r.get("refunded")}
+        counted = float(ledger[-2]["cost (USD)"])
+        assert ledger[-2]["shot"] == "total" and _reconciles(counted, charged / 100, len(records))
+        assert ledger[-1]["shot"] == "account" and ledger[-1]["cost (USD)"] == f"{charged / 100:.2f}"
+        events = _run_events(client, run.id, since, wanted=len(records) + 2)
+        names = [e.event for e in events]
+        assert "reelflow.sequence.failed" in names and "reelflow.shot.refused" in names
+        refused = next(e for e in events if e.event == "reelflow.shot.refused")
+        assert refused.resource.name == "knife" and refused.payload["paid"] is False
+        failed_ids = {r["id"] for r in records if r["failure"]}
+        attempt_ids = {e.payload["generation_id"] for e in events
+                       if e.event == "reelflow.shot.attempt-failed"}
+        assert attempt_ids == failed_ids
+        sequence = next(e for e in events if e.event == "reelflow.sequence.failed")
+        assert "ModerationRefused" in sequence.payload["error"]
+        assert sequence.payload["cost_usd"] == counted
+
+
+def test_a_render_with_a_placeholder_and_retries_reconciles_and_links_its_output(
+        tmp_path, home, bumpy, file_server):
+    from datetime import datetime, timezone
+
+    import httpx
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterFlowRunId
+
+    from reelflow.flows.render import render_sequence
+
+    since = datetime.now(timezone.utc)
+    path = write_shotlist(tmp_path, STORY_SHOTS, name="knife-slate.yaml")
+    report = render_sequence(str(path), on_moderation="placeholder")
+
+    records = bumpy.account.records()
+    failed = [r for r in records if r["failure"] and "moderation" not in r["failure"]["reason"]]
+    assert failed, "the seed must fail some creates once"
+    charged = _charged(records) / 100
+    # what the run counted is what the account was charged: every billed create, the
+    # failed attempts and the refused shot's included
+    assert _reconciles(report.cost_usd, charged, len(records))
+    assert report.balance_before - report.balance_after == pytest.approx(charged * 100, abs=0.5)
+    knife = next(s for s in report.shot_results if s.id == "knife")
+    assert knife.status == "refused" and knife.cost_usd == 0 and not knife.attempts[0].billed
+    assert sum(len(s.attempts) for s in report.shot_results) == len(records)
+
+    with get_client(sync_client=True) as client:
+        run = _run_of(client, "render-knife-slate-")
+        assert {"outcome:completed", "on-moderation:placeholder", "retried", "refused"} <= set(run.tags)
+        tasks = client.read_task_runs(task_run_filter=TaskRunFilter(
+            flow_run_id=TaskRunFilterFlowRunId(any_=[run.id])))
+        by_name = {t.name: t for t in tasks}
+        assert "placeholder-knife" in by_name
+        assert by_name["generate-knife"].state.name == "Refused"
+        artifacts = _artifacts(client, run.id)
+        summary = artifacts["render-knife-slate"].data
+        assert summary.splitlines()[2].startswith("✅ **Completed**")
+        assert "refused → placeholder (`placeholder-knife`)" in summary
+        assert f"charged ${charged:.2f}, counted ${report.cost_usd:.2f} ✓ reconciles" in summary
+        for record in records:
+            assert f"`{record['id'][:8]}`" in summary
+        assert "**total** (4 shots)" in summary
+        # a link artifact (Prefect stores it as markdown) to a loopback URL, not file://
+        link = re.fullmatch(r"\[out\.mp4\]\((.+)\)", artifacts["output-knife-slate"].data)[1]
+        assert link.startswith(file_server.url + "/f/") and f"[out.mp4]({link})" in summary
+        assert f"`{report.output}`" in summary  # the path stays copyable
+        answer = httpx.get(link, headers={"Range": "bytes=0-99"})
+        assert answer.status_code == 206 and answer.content == report.output.read_bytes()[:100]
+        events = _run_events(client, run.id, since, wanted=len(failed) + 6)
+        attempt_ids = {e.payload["generation_id"] for e in events
+                       if e.event == "reelflow.shot.attempt-failed"}
+        assert {r["id"] for r in failed} <= attempt_ids
+        generated = {e.resource.name for e in events if e.event == "reelflow.shot.generated"}
+        assert generated == {"fog", "hawk", "rain"}
+
+    since = datetime.now(timezone.utc)
+    again = render_sequence(str(path), on_moderation="placeholder")  # all reused: nothing paid
+    assert again.cost_usd == 0 and len(bumpy.account.records()) == len(records)
+    with get_client(sync_client=True) as client:
+        run = _run_of(client, "render-knife-slate-")
+        events = _run_events(client, run.id, since, wanted=4)
+        assert {e.resource.name for e in events if e.event == "reelflow.shot.cached"} == {
+            "fog", "hawk", "rain"}
+        assert not [e for e in events if e.event == "reelflow.shot.generated"]
+
+
+def test_reconciliation_names_what_the_account_did():
+    """The balance check, on its own: reconciles, rounding, failed attempts kept, unexplained."""
+    from reelflow.flows.report import reconciliation
+    from reelflow.flows.story import Attempt, RenderStory, ShotResult
+
+    def story(before, after):
+        shots = [ShotResult(id="a", kind="generate", status="paid", length_s=5, cost_usd=0.40,
+                            attempts=[Attempt(generation_id="g1", outcome="failed", billed=False,
+                                              cost_usd=0.40),
+                                      Attempt(generation_id="g2", outcome="completed", cost_usd=0.40)])]
+        return RenderStory(sequence="s", profile="final", shots=shots, balance_before=before,
+                           balance_after=after)
+
+    assert reconciliation(story(10000, 9960)).endswith("counted $0.40 ✓ reconciles")
+    assert "rounded to the cent" in reconciliation(story(10000, 9960.6))
+    assert "kept $0.40 for failed attempts" in reconciliation(story(10000, 9920))
+    assert "differs by $1.00" in reconciliation(story(10000, 9860))
+    assert "offered no credit balance" in reconciliation(story(None, None))
+    assert "10000.00 credits (USD cents, $100.00)" in reconciliation(story(10000, 9960))
