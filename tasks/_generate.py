@@ -351,7 +351,7 @@ def _step(key: str, shot_id: str, provider: Provider, store: ClipStore, ledger: 
                                   shot_id, failed.generation_id, failed.failure_reason, delay)
                 time.sleep(delay)
             elif failed.failure_reason is None or code not in _RESUBMITTABLE \
-                    or entry.attempts > resubmits:
+                    or isinstance(failed, ModerationRefused) or entry.attempts > resubmits:
                 if failed.failure_reason is not None:
                     ledger.write(entry)  # the failed attempt stays on record, with its reason
                 raise
