@@ -127,3 +127,25 @@ def test_piped_render_prints_plain_lines_and_no_prefect_chatter(tmp_path, cli_en
     quiet = run_cli(["render", str(path), "--quiet"], env=cli_env)
     assert quiet.returncode == 0 and quiet.stderr == ""
     assert quiet.stdout.strip() == str(tmp_path / "out.mp4")
+
+
+def test_piped_render_names_the_failed_shot(tmp_path, prefect_api, home):
+    from reelflow.emulator import Emulator
+    from reelflow.emulator.faults import Faults
+    from tests.helpers import TEST_KEY
+
+    emu = Emulator(tmp_path / "account", latency=0.0, faults=Faults(moderation_pattern="hawk"))
+    emu.start()
+    try:
+        path = write_shotlist(tmp_path, [SHOTS[0], {"id": "hawk", "resolution": "540p",
+                                                    "prompt": "A hawk dives over a field"}])
+        result = run_cli(["render", str(path)], env={
+            "PREFECT_API_URL": prefect_api, "PREFECT_LOGGING_LEVEL": "INFO",
+            "REELFLOW_HOME": str(home), "LUMAAI_API_KEY": TEST_KEY, "LUMAAI_BASE_URL": emu.base_url})
+    finally:
+        emu.stop()
+    assert result.returncode == 1 and result.stdout == ""
+    assert re.search(r"^\s*\d+\.\ds  shot hawk: failed: .*moderation", result.stderr, re.M), result.stderr
+    assert re.search(r"^\s*\d+\.\ds  shot alpha: (downloading|conforming|done)", result.stderr, re.M)
+    assert result.stderr.rstrip().splitlines()[-1].startswith("reelflow: ")
+    assert not PREFECT_INFO.search(result.stderr)
