@@ -82,15 +82,20 @@ def _parser() -> argparse.ArgumentParser:
     resolve.add_argument("shot", help="the shot id the failed render named")
     decision = resolve.add_mutually_exclusive_group(required=True)
     decision.add_argument("--generation-id", default=None, metavar="ID",
-                          help="adopt this generation (from Luma's dashboard): no new payment")
+                          help="adopt this generation (from Luma's dashboard): no new payment "
+                               "(this or --resend is required)")
     decision.add_argument("--resend", action="store_true",
-                          help="accept paying again: the next render sends the create anew")
+                          help="accept paying again: the next render sends the create anew "
+                               "(this or --generation-id is required)")
     resolve.add_argument("--key", default=None, help="the record's key (or its start), when a "
-                                                     "shot id has several creates in doubt")
+                                                     "shot id has several creates in doubt "
+                                                     "(default: the shot's only one)")
     resolve.add_argument("--luma-block", default=None, metavar="NAME",
-                         help="a saved LumaCredentials block to check the id with")
+                         help="a saved LumaCredentials block to check the id with "
+                              "(default: the LUMAAI_*/LUMA_* environment, else the emulator)")
     resolve.add_argument("--store-block", default=None, metavar="NAME",
-                         help="the ClipStoreBlock whose ledger holds the record")
+                         help="the ClipStoreBlock whose ledger holds the record "
+                              "(default: REELFLOW_STORE or the local store)")
     for sub in (render, plan, compare, schema, resolve):  # also after the command (`main` reads both)
         sub.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
                          help=_VERBOSE_HELP)
