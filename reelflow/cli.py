@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import sys
+import threading
 from pathlib import Path
 
 from reelflow.errors import CredentialsMissing, ReelflowError, ShotListError, StoreNotConfigured
@@ -127,6 +128,17 @@ def _masked(exc: BaseException) -> str:
 def _one_line(command: str, exc: BaseException) -> str:
     """``reelflow: <command> failed: <Type>: <message>``: an exception nobody translated."""
     return f"reelflow: {command} failed: {type(exc).__name__}: {_masked(exc)}"
+
+
+def _thread_failure_hook(command: str):
+    """A ``threading.excepthook`` that reports a crashed background thread in one line."""
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if args.exc_type is not SystemExit:
+            where = f"{command} (thread {args.thread.name})" if args.thread else command
+            _err(_one_line(where, args.exc_value))
+
+    return hook
 
 
 class _NoTraceback(logging.Filter):
@@ -316,6 +328,9 @@ def main(argv: list[str] | None = None) -> int:
         argv.pop(0)
     command = argv[0] if argv else "reelflow"
     verbose = verbose or (command not in _PASSTHROUGH and "--verbose" in argv)
+    thread_hook = threading.excepthook
+    if not verbose:
+        threading.excepthook = _thread_failure_hook(command)
     try:
         return _dispatch(argv, verbose)
     except KeyboardInterrupt:
@@ -327,6 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         _err(_one_line(command, exc))
         return EXIT_FAILED
     finally:
+        threading.excepthook = thread_hook
         for handler in logging.getLogger().handlers:
             handler.removeFilter(_NO_TRACEBACK)
 
@@ -337,8 +353,10 @@ def _dispatch(argv: list[str], verbose: bool) -> int:
 
         return emulator_main(argv[1:])
     if argv[:1] in (["serve"], ["deploy"]):
-        from reelflow.deployments.serve import main_deploy, main_serve
+        from reelflow.deployments.serve import main_deploy, main_serve  # configures Prefect's logs
 
+        if not verbose:
+            _quiet_console()
         return (main_serve if argv[0] == "serve" else main_deploy)(argv[1:])
     args = _parser().parse_args(argv)
     args.verbose = verbose

@@ -61,13 +61,20 @@ class AssetScope:
         return "AssetScope(<token>)"
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A client that hangs up mid-file is routine: logged at debug, never a traceback on stderr."""
+
+    def handle_error(self, request, client_address) -> None:
+        _log.debug("asset request from %s failed", client_address, exc_info=True)
+
+
 class AssetServer:
     """One threaded loopback server over the files its open scopes registered."""
 
     def __init__(self) -> None:
         self._scopes: dict[str, dict[str, Path]] = {}
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._httpd = _QuietServer(("127.0.0.1", 0), _handler_for(self))
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="reelflow-assets",
                                         daemon=True)

@@ -122,3 +122,19 @@ def test_an_output_that_cannot_be_written_is_refused_before_any_spend(tmp_path, 
         assert result.stderr.strip().splitlines() == [result.stderr.strip()]
         assert result.stderr.startswith("list.yaml: output: ") and fragment in result.stderr
     assert luma_env.created_count() == before
+
+
+def test_a_busy_port_for_the_emulator_is_one_line_and_verbose_first_shows_the_traceback(tmp_path):
+    """The pass-through commands (emulator, serve, deploy) are under the same guard."""
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        args = ["emulator", "--port", str(busy.getsockname()[1]), "--data", str(tmp_path / "emu")]
+        quiet = run_cli(args, timeout=60)
+        loud = run_cli(["--verbose", *args], timeout=60)
+    lines = quiet.stderr.strip().splitlines()
+    assert quiet.returncode == 1 and len(lines) == 1, quiet.stderr
+    assert lines[0].startswith("reelflow: emulator failed: OSError: ") and "already in use" in lines[0]
+    assert loud.returncode == 1 and "Traceback" in loud.stderr and "Address already in use" in loud.stderr
