@@ -8,9 +8,9 @@ tells a dead run's folder (its lock can be taken) from a live one's (it cannot) 
 guessing from ages or pids, whatever the number of concurrent runs sharing the root.
 
 The first use of a root in a process (and every ten minutes after, in a long-lived one)
-sweeps it: the folders of dead runs, and loose temp
-files that versions before per-run folders left (``.*`` and ``tmp*`` entries beside cache
-entries, anything in ``<root>/tmp`` that is not a run's) once they are an hour old.
+sweeps it: the folders of dead runs, and the temp files versions before per-run folders
+left beside entries and in ``<root>/tmp`` (matched by their exact name shapes, ``_LOOSE``)
+once they are an hour old.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import re
 import secrets
 import shutil
 import threading
@@ -143,19 +144,25 @@ def _remove_dead_run(area: Path, name: str) -> bool:
         os.close(fd)
 
 
+#: Temp names older versions left: ``.<hex key or sha>.<random>...`` (atomic writes beside
+#: an entry), ``.incoming.mp4.<random>.mp4`` (downloads), ``tmpXXXXXXXX`` and
+#: ``.sheet-XXXXXXXX`` folders. Nothing else (a user's ``.DS_Store``, ``.env.local``) matches.
+_LOOSE = re.compile(r"\.(incoming|[0-9a-f][0-9a-f-]{7,})\..+|tmp[a-z0-9_]{8}|\.sheet-[a-z0-9_]{8}")
+
+
 def _loose_entries(root: Path, area: Path, runs: set[str]):
-    """Temp entries outside run folders: older versions' leftovers."""
-    if area.is_dir():
-        for entry in area.iterdir():
-            if entry.name.removesuffix(".lock") not in runs:
+    """Temp entries outside run folders: what older versions left in the root's folders."""
+    if area.is_dir():  # a run folder whose lock file someone deleted
+        for entry in area.glob("run-*"):
+            if entry.is_dir() and entry.name not in runs:
                 yield entry
     if not root.is_dir():
         return
     for sub in root.iterdir():
-        if sub.name == "tmp" or not sub.is_dir():
+        if not sub.is_dir() or sub.is_symlink():
             continue
         for entry in os.scandir(sub):
-            if entry.name.startswith(".") or (entry.name.startswith("tmp") and entry.is_dir()):
+            if _LOOSE.fullmatch(entry.name):
                 yield Path(entry.path)
 
 

@@ -190,24 +190,30 @@ def test_sweep_removes_dead_runs_and_keeps_live_ones(tmp_path):
 
 
 def test_sweep_removes_old_loose_temp_files_of_older_versions(tmp_path):
-    """Before per-run folders, temps sat beside entries (``.name.xxxx.mp4``, ``tmpXXXX/``)
-    and in ``clips/tmp``: those an hour old go, fresh ones (maybe a live writer's) stay."""
+    """Before per-run folders, temps sat beside entries (``.<key>.<random>.mp4``, ``tmpXXXXXXXX/``)
+    and in ``clips/tmp``: those an hour old go; fresh ones (maybe a live writer's) and files
+    that are not reelflow's temps (a store root can be a user's folder) stay."""
     root = tmp_path / "media"
-    old = [root / "pieces" / ".abc.0123456789ab.mp4", root / "final" / "tmpk2j3h4",
-           root / "tmp" / ".incoming.mp4.x1y2z3.mp4"]
-    fresh = [root / "pieces" / ".def.0123456789ab.mp4", root / "tmp" / ".incoming.mp4.a1b2.mp4"]
+    old = [root / "pieces" / ".0123456789abcdef.0123456789ab.mp4", root / "final" / "tmpk2j3h4ab",
+           root / "tmp" / ".incoming.mp4.x1y2z3ab.mp4", root / "deliver" / ".sheet-abcd1234",
+           root / "ab" / f".{'ab' * 32}.mp4.Zq81_x0a.mp4",
+           root / "tmp" / "run-1-0123456789ab"]  # a run folder whose lock was deleted by hand
+    fresh = [root / "pieces" / ".fedcba9876543210.0123456789ab.mp4",
+             root / "tmp" / ".incoming.mp4.a1b2c3d4.mp4"]
+    foreign = [root / "pieces" / ".DS_Store", root / "ab" / ".env.production",
+               root / "tmp" / "notes.txt", root / "tmp" / "tmp"]
     kept = [root / "pieces" / "0123456789abcdef.mp4", root / "pieces" / "0123456789abcdef.mp4.sum"]
-    for path in old + fresh + kept:
+    for path in old + fresh + foreign + kept:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.mkdir() if path.name.startswith("tmp") else path.write_bytes(b"x")
+        path.mkdir() if path.name.startswith(("tmp", ".sheet", "run-")) else path.write_bytes(b"x")
     hours_ago = time.time() - 2 * _scratch.LOOSE_AGE_S
-    for path in old + kept:
+    for path in old + foreign + kept:
         os.utime(path, (hours_ago, hours_ago))
 
     assert _scratch.sweep(root) == len(old)
 
     assert [p for p in old if p.exists()] == []
-    assert all(p.exists() for p in fresh + kept)
+    assert all(p.exists() for p in fresh + foreign + kept)
 
 
 def test_run_dir_is_one_locked_folder_per_process(tmp_path):
