@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from reelflow.tasks.deliver import (edit_sheet_entries, export_mezzanine, make_contact_sheet, make_poster,
                                     write_otio)
 from reelflow.tasks._ffmpeg import cached_or_made
-from reelflow.tasks._verify import read_record
+from reelflow.tasks._verify import FileRecord, read_record, write_record
 from reelflow.tasks.media import OutputFormat, TimelineItem, default_media_cache
 from reelflow.tasks.models import canonical_hash
 from reelflow.tasks.store import atomic_write_path, sha256_file
@@ -42,15 +42,24 @@ def _cached(key_inputs: dict, suffix: str, make) -> Path:
 
 
 def _place(cached: Path, target: Path) -> Path:
-    """Copy ``cached`` to ``target`` atomically unless it is already there, byte for byte."""
-    record = read_record(cached)  # just checked by _cached: its hash is known
-    if target.is_file() and record and target.stat().st_size == record.size \
-            and sha256_file(target) == record.sha256:
+    """Copy ``cached`` to ``target`` atomically unless it is already there, byte for byte.
+
+    The copy gets the cache entry's recorded mtime, so a later run knows it unchanged from
+    size and mtime alone (as the cache does); a target that differs in either is hashed.
+    """
+    record = read_record(cached) or write_record(cached)  # just checked: its hash is known
+    if target.is_file() and _same(target.stat(), record, target):
         return target
     tmp = atomic_write_path(target)
     shutil.copyfile(cached, tmp)
+    os.utime(tmp, ns=(record.mtime_ns, record.mtime_ns))
     os.replace(tmp, target)
     return target
+
+
+def _same(stat: os.stat_result, record: FileRecord, target: Path) -> bool:
+    return stat.st_size == record.size and (stat.st_mtime_ns == record.mtime_ns
+                                            or sha256_file(target) == record.sha256)
 
 
 @task(cache_policy=NO_CACHE)
