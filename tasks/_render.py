@@ -30,7 +30,7 @@ from ._ffmpeg import (
 from ._probe import ClipInfo, count_video_packets, probe
 from ._scratch import run_dir, sweep_once
 from ._text import TEXT_RECIPE, OverlayWindow, draw_overlays, draw_text, ffmpeg_colour
-from ._verify import read_record, write_record
+from ._verify import read_record, record_path, sha256_file, write_record
 
 __all__ = ["Join", "Run", "chain", "conform", "conform_cached", "conform_filters", "conformed_info",
            "encode_piece", "extract_span", "fan_out", "frame_range", "render_title_card",
@@ -39,6 +39,7 @@ __all__ = ["Join", "Run", "chain", "conform", "conform_cached", "conform_filters
 logger = logging.getLogger("reelflow.tasks.media")
 
 _HEX = re.compile(r"^[0-9a-fA-F]{16,}$")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def conform_path(source_sha256: str, fmt: OutputFormat, cache_dir: Path) -> Path:
@@ -66,11 +67,26 @@ def conform_cached(source: Path, source_sha256: str, fmt: OutputFormat,
     out = conform_path(source_sha256, fmt, cache_dir)
     if cached_file(out):
         return out, False
+    _check_source(source, source_sha256)
     video = conform_filters(ffmpeg.input(str(source)).video, fmt)
     with cache_output(out, cache_dir, info=lambda tmp: probe(tmp, decode=False).model_dump()) as tmp:
         run_stream(ffmpeg.output(video, str(tmp), **x264_output_args(fmt)))
     logger.info("conformed %s -> %s", source, out.name)
     return out, True
+
+
+def _check_source(source: Path, sha256: str) -> None:
+    """Bytes about to be conformed must be the ones their hash names (a hash costs far less
+    than the decode): this catches a stored clip that rotted with its size and mtime intact.
+
+    Raises:
+        ReelflowError: they are not; the clip's checksum record is dropped, so the store
+            hashes it in full next time, discards it and fetches it again.
+    """
+    if _SHA256.fullmatch(sha256) and sha256_file(source) != sha256:
+        record_path(source).unlink(missing_ok=True)
+        raise ReelflowError(f"{source} no longer matches its SHA-256 (changed on disk); nothing "
+                            "was made from it: run again to fetch it again from its generation")
 
 
 def conform_filters(video, fmt: OutputFormat):

@@ -11,7 +11,8 @@ are trusted without hashing. Otherwise the file is hashed: the recorded bytes ge
 record refreshed, anything else is discarded, with one warning naming the file and what
 was wrong, so its maker rebuilds it (a stored clip is fetched again). So an unchanged
 rerun hashes nothing; a file changed in place costs one hash. Bytes that rot on disk
-without any write (size and mtime intact) pass the fast check: see README, "Cache checks".
+without any write (size and mtime intact) pass the fast check; a stored clip is hashed in
+full before it is conformed (``_render._check_source``). See README, "Cache checks".
 """
 
 from __future__ import annotations

@@ -140,6 +140,28 @@ def test_issue_repros_through_the_cli(repro, clean, emulator, prefect_api, tmp_p
     assert emulator.created_count() == before
 
 
+def test_clip_rotted_with_size_and_mtime_intact_is_caught_when_read(clean, emulator,
+                                                                     prefect_api, tmp_path):
+    """Bit rot passes the fast check (size and mtime as recorded), but a clip is hashed before
+    it is conformed: that run stops with one line and no output; the next one heals."""
+    clip = clean.stored_clip("alpha")
+    stat = clip.stat()
+    flip_bytes(clip, at=30_000, count=8)
+    os.utime(clip, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    shutil.rmtree(clean.media)
+    before = emulator.created_count()
+
+    failed = _cli_render(clean, emulator, prefect_api, tmp_path / "out.mp4")
+
+    assert failed.returncode == 1 and "Traceback" not in failed.stderr
+    assert "no longer matches its SHA-256" in failed.stderr and clip.name in failed.stderr
+    assert not (tmp_path / "out.mp4").exists()
+    healed = _cli_render(clean, emulator, prefect_api, tmp_path / "out.mp4")
+    assert healed.returncode == 0, healed.stderr
+    assert sha256(tmp_path / "out.mp4") == clean.output_sha
+    assert emulator.created_count() == before
+
+
 def test_temp_files_of_dead_runs_are_swept_by_the_next_run(clean, emulator, prefect_api,
                                                            tmp_path):
     """A kill -9 leaves temp files in the media cache and the store; the next render removes
