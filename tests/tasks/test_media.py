@@ -11,7 +11,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.logging import disable_run_logger
 
 from reelflow._binaries import ffmpeg_exe
-from reelflow.errors import FfmpegError
+from reelflow.errors import FfmpegError, ReelflowError
 from reelflow.tasks import media
 from reelflow.tasks._assemble import _single_pass_reference
 from reelflow.tasks._plan import CopyPiece, EncodePiece, plan_pieces, slots_for
@@ -119,11 +119,18 @@ def test_ffmpeg_failure_raises_with_argv_and_stderr(tmp_path):
     bogus = tmp_path / "not-a-video.mp4"
     bogus.write_text("hello")
     with pytest.raises(FfmpegError) as caught:
-        conform(bogus, "0" * 64, FMT, tmp_path / "cache")
+        conform(bogus, sha256(bogus), FMT, tmp_path / "cache")
     err = caught.value
     assert err.argv[0] == ffmpeg_exe() and "-nostdin" in err.argv and str(bogus) in err.argv
     assert err.returncode != 0 and "not-a-video.mp4" in err.stderr_tail
     assert not list((tmp_path / "cache" / "conform").glob("*.mp4"))  # nothing half-written
+
+
+def test_conform_refuses_a_source_that_is_not_its_hash(tmp_path, clips):
+    """What is conformed must be the bytes its hash names: nothing is made from others."""
+    with pytest.raises(ReelflowError, match="no longer matches its SHA-256"):
+        conform(clips["red"], sha256(clips["blue"]), FMT, tmp_path / "cache")
+    assert not (tmp_path / "cache" / "conform").exists()
 
 
 # --- title cards ---------------------------------------------------------------------------
