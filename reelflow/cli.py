@@ -112,7 +112,8 @@ def _err(line: str) -> None:
 
 
 #: Environment variables whose values never appear in a line the CLI prints.
-_SECRET_NAMES = ("LUMAAI_API_KEY", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+_SECRET_NAMES = ("LUMAAI_API_KEY", "LUMA_AGENTS_API_KEY", "AWS_SECRET_ACCESS_KEY",
+                 "AWS_SESSION_TOKEN")
 
 
 def _masked(exc: BaseException) -> str:

@@ -23,10 +23,16 @@ _PEAK_RSS = ("import resource, sys; from reelflow.cli import main; rc = main(['p
              "print('RSS', rc, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)")
 
 
+#: Linux carries the parent's peak RSS into a child's ru_maxrss at exec (the old mm's high
+#: water mark), so a child of the big pytest process would report pytest's peak: a small
+#: launcher in between gives the measured process a small parent.
+_LAUNCHER = "import subprocess, sys; sys.exit(subprocess.run(sys.argv[1:]).returncode)"
+
+
 def _plan_in_child(path: Path) -> tuple[int, int, list[str]]:
     """`reelflow plan PATH` in a fresh process: exit code, its peak RSS in MB, stderr lines."""
-    result = subprocess.run([sys.executable, "-c", _PEAK_RSS, str(path)], capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-c", _LAUNCHER, sys.executable, "-c", _PEAK_RSS,
+                             str(path)], capture_output=True, text=True, timeout=120)
     _, code, rss = result.stdout.strip().splitlines()[-1].split()
     return int(code), int(rss), result.stderr.strip().splitlines()
 
