@@ -24,7 +24,7 @@ from reelflow.tasks import _s3
 from reelflow.tasks.store import endpoint_from_env
 
 __all__ = ["local_shotlist", "mirror_s3_prefix", "presigned_link", "publish_to_origin",
-           "s3_origin"]
+           "s3_origin", "uri_problem"]
 
 #: How long the output link in the summary works: SigV4's longest, seven days.
 LINK_EXPIRES_S = 7 * 24 * 3600
@@ -40,6 +40,17 @@ def _split(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
+def uri_problem(uri: str) -> str | None:
+    """Why an ``s3://bucket/key`` URI cannot be mirrored, or None: a bad bucket name, or a
+    ``.``/``..`` segment in the key (its mirror would land outside the bucket's folder)."""
+    bucket, key = _split(uri)
+    if problem := _s3.bucket_name_problem(bucket):
+        return problem
+    if any(part in (".", "..") for part in key.split("/")):
+        return "'.' and '..' are not allowed in the key: write the object's own key"
+    return None
+
+
 def local_shotlist(path_or_uri: str) -> Path:
     """A local path for a shot list given as a path or an ``s3://bucket/key`` URI.
 
@@ -51,7 +62,7 @@ def local_shotlist(path_or_uri: str) -> Path:
     from botocore.exceptions import BotoCoreError, ClientError
 
     folder, _, name = path_or_uri.rpartition("/")
-    if problem := _s3.bucket_name_problem(_split(path_or_uri)[0]):
+    if problem := uri_problem(path_or_uri):
         raise ShotListError([f"{path_or_uri}: {problem}"])
     try:
         return mirror_s3_prefix(folder + "/") / name
@@ -72,7 +83,12 @@ def mirror_s3_prefix(uri: str) -> Path:
     Objects whose size and ETag match the local copy are not downloaded again (outputs
     published from here included); each download lands under a temporary name and is
     renamed into place, so an interrupted mirror never leaves a half file behind.
+
+    Raises:
+        ShotListError: the URI's bucket name is invalid or its key has '.'/'..' segments.
     """
+    if problem := uri_problem(uri):
+        raise ShotListError([f"{uri}: {problem}"])
     bucket, prefix = _split(uri)
     prefix = prefix.rstrip("/") + "/" if prefix.strip("/") else ""
     root = s3_mirror_root() / bucket / prefix

@@ -106,3 +106,12 @@ def test_the_backstop_finds_any_path_outside_the_folder(tmp_path):
 
     assert found == [(None, "output.path", tmp_path / "x.mp4"),
                      ("evil", "end.path", tmp_path / "out.png")]
+
+
+def test_an_s3_uri_with_dot_segments_is_refused_before_any_download(tmp_path, home):
+    for uri in ("s3://bucket/../x.yaml", "s3://bucket/a/../../../../tmp/x.yaml", "s3://bucket/./x.yaml"):
+        result = run_cli(["plan", uri], timeout=60)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert result.stderr.strip().splitlines() == [
+            f"{uri}: '.' and '..' are not allowed in the key: write the object's own key"]
+    assert not (home / "production").exists()
