@@ -8,7 +8,10 @@ Agents API (ray-3.2, uni-1, uni-1-max): Luma's published pay-as-you-go table
 (docs.agents.lumalabs.ai/guides/pricing, read ``PRICES_DATED``). Video is priced per
 request by type, resolution, dynamic range and duration, in 5-second blocks (a 10 s
 clip bills as two); a reframe is billed per second; uni-1 stills per image plus a
-surcharge per reference image.
+surcharge per reference image. The uni-1 rates are the page's own; the page's ray-3.2
+table could not be read whole here, so those rates are Luma's list prices as a reseller
+(Runware, which bills Luma's prices) lists them, and the edit rates as fal lists them:
+check them against the page and override where they differ.
 
 Override any entry with REELFLOW_PRICES, a JSON object of the keys below, e.g.
 ``'{"ray-2": 0.0064, "ray-3.2:video:720p:sdr": 0.30, "uni-1": 0.0404}'``.

@@ -11,7 +11,7 @@ import pytest
 
 from reelflow.emulator import Emulator, Faults
 from reelflow.emulator.limits import WINDOW
-from reelflow.errors import ModerationRefused
+from reelflow.errors import AnswerLost, GenerationFailed, ModerationRefused
 from tests.helpers import TEST_KEY, damage, media_facts, sha256, write_shotlist
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
@@ -51,6 +51,8 @@ def faulty(tmp_path, monkeypatch):
         emulators.append(emu)
         monkeypatch.setenv("LUMAAI_API_KEY", TEST_KEY)
         monkeypatch.setenv("LUMAAI_BASE_URL", emu.base_url)
+        monkeypatch.setenv("LUMA_AGENTS_API_KEY", TEST_KEY)
+        monkeypatch.setenv("LUMA_BASE_URL", emu.agents_base_url)
         return emu
 
     yield start
@@ -199,6 +201,108 @@ def test_corrupt_caches(tmp_path, home, faulty):
         ok = sha256(report.output) == clean and report.frames == FRAMES and report.generated == 0
         TABLE.append((name, 1, emu.stats()["created"], 3, ok))
         assert emu.stats()["created"] == 3 and ok, name
+
+
+# The Ray 3.2 column: the same faults against the Agents API (no list route, no idempotency
+# key). Where a create's answer is lost (dropped before or after the account recorded it, a
+# 5xx after the request left) the API cannot be asked, so the shot stops (AnswerLost) and is
+# never sent again; the user's way on (here, as if read off Luma's dashboard: adopt what the
+# account made, resend what it did not) then completes the render. Every row ends with each
+# request made exactly once (plus one per injected generic failure).
+RAY32_SHOTS = [dict(shot, model="ray-3.2", resolution="360p") for shot in SHOTS]
+RAY32_MATRIX = [
+    ("none", Faults(), 0),
+    ("429 on every route", Faults(rate_429=0.3), 14),
+    ("500/503 on every route", Faults(rate_500=0.15, rate_503=0.15), 14),
+    ("drop before create", Faults(drop_before_create=0.5), 14),
+    ("drop after create", Faults(drop_after_create=0.5), 14),
+    ("Job failed", Faults(fail_rate=0.3), 14),
+    ("truncated downloads", Faults(truncate_download_rate=0.5), 14),
+    ("corrupt downloads", Faults(corrupt_download_rate=0.5), 14),
+    ("jitter", Faults(latency_jitter=1.0), 14),
+]
+
+
+def _resolve_in_doubt(emu, shots) -> int:
+    """Decide every create in doubt as a user reading the account would; returns how many."""
+    from reelflow.flows.resolve import resolve_send
+    from reelflow.tasks._ledger import Ledger
+
+    ledger = Ledger.default()
+    prompts = {shot["id"]: shot["prompt"] for shot in shots}
+    doubted = [e for e in ledger.entries() if e.sending_since and not e.generation_id]
+    for entry in doubted:
+        made = [r["id"] for r in emu.agents.records()
+                if r["request"]["prompt"] == prompts[entry.shot_id]]
+        resolve_send(entry.shot_id, generation_id=made[-1] if made else None,
+                     resend=not made, ledger=ledger)
+    return len(doubted)
+
+
+@pytest.mark.parametrize("name,faults,seed", RAY32_MATRIX, ids=[row[0] for row in RAY32_MATRIX])
+def test_fault_matrix_ray32(name, faults, seed, tmp_path, home, faulty):
+    from reelflow.flows.render import render_sequence
+
+    emu = faulty(faults, seed, latency=0.5 if name == "jitter" else 0.0)
+    path = write_shotlist(tmp_path, RAY32_SHOTS)
+    try:
+        report = render_sequence(str(path))
+        stopped = 0
+    except AnswerLost as lost:
+        assert "reelflow resolve" in str(lost) and str(home / "ledger") in str(lost)
+        sent = emu.agents_created_count()
+        emu.set_faults(Faults())
+        stopped = _resolve_in_doubt(emu, RAY32_SHOTS)
+        assert stopped and emu.agents_created_count() == sent  # nothing was sent again
+        report = render_sequence(str(path))
+
+    injected = emu.stats()["injected"]
+    lost = injected.get("drop_before_create", 0) + injected.get("drop_after_create", 0)
+    if name.startswith("drop"):
+        assert stopped == lost > 0
+    want = 3 + injected.get("fail_rate", 0)
+    created = emu.agents_created_count()
+    prompts = [r["request"]["prompt"] for r in emu.agents.records()]
+    frames = media_facts(report.output)["frames"]
+    TABLE.append((f"ray-3.2 {name}", sum(injected.values()), created, want, frames == FRAMES))
+    assert name in ("none", "jitter") or sum(injected.values()) > 0, "the fault never fired"
+    assert created == want and len(set(prompts)) == 3
+    assert emu.created_count() == 0  # the Dream Machine API was never asked
+    assert frames == FRAMES
+
+
+def test_moderation_and_budget_exhausted_ray32(tmp_path, home, faulty):
+    """content_moderated follows the moderation policy (never resubmitted);
+    budget_exhausted stops every later create to the account before it is sent."""
+    from reelflow.flows.render import render_sequence
+    from reelflow.tasks import _generate
+    from reelflow.tasks._agents import Agents
+    from reelflow.tasks._ledger import Ledger
+    from reelflow.tasks.luma import LumaCredentials
+    from reelflow.tasks.models import GenerationRequest
+    from reelflow.tasks.store import ClipStore
+
+    emu = faulty(Faults(moderation_pattern="hawk"), 0)
+    path = write_shotlist(tmp_path, RAY32_SHOTS)
+    with pytest.raises(ModerationRefused) as refused:
+        render_sequence(str(path))
+    assert refused.value.shot_id == "two" and refused.value.failure_code == "content_moderated"
+    skipped = render_sequence(str(path), on_moderation="skip")
+    assert [r.status for r in skipped.shot_results] == ["cached", "refused", "cached"]
+    assert emu.agents_created_count() == 3
+
+    broke = faulty(Faults(enforce_credits=True), 0, credits=0.05)  # less than one 360p clip
+    agents = Agents(LumaCredentials.from_env().get_agents_client())
+    store, ledger = ClipStore.default(), Ledger.default()
+    first = GenerationRequest(model="ray-3.2", prompt="A kite over dunes", resolution="360p")
+    with pytest.raises(GenerationFailed) as exhausted:
+        _generate.generate(first, shot_id="a", provider=agents, store=store, ledger=ledger)
+    assert exhausted.value.failure_code == "budget_exhausted"
+    assert broke.agents_created_count() == 1
+    second = first.model_copy(update={"prompt": "A boat on a lake"})
+    with pytest.raises(GenerationFailed, match="budget is exhausted"):
+        _generate.generate(second, shot_id="b", provider=agents, store=store, ledger=ledger)
+    assert broke.agents_created_count() == 1  # stopped before the create
 
 
 def test_zz_print_fault_table():
