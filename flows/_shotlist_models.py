@@ -8,7 +8,9 @@ guides/videos/generation, the luma-agents SDK's field docs): 10s with start/end
 frames or loop, HDR below 720p or at 10s, EXR without HDR, loop with HDR, keyframes
 with start/end/loop or off the 24 fps grid, an edit or a reframe with frames of its
 own, a reframe in HDR. A ``{shot: ID}`` chain stays within one API (a generation id
-of one API means nothing to the other).
+of one API means nothing to the other). ``Ray32Fields`` resolves ray-3.2's fields for
+the Loader: pinned keyframes onto the 24 fps grid, an edit's or a reframe's source and
+its length (an edit lasts as long as its source).
 """
 
 from __future__ import annotations
@@ -16,10 +18,17 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from reelflow import spec
-from reelflow.flows._shotlist_messages import fmt_num
+from pydantic import ValidationError
 
-__all__ = ["check_chains", "keyframe_indexes", "model_checks", "strength_name"]
+from reelflow import spec
+from reelflow.flows._shotlist_checks import clip_problem, outside_problem
+from reelflow.flows._shotlist_input import ShotIn, ShotRefIn, numbers_as_text
+from reelflow.flows._shotlist_messages import fmt_num
+# Imported when a load runs (by ``_shotlist_resolve``), once these models exist.
+from reelflow.flows.shotlist import EditRef, ImageRef, PinnedImage, ShotRef
+
+__all__ = ["Ray32Fields", "check_chains", "clip_duration", "clip_seconds", "keyframe_indexes",
+           "model_checks", "strength_name"]
 
 Report = Callable[[str, str], None]
 
@@ -131,3 +140,93 @@ def check_chains(shots: Sequence[Any], problems) -> None:
                               f"{target.id!r} is a {target.model} shot and this one {shot.model}: "
                               "a generation chain stays within one Luma API (ray-2 and "
                               "ray-flash-2, or ray-3.2)")
+
+
+class Ray32Fields:
+    """The Loader's resolution of hdr, exr, keyframes, edit and reframe (a mixin: it uses
+    the Loader's ``raw_shots``, ``_defaults``, ``_clips``, ``confine``, ``_local`` and
+    ``_keyframe``)."""
+
+    def _ray32_values(self, s: ShotIn, values: dict[str, Any], report: Report) -> None:
+        """hdr, exr, pinned keyframes, edit and reframe (checked by ``model_checks``)."""
+        values.update(hdr=bool(s.hdr), exr=bool(s.exr))
+        if s.keyframes:
+            images = [self._keyframe(k.image, f"keyframes[{i}].image", report)
+                      for i, k in enumerate(s.keyframes)]
+            seconds = clip_seconds(values["duration"])
+            indexes = keyframe_indexes(s, seconds, report) if seconds is not None else None
+            if indexes is not None:
+                values["keyframes"] = tuple(PinnedImage(at=k.at, index=index, image=image)
+                                            for k, index, image in zip(s.keyframes, indexes, images))
+        if s.edit is not None:
+            source = s.edit.source
+            ref = ShotRef(shot=source.shot) if isinstance(source, ShotRefIn) else \
+                ImageRef(path=self._local(source), video=True)
+            values["edit"] = EditRef(source=ref, strength=strength_name(s.edit.strength))
+            if isinstance(ref, ImageRef) and (problem := self._clip(source)[0]):
+                report("edit.source", problem)
+        if s.reframe is not None:
+            values["reframe"] = ShotRef(shot=s.reframe.shot)
+            if s.aspect_ratio is not None and s.aspect_ratio != s.reframe.aspect_ratio:
+                report("aspect_ratio", "a reframe's aspect ratio is reframe.aspect_ratio; "
+                                       "remove aspect_ratio")
+            values["aspect_ratio"] = s.reframe.aspect_ratio
+            if values["prompt"] is None:
+                values["prompt"] = self._source_prompt(s.reframe.shot)
+                if values["prompt"] is None and self._raw_shot(s.reframe.shot) is not None:
+                    report("prompt", f"missing; shot {s.reframe.shot!r} has no prompt to reuse")
+
+    def _clip(self, text: str) -> tuple[str | None, float | None]:
+        """(problem, seconds) of a local video clip named ``text``, checked once per path."""
+        path = self._local(text)
+        if path not in self._clips:
+            outside = outside_problem(path, self.confine, text)
+            self._clips[path] = (outside, None) if outside else \
+                clip_problem(path, text, spec.EDIT_MAX_SECONDS)
+        return self._clips[path]
+
+    def _raw_shot(self, shot_id: str) -> dict[Any, Any] | None:
+        return next((raw for raw in self.raw_shots
+                     if isinstance(raw, dict) and numbers_as_text(raw.get("id")) == shot_id), None)
+
+    def _source_prompt(self, shot_id: str) -> str | None:
+        raw = self._raw_shot(shot_id)
+        prompt = raw.get("prompt") if raw else None
+        return prompt if isinstance(prompt, str) else None
+
+    def _source_duration(self, s: ShotIn, seen: frozenset[str] = frozenset()) -> str | float | None:
+        """An edit's or a reframe's length: its source's, followed through chains of them
+        (None where a source is unknown, cyclic or unusable: reported where it is)."""
+        target: str | None = s.reframe.shot if s.reframe else None
+        if s.edit is not None:
+            if not isinstance(s.edit.source, ShotRefIn):
+                return self._clip(s.edit.source)[1]
+            target = s.edit.source.shot
+        raw = self._raw_shot(target) if target not in seen | {s.id} else None
+        if raw is None:
+            return None
+        try:
+            source = ShotIn.model_validate({**raw, "id": target})
+        except ValidationError:
+            return None
+        if source.edit is not None or source.reframe is not None:
+            return self._source_duration(source, seen | {s.id})
+        return clip_duration(source.duration if source.duration is not None
+                              else self._defaults.duration)
+
+
+
+def clip_seconds(duration: str | float | None) -> float | None:
+    """A generated clip's length in seconds ("5s" or a source's length)."""
+    return float(spec.DURATIONS[duration]) if isinstance(duration, str) else duration
+
+
+def clip_duration(value: str | float | None) -> str | None:
+    """A generated clip's duration as "5s"/"9s" (5 and 9 accepted too), else None."""
+    if isinstance(value, str):
+        return value if value in spec.DURATIONS else None
+    if value is not None:
+        for name, seconds in spec.DURATIONS.items():
+            if value == seconds:
+                return name
+    return None

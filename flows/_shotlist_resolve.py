@@ -17,11 +17,11 @@ from pydantic import ValidationError
 
 from reelflow import spec
 from reelflow.flows._shotlist_checks import (
-    Problems, audio_problem, check_references, clip_problem, image_problem, loc_path,
+    Problems, audio_problem, check_references, image_problem, loc_path,
     outside_problem, translate,
 )
 from reelflow.flows._shotlist_models import (
-    check_chains, keyframe_indexes, model_checks, strength_name,
+    Ray32Fields, check_chains, clip_duration, clip_seconds, model_checks,
 )
 from reelflow.flows._shotlist_input import (
     ID_PATTERN, DefaultsIn, OutputIn, ReframeIn, ShotIn, ShotListIn, ShotRefIn, TextIn,
@@ -30,7 +30,7 @@ from reelflow.flows._shotlist_input import (
 from reelflow.flows._shotlist_messages import fmt_num, show
 from reelflow.flows.shotlist import (
     BUILTIN_DEFAULTS, CUT, DEFAULT_CARD_BACKGROUND, DEFAULT_RENDER_DIR, DEFAULT_TEXT_COLOUR,
-    MAX_CARD_SECONDS, Defaults, EditRef, ImageRef, Output, PinnedImage, Shot, ShotList, ShotRef,
+    MAX_CARD_SECONDS, Defaults, ImageRef, Output, Shot, ShotList, ShotRef,
     TextOverlay, Transition,
 )
 from reelflow.flows.timeline import check_timeline, last_transition_warning
@@ -47,7 +47,7 @@ _GENERATED_ONLY = ("prompt", "model", "resolution", "aspect_ratio", "loop", "cam
 _CARD_ONLY = ("title", "background")
 
 
-class Loader:
+class Loader(Ray32Fields):
     """One load: validate the raw document, resolve the cascade, run the cross-shot checks.
 
     A field that fails validation is dropped and the rest of its section is still checked,
@@ -173,10 +173,10 @@ class Loader:
                                   if getattr(d_in, k) is not None}
         tainted = {str(k) for k in bad}
         if d_in.duration is not None:
-            duration = _clip_duration(d_in.duration)
+            duration = clip_duration(d_in.duration)
             if duration is None:
                 tainted.add("duration")
-                self.problems.add("defaults.duration", _not_a_clip_duration(d_in.duration))
+                self.problems.add("defaults.duration", _not_aclip_duration(d_in.duration))
             else:
                 values["duration"] = duration
         if "transition" in d_in.model_fields_set:
@@ -252,16 +252,16 @@ class Loader:
         if "duration" in unknown:
             values["duration"] = None
         elif card:
-            values["duration"] = _card_seconds(s.duration, report)
+            values["duration"] = _cardclip_seconds(s.duration, report)
             values["background"] = (s.background or DEFAULT_CARD_BACKGROUND).lower()
         elif s.edit is not None or s.reframe is not None:    # as long as the source
             if s.duration is not None:
                 report("duration", "an edit or a reframe lasts as long as its source; remove duration")
             values["duration"] = self._source_duration(s)
         else:
-            values["duration"] = _clip_duration(s.duration if s.duration is not None else d.duration)
+            values["duration"] = clip_duration(s.duration if s.duration is not None else d.duration)
             if values["duration"] is None:
-                report("duration", _not_a_clip_duration(s.duration))
+                report("duration", _not_aclip_duration(s.duration))
         if not card:
             self._generated_checks(s, values, report, check_upscale="resolution" not in unknown)
             model_checks(s, values, given, report)
@@ -288,73 +288,6 @@ class Loader:
                 report("camera", f"{key!r} is listed twice")
             seen.add(key)
 
-    def _ray32_values(self, s: ShotIn, values: dict[str, Any], report: Report) -> None:
-        """hdr, exr, pinned keyframes, edit and reframe (checked by ``model_checks``)."""
-        values.update(hdr=bool(s.hdr), exr=bool(s.exr))
-        if s.keyframes:
-            images = [self._keyframe(k.image, f"keyframes[{i}].image", report)
-                      for i, k in enumerate(s.keyframes)]
-            seconds = _seconds(values["duration"])
-            indexes = keyframe_indexes(s, seconds, report) if seconds is not None else None
-            if indexes is not None:
-                values["keyframes"] = tuple(PinnedImage(at=k.at, index=index, image=image)
-                                            for k, index, image in zip(s.keyframes, indexes, images))
-        if s.edit is not None:
-            source = s.edit.source
-            ref = ShotRef(shot=source.shot) if isinstance(source, ShotRefIn) else \
-                ImageRef(path=self._local(source), video=True)
-            values["edit"] = EditRef(source=ref, strength=strength_name(s.edit.strength))
-            if isinstance(ref, ImageRef) and (problem := self._clip(source)[0]):
-                report("edit.source", problem)
-        if s.reframe is not None:
-            values["reframe"] = ShotRef(shot=s.reframe.shot)
-            if s.aspect_ratio is not None and s.aspect_ratio != s.reframe.aspect_ratio:
-                report("aspect_ratio", "a reframe's aspect ratio is reframe.aspect_ratio; "
-                                       "remove aspect_ratio")
-            values["aspect_ratio"] = s.reframe.aspect_ratio
-            if values["prompt"] is None:
-                values["prompt"] = self._source_prompt(s.reframe.shot)
-                if values["prompt"] is None and self._raw_shot(s.reframe.shot) is not None:
-                    report("prompt", f"missing; shot {s.reframe.shot!r} has no prompt to reuse")
-
-    def _clip(self, text: str) -> tuple[str | None, float | None]:
-        """(problem, seconds) of a local video clip named ``text``, checked once per path."""
-        path = self._local(text)
-        if path not in self._clips:
-            outside = outside_problem(path, self.confine, text)
-            self._clips[path] = (outside, None) if outside else \
-                clip_problem(path, text, spec.EDIT_MAX_SECONDS)
-        return self._clips[path]
-
-    def _raw_shot(self, shot_id: str) -> dict[Any, Any] | None:
-        return next((raw for raw in self.raw_shots
-                     if isinstance(raw, dict) and numbers_as_text(raw.get("id")) == shot_id), None)
-
-    def _source_prompt(self, shot_id: str) -> str | None:
-        raw = self._raw_shot(shot_id)
-        prompt = raw.get("prompt") if raw else None
-        return prompt if isinstance(prompt, str) else None
-
-    def _source_duration(self, s: ShotIn, seen: frozenset[str] = frozenset()) -> str | float | None:
-        """An edit's or a reframe's length: its source's, followed through chains of them
-        (None where a source is unknown, cyclic or unusable: reported where it is)."""
-        target: str | None = s.reframe.shot if s.reframe else None
-        if s.edit is not None:
-            if not isinstance(s.edit.source, ShotRefIn):
-                return self._clip(s.edit.source)[1]
-            target = s.edit.source.shot
-        raw = self._raw_shot(target) if target not in seen | {s.id} else None
-        if raw is None:
-            return None
-        try:
-            source = ShotIn.model_validate({**raw, "id": target})
-        except ValidationError:
-            return None
-        if source.edit is not None or source.reframe is not None:
-            return self._source_duration(source, seen | {s.id})
-        return _clip_duration(source.duration if source.duration is not None
-                              else self._defaults.duration)
-
     def _keyframe(self, value: str | ShotRefIn | None, field: str, report: Report) -> ImageRef | ShotRef | None:
         if value is None:
             return None
@@ -378,23 +311,12 @@ def _transition(value: str | TransitionIn | None) -> Transition:
     return Transition(type=value.type, duration=value.duration or 0.0)
 
 
-def _clip_duration(value: str | float | None) -> str | None:
-    """A generated clip's duration as "5s"/"9s" (5 and 9 accepted too), else None."""
-    if isinstance(value, str):
-        return value if value in spec.DURATIONS else None
-    if value is not None:
-        for name, seconds in spec.DURATIONS.items():
-            if value == seconds:
-                return name
-    return None
-
-
-def _not_a_clip_duration(value: str | float | None) -> str:
+def _not_aclip_duration(value: str | float | None) -> str:
     shown = fmt_num(value) if isinstance(value, float) else show(value)
     return f"{shown} is not one of {', '.join(spec.DURATIONS)}"
 
 
-def _card_seconds(value: str | float | None, report: Report) -> float | None:
+def _cardclip_seconds(value: str | float | None, report: Report) -> float | None:
     """A card's length: a number of seconds (or "3s"), more than 0 and at most 60."""
     if value is None:
         report("duration", "missing; a title card needs its length in seconds, e.g. duration: 3")
@@ -412,11 +334,6 @@ def _card_seconds(value: str | float | None, report: Report) -> float | None:
     return float(value)
 
 
-def _seconds(duration: str | float | None) -> float | None:
-    """A generated clip's length in seconds ("5s" or a source's length)."""
-    return float(spec.DURATIONS[duration]) if isinstance(duration, str) else duration
-
-
 def _shot_refs(s: ShotIn) -> list[tuple[str, ShotRefIn | ReframeIn]]:
     """(field, reference) for every ``{shot: ID}`` of a shot: start, end, edit source, reframe."""
     refs = [(f, getattr(s, f)) for f in ("start", "end") if isinstance(getattr(s, f), ShotRefIn)]
@@ -430,7 +347,7 @@ def _shot_refs(s: ShotIn) -> list[tuple[str, ShotRefIn | ReframeIn]]:
 def _trim(trim: list[float], duration: str | float, report: Report) -> tuple[float, float] | None:
     a, b = trim
     shown = f"[{fmt_num(a)}, {fmt_num(b)}]"
-    clip = _seconds(duration)
+    clip = clip_seconds(duration)
     if a < 0:
         report("trim", f"{shown} starts before 0")
     elif b <= a:

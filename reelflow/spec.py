@@ -20,6 +20,8 @@ __all__ = [
     "EDIT_STRENGTHS",
     "FITS",
     "FRAME_RATE",
+    "HDR_RESOLUTIONS",
+    "IMAGE_MODELS",
     "KEYFRAMES_MAX",
     "MAX_IMAGE_BYTES",
     "MAX_IMAGE_SIDE",
@@ -28,7 +30,6 @@ __all__ = [
     "MODEL_ASPECT_RATIOS",
     "MODEL_DURATIONS",
     "MODEL_RESOLUTIONS",
-    "HDR_RESOLUTIONS",
     "OUTPUT_FPS",
     "PROMPT_MAX",
     "PROMPT_MIN",
@@ -48,8 +49,10 @@ AGENTS_API = "agents"                 # luma-agents: LUMA_AGENTS_API_KEY, LUMA_B
 
 #: Video models a shot can name, and the API that serves each.
 MODELS: tuple[str, ...] = ("ray-2", "ray-flash-2", "ray-3.2")
+#: Still-image models (Agents API): the seam carries them as paid steps too.
+IMAGE_MODELS: tuple[str, ...] = ("uni-1", "uni-1-max")
 MODEL_API: dict[str, str] = {"ray-2": DREAM_MACHINE_API, "ray-flash-2": DREAM_MACHINE_API,
-                             "ray-3.2": AGENTS_API}
+                             "ray-3.2": AGENTS_API, "uni-1": AGENTS_API, "uni-1-max": AGENTS_API}
 
 #: Aspect ratios any model accepts, as "width:height" (ray-3.2: MODEL_ASPECT_RATIOS).
 ASPECT_RATIOS: tuple[str, ...] = ("1:1", "16:9", "9:16", "4:3", "3:4", "21:9", "9:21")

@@ -1,4 +1,4 @@
-"""The Agents API behind the generation seam: ray-3.2 (``luma-agents``).
+"""The Agents API behind the generation seam: ray-3.2 and uni-1 stills (``luma-agents``).
 
 What differs from the Dream Machine API:
 
@@ -67,6 +67,12 @@ def _ref(frame: Keyframe, refs: dict[Keyframe, dict[str, str]]) -> dict[str, str
 
 def payload(request: GenerationRequest, refs: dict[Keyframe, dict[str, str]]) -> dict[str, Any]:
     """Keyword arguments for ``client.generations.create`` (``refs``: uploaded local inputs)."""
+    if request.kind == "image":  # a uni-1 still (PNG), with its reference images
+        kwargs = {"model": request.model, "prompt": request.prompt, "type": "image",
+                  "aspect_ratio": request.aspect_ratio, "output_format": "png"}
+        if request.refs:
+            kwargs["image_ref"] = [_ref(ref, refs) for ref in request.refs]
+        return kwargs
     video: dict[str, Any] = {"resolution": request.resolution}
     kwargs: dict[str, Any] = {"model": request.model, "prompt": request.prompt,
                               "type": request.kind, "video": video}
@@ -113,6 +119,7 @@ class Agents:
         generation = self.client.generations.get(generation_id)
         outputs = generation.output or []
         url = next((o.url for o in outputs if o.type == "video"), outputs[0].url if outputs else None)
+        # (a uni-1 still's only output is its image)
         state = "pending" if generation.state in _PENDING else generation.state
         return Polled(state=state, detail=generation.state, url=url,
                       failure_code=generation.failure_code, failure_reason=generation.failure_reason)

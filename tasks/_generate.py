@@ -26,18 +26,17 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 
-import httpx
-
 from reelflow import _progress
-from reelflow.errors import DownloadError, GenerationFailed, ModerationRefused
+from reelflow.errors import GenerationFailed, ModerationRefused
 from reelflow.tasks._calls import PaidCall
 from reelflow.tasks._create import NothingSent, recover_interrupted
 from reelflow.tasks._ledger import Ledger, LedgerConflict, LedgerEntry, PaidAttempt
+from reelflow.tasks._outputs import STILL, VIDEO, Output
 from reelflow.tasks._providers import Provider
 from reelflow.tasks.models import Clip, GenerationRequest
 from reelflow.tasks.store import ClipStore
 
-__all__ = ["DEFAULT_RESUBMITS", "download", "generate", "wait"]
+__all__ = ["DEFAULT_RESUBMITS", "generate", "generate_still", "wait"]
 
 #: Polling starts fast and backs off to this many seconds between GETs.
 MAX_POLL_INTERVAL_S = 8.0
@@ -138,52 +137,6 @@ def _failure(polled, generation_id: str, shot_id: str) -> GenerationFailed:
                 generation_id=generation_id, failure_reason=reason, failure_code=code)
 
 
-def _redact(url: str) -> str:
-    """Drop the query string: presigned URLs carry credentials."""
-    return url.split("?", 1)[0]
-
-
-def download(url: str, store: ClipStore, *, attempts: int = 6) -> Clip:
-    """Stream the video into the store, verify size and that it decodes, return the Clip.
-
-    A short, corrupt or undecodable file never enters the store; it is fetched again.
-    """
-    from reelflow.tasks._probe import probe  # PyAV import only where media is touched
-
-    last_error: Exception | None = None
-    for attempt in range(attempts):
-        staging = store.staging_path()
-        try:
-            with httpx.stream("GET", url, timeout=httpx.Timeout(60, connect=5),
-                              follow_redirects=True) as response:
-                response.raise_for_status()
-                expected = int(response.headers.get("content-length") or 0)
-                with open(staging, "wb") as handle:
-                    for chunk in response.iter_bytes(1 << 20):
-                        handle.write(chunk)
-            size = staging.stat().st_size
-            if size == 0 or (expected and size != expected):
-                raise DownloadError(f"cut short: {size} of {expected} bytes")
-            info = probe(staging)
-            sha = store.put_file(staging)
-            return Clip(sha256=sha, path=store.path_for(sha), width=info.width, height=info.height,
-                        fps=info.fps, frames=info.frames, has_audio=info.has_audio)
-        except Exception as exc:  # any failure: the partial file never enters the store
-            last_error = exc
-            staging.unlink(missing_ok=True)
-            time.sleep(0.2 * 2 ** attempt)
-    raise DownloadError(f"could not download {_redact(url)}: {last_error}") from None
-
-
-def _stored_clip(store: ClipStore, entry: LedgerEntry) -> Clip:
-    from reelflow.tasks._probe import probe
-
-    path = store.path_for(entry.sha256)
-    info = probe(path, decode=False)
-    return Clip(sha256=entry.sha256, path=path, width=info.width, height=info.height, fps=info.fps,
-                frames=info.frames, has_audio=info.has_audio, generation_id=entry.generation_id)
-
-
 def _send(call: PaidCall, entry: LedgerEntry, ledger: Ledger, cost: float,
           sent: list[str]) -> LedgerEntry:
     """Send ``call`` with the intent recorded first; return the record with the new id.
@@ -227,7 +180,8 @@ def _with_generation(entry: LedgerEntry, generation_id: str, cost: float,
     return entry.model_copy(update={
         "generation_id": generation_id, "sending_since": None, "sender": None,
         "sending_cost_usd": None, "attempts": entry.attempts + 1,
-        "cost_usd": round(entry.cost_usd + cost, 2), "history": [*entry.history, attempt]})
+        "cost_usd": round(entry.cost_usd + cost, 4),  # stills cost fractions of a cent
+        "history": [*entry.history, attempt]})
 
 
 def _record_sent(entry: LedgerEntry, ledger: Ledger, generation_id: str, cost: float) -> LedgerEntry:
@@ -289,7 +243,8 @@ def _recover(call: PaidCall, entry: LedgerEntry, ledger: Ledger, cost: float,
 
 
 def _paid_step(key: str, *, shot_id: str, provider: Provider, store: ClipStore, ledger: Ledger,
-               call: PaidCall, cost: float, resubmits: int = DEFAULT_RESUBMITS) -> Clip:
+               call: PaidCall, cost: float, resubmits: int = DEFAULT_RESUBMITS,
+               output: Output = VIDEO):
     """One paid step under its key's lock: reuse, resume, recover or create once, then download.
 
     With a shared ledger another machine may act on the key meanwhile: every write is
@@ -300,7 +255,8 @@ def _paid_step(key: str, *, shot_id: str, provider: Provider, store: ClipStore, 
     with ledger.lock(key):
         while True:
             try:
-                clip = _step(key, shot_id, provider, store, ledger, call, cost, resubmits, sent)
+                clip = _step(key, shot_id, provider, store, ledger, call, cost, resubmits, sent,
+                             output)
                 break
             except SendingElsewhere as elsewhere:
                 if waiting_since != elsewhere.since:  # once per record, not once per look
@@ -316,13 +272,13 @@ def _paid_step(key: str, *, shot_id: str, provider: Provider, store: ClipStore, 
 
 
 def _step(key: str, shot_id: str, provider: Provider, store: ClipStore, ledger: Ledger,
-          call: PaidCall, cost: float, resubmits: int, sent: list[str]) -> Clip:
+          call: PaidCall, cost: float, resubmits: int, sent: list[str], output: Output):
     """One pass of ``_paid_step`` from the record as it is now; ids it pays for go to ``sent``."""
     entry = ledger.read(key) or LedgerEntry(key=key, shot_id=shot_id)
-    if entry.sha256 and store.has(entry.sha256):
-        _logger().info("Shot %s: cached clip %s", shot_id, entry.sha256[:12])
+    if entry.sha256 and store.has(entry.sha256, output.suffix):
+        _logger().info("Shot %s: cached %s %s", shot_id, output.name, entry.sha256[:12])
         _progress.shot_state(shot_id, "cached")
-        return _stored_clip(store, entry)
+        return output.stored(store, entry)
     if entry.generation_id is None and entry.sending_since:
         if _sending_elsewhere(entry, ledger):
             raise SendingElsewhere(entry.sending_since)
@@ -368,7 +324,7 @@ def _step(key: str, shot_id: str, provider: Provider, store: ClipStore, ledger: 
             entry.attempt_ended("failed", "unknown to this account")
             entry.generation_id = None
     _progress.shot_state(shot_id, "downloading")
-    clip = download(polled.url, store)
+    clip = output.fetch(polled.url, store)
     entry.attempt_ended("completed")
     entry.sha256 = clip.sha256
     ledger.write(entry)
@@ -394,3 +350,13 @@ def generate(request: GenerationRequest, *, shot_id: str, provider: Provider, st
                                                   before_create))
         paid, spent = paid or clip.paid, spent + clip.cost_usd
     return clip.model_copy(update={"paid": paid, "cost_usd": round(spent, 2)})
+
+
+def generate_still(request: GenerationRequest, *, shot_id: str, provider: Provider,
+                   store: ClipStore, ledger: Ledger,
+                   before_create: Callable[[], None] | None = None):
+    """A uni-1 still (``request.model`` uni-1 or uni-1-max) as one paid, ledgered step of
+    the same seam: paid once per request key, stored as a PNG, returned as a ``Still``."""
+    return _paid_step(request.cache_key(), shot_id=shot_id, provider=provider, store=store,
+                      ledger=ledger, call=provider.base_call(request, ledger, shot_id, before_create),
+                      cost=request.estimated_cost(), output=STILL)

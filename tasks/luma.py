@@ -27,6 +27,7 @@ from pydantic import Field, SecretStr
 from reelflow.spec import AGENTS_API
 from reelflow.tasks import _generate
 from reelflow.tasks._ledger import Ledger
+from reelflow.tasks._outputs import download
 from reelflow.tasks._providers import provider_for
 from reelflow.tasks.models import Clip, GenerationRequest
 from reelflow.tasks.store import ClipStore
@@ -206,4 +207,4 @@ def download_clip(url: str, *, store: ClipStore | None = None) -> Clip:
         clip = download_clip(url)
         ```
     """
-    return _generate.download(url, store or ClipStore.default())
+    return download(url, store or ClipStore.default())

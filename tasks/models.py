@@ -106,6 +106,8 @@ class GenerationRequest(BaseModel):
         default=None, description="ray-3.2 video_edit: the API's strength, e.g. flex_2.")
     reframe: Keyframe | None = Field(
         default=None, description="ray-3.2 video_reframe: the generation to re-frame to aspect_ratio.")
+    refs: tuple[Keyframe, ...] = Field(
+        default=(), description="uni-1 stills: reference images (style/content guidance, up to 9).")
 
     @property
     def api(self) -> str:
@@ -117,6 +119,10 @@ class GenerationRequest(BaseModel):
     @property
     def kind(self) -> str:
         """The Agents API's generation type: video, video_edit or video_reframe."""
+        from reelflow.spec import IMAGE_MODELS
+
+        if self.model in IMAGE_MODELS:
+            return "image"
         return "video_edit" if self.edit else "video_reframe" if self.reframe else "video"
 
     @property
@@ -127,14 +133,14 @@ class GenerationRequest(BaseModel):
     def inputs(self) -> list[Keyframe]:
         """Every input of the base generation: frames, pinned keyframes, edit/reframe source."""
         frames = [self.frame0, self.frame1, *(k.frame for k in self.keyframes), self.edit,
-                  self.reframe]
+                  self.reframe, *self.refs]
         return [frame for frame in frames if frame is not None]
 
     def cache_key(self) -> str:
         """The explicit SHA-256 key of the base generation: every field that changes the clip
         (inputs by content or upstream key), plus the salt. Upscale and audio are later
         steps with keys of their own (``step_key``)."""
-        inputs = {"frame0", "frame1", "keyframes", "edit", "reframe"}
+        inputs = {"frame0", "frame1", "keyframes", "edit", "reframe", "refs"}
         payload = self.model_dump(mode="json", exclude={*inputs, "upscale", "audio"})
         for name in ("hdr", "exr", "strength"):  # newer fields: only when set (old keys stay)
             if not payload[name]:
@@ -145,6 +151,8 @@ class GenerationRequest(BaseModel):
                 payload[name] = frame.key_part()
         if self.keyframes:
             payload["keyframes"] = [[k.index, k.frame.key_part()] for k in self.keyframes]
+        if self.refs:
+            payload["refs"] = [ref.key_part() for ref in self.refs]
         return canonical_hash({"salt": CACHE_SALT, **payload})
 
     def step_key(self, step: str) -> str:
@@ -181,9 +189,11 @@ class GenerationRequest(BaseModel):
 
     def estimated_cost(self, step: str | None = None) -> float:
         """The price table's estimate in USD: of the base generation, or of one step."""
-        from reelflow.pricing import audio_cost, generation_cost, ray32_cost, upscale_cost
+        from reelflow.pricing import audio_cost, generation_cost, image_cost, ray32_cost, upscale_cost
         from reelflow.spec import AGENTS_API, output_size
 
+        if self.kind == "image":
+            return image_cost(self.model, len(self.refs))
         seconds = self.seconds
         if self.api == AGENTS_API:
             kind = {"video_edit": "edit", "video_reframe": "reframe"}.get(self.kind, "video")

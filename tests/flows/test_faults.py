@@ -314,7 +314,7 @@ def test_zz_print_fault_table():
     with get_client(sync_client=True) as client:
         limit = client.read_global_concurrency_limit_by_name(LUMA_CONCURRENCY_LIMIT)
     assert limit.active_slots == 0
-    print("\nfault                     injected  created  expected  output ok")
+    print(f"\n{'fault':<32} injected  created  expected  output ok")
     for name, injected, created, want, ok in TABLE:
-        print(f"{name:<25} {injected:>8} {created:>8} {want:>9}  {ok}")
+        print(f"{name:<32} {injected:>8} {created:>8} {want:>9}  {ok}")
     assert TABLE and all(row[2] == row[3] and row[4] for row in TABLE)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -124,3 +125,17 @@ def test_a_list_needing_an_api_without_its_key_is_refused_before_spend(env, miss
         {"id": "b", "model": "ray-3.2", "prompt": "A blue boat at dawn", "resolution": "360p"}])
     with pytest.raises(CredentialsMissing, match=missing):
         check_credentials(make_plan(load_shotlist(path), "final"))
+
+
+def test_cli_refuses_a_list_whose_api_key_is_missing_before_prefect(tmp_path, home):
+    from tests.helpers import run_cli
+
+    path = write_shotlist(tmp_path, [
+        {"id": "b", "model": "ray-3.2", "prompt": "A blue boat at dawn", "resolution": "360p"}])
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LUMAAI_", "LUMA_"))}
+    result = run_cli(["render", str(path)], env={**env, "LUMAAI_API_KEY": "k"})
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "reelflow: list.yaml: shot b needs the Luma ray-3.2 API, but LUMA_AGENTS_API_KEY is not "
+        "set; set it (nothing was submitted)"]
+    assert not (tmp_path / "out.mp4").exists()
