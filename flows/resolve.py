@@ -17,6 +17,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from reelflow.errors import ReelflowError, ShotListError
+from reelflow.tasks._generate import with_generation
 from reelflow.tasks._ledger import Ledger, LedgerEntry
 
 __all__ = ["Resolved", "pending_sends", "resolve_send"]
@@ -91,11 +92,10 @@ def resolve_send(shot_id: str, *, generation_id: str | None = None, resend: bool
         if credentials is not None and not _exists(credentials, generation_id):
             raise ShotListError([f"resolve: no generation {generation_id} on the Luma "
                                  "account(s); nothing was recorded"])
-        update = {"generation_id": generation_id, "attempts": entry.attempts + 1,
-                  "cost_usd": round(entry.cost_usd + (entry.sending_cost_usd or 0.0), 2)}
+        entry = with_generation(entry, generation_id, entry.sending_cost_usd or 0.0, adopted=True)
     else:
-        update = {}
-    ledger.write(entry.model_copy(update={**update, "sending_since": None, "sender": None,
-                                          "sending_cost_usd": None}))
+        entry = entry.model_copy(update={"sending_since": None, "sender": None,
+                                         "sending_cost_usd": None})
+    ledger.write(entry)
     return Resolved(shot_id=shot_id, key=entry.key, record=ledger.where(entry.key),
                     generation_id=generation_id, resend=resend)

@@ -36,7 +36,7 @@ from reelflow.tasks._providers import Provider
 from reelflow.tasks.models import Clip, GenerationRequest
 from reelflow.tasks.store import ClipStore
 
-__all__ = ["DEFAULT_RESUBMITS", "generate", "generate_still", "wait"]
+__all__ = ["DEFAULT_RESUBMITS", "generate", "generate_still", "wait", "with_generation"]
 
 #: Polling starts fast and backs off to this many seconds between GETs.
 MAX_POLL_INTERVAL_S = 8.0
@@ -171,7 +171,7 @@ def _run_id() -> str | None:
         return None
 
 
-def _with_generation(entry: LedgerEntry, generation_id: str, cost: float,
+def with_generation(entry: LedgerEntry, generation_id: str, cost: float,
                      adopted: bool = False) -> LedgerEntry:
     """``entry`` with a paid generation recorded: its id, one more attempt in its history,
     its cost, and no send in flight any more (``adopted``: paid by a run that died)."""
@@ -191,7 +191,7 @@ def _record_sent(entry: LedgerEntry, ledger: Ledger, generation_id: str, cost: f
     written into it, unless another machine recorded a generation there meanwhile.
     """
     while True:
-        entry = _with_generation(entry, generation_id, cost)
+        entry = with_generation(entry, generation_id, cost)
         try:
             ledger.write(entry)
             return entry
@@ -234,7 +234,7 @@ def _recover(call: PaidCall, entry: LedgerEntry, ledger: Ledger, cost: float,
     if found:
         _logger().warning("Shot %s: adopted generation %s, made by a run that died while "
                           "sending it", shot_id, found)
-        entry = _with_generation(entry, found, cost, adopted=True)
+        entry = with_generation(entry, found, cost, adopted=True)
     else:
         entry = entry.model_copy(update={"sending_since": None, "sender": None,
                                          "sending_cost_usd": None})
