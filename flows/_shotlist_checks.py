@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from reelflow import spec
-from reelflow.flows._image_header import ImageDamaged, check_intact, read_header
+from reelflow.flows._image_header import DECODE_MAX_PIXELS, ImageDamaged, check_intact, read_header
 from reelflow.flows._shotlist_input import COLOUR_PATTERN, ID_PATTERN, fields_at, numbers_as_text
 from reelflow.flows._shotlist_messages import did_you_mean, field_name, fmt_num, show
 
@@ -337,6 +337,23 @@ def audio_problem(path: Path, label: str) -> str | None:
 
 
 
+def _clip_frames(av: Any, path: Path) -> tuple[int, float]:
+    """(frames, frame rate) of a video clip in bounded memory: frames counted from the
+    demuxed packets (one per frame), all of them read, so a cut-off file fails; only the
+    first frame decoded, single-threaded, and only up to ``DECODE_MAX_PIXELS``."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        fps = float(stream.average_rate or 24)
+        frames = sum(1 for packet in container.demux(stream) if packet.size)
+        if stream.frames and frames != stream.frames:
+            raise ValueError(f"{frames} of {stream.frames} frames readable")
+        if stream.codec_context.width * stream.codec_context.height <= DECODE_MAX_PIXELS:
+            container.seek(0)
+            stream.thread_type, stream.thread_count = "SLICE", 1
+            next(container.decode(stream))
+    return frames, fps
+
+
 def clip_problem(path: Path, label: str, max_seconds: float) -> tuple[str | None, float | None]:
     """(why ``path`` is not a usable video clip of at most ``max_seconds``, its length in
     seconds): the problem is None for a clip that decodes; the length None when unknown."""
@@ -345,10 +362,7 @@ def clip_problem(path: Path, label: str, max_seconds: float) -> tuple[str | None
     import av
 
     try:
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            frames = sum(1 for _ in container.decode(stream))
-            fps = float(stream.average_rate or 24)
+        frames, fps = _clip_frames(av, path)
     except Exception as exc:  # noqa: BLE001 - any demuxer/decoder failure means "unusable clip"
         logger.debug("decoding %s failed: %s", path, exc)
         return f"{show(label)} is not a readable video clip", None

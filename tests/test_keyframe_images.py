@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reelflow._binaries import ffmpeg_exe
-from reelflow.flows._shotlist_checks import image_problem
+from reelflow.flows._shotlist_checks import clip_problem, image_problem
 from tests.helpers import write_png, write_shotlist
 
 RSS_LIMIT_MB = 200
@@ -134,3 +134,18 @@ def test_a_png_whose_pixel_data_is_short_or_flipped_is_caught(tmp_path):
 
 def _chunk(kind: bytes, body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def test_an_8k_edit_source_clip_is_checked_in_bounded_memory(tmp_path):
+    """A ray-3.2 edit's source clip was decoded frame by frame (209 MB peak for 8192x4320);
+    now its frames are counted from the demuxed packets and at most one is decoded."""
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i",
+                    "testsrc2=size=8192x4320:rate=24", "-frames:v", "6", "-c:v", "libx264",
+                    "-preset", "ultrafast", str(tmp_path / "big.mp4")], check=True, timeout=120)
+    path = write_shotlist(tmp_path, [{"id": "a", "model": "ray-3.2", "prompt": "As a watercolour",
+                                      "edit": {"source": "big.mp4"}}])
+    code, rss_mb, lines = _plan_in_child(path)
+    assert code == 0 and rss_mb < RSS_LIMIT_MB, (rss_mb, lines)
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes((tmp_path / "big.mp4").read_bytes()[:200_000])
+    assert clip_problem(cut, "cut.mp4", 18) == ("'cut.mp4' is not a readable video clip", None)
