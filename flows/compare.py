@@ -31,8 +31,8 @@ from reelflow.config import DEFAULT_CONCURRENCY
 from reelflow.flows._compare_summary import CompareCell, CompareReport, VariantTotal, markdown
 from reelflow.flows._compare_variants import Variant, load_variants, parse_variants
 from reelflow.flows.endpoint import image_url_resolver, luma_credentials
-from reelflow.flows.generation import Refused, generate_all
-from reelflow.flows.observe import ensure_limits
+from reelflow.flows.generation import Refused, first_failure, generate_all
+from reelflow.flows.observe import ensure_limits, run_name
 from reelflow.flows.plan import RenderPlan, make_plan
 from reelflow.flows.shotlist import ShotList
 from reelflow.tasks._compare_media import grid_columns, make_grid
@@ -47,7 +47,7 @@ __all__ = ["CompareReport", "compare_models"]
 
 
 def _run_name() -> str:
-    return f"compare-{Path(flow_run.parameters['shotlist_path']).stem}"
+    return run_name("compare", Path(flow_run.parameters["shotlist_path"]).stem)
 
 
 class _Variant:
@@ -98,6 +98,8 @@ def compare_models(shotlist_path: str, models: list[str], profile: str = "final"
         finally:
             if image_url is not None:
                 image_url.close()
+        if (error := first_failure(clips)) is not None:  # a refusal is a slate; a failure stops
+            raise error
         runs.append(_Variant(variant, shotlist, plan, clips))
     cells = [cell for run in runs for cell in _cells(run, Ledger.for_store(store))]
     totals = [_total(run.variant, [c for c in cells if c.variant == run.variant.label]) for run in runs]
