@@ -163,7 +163,9 @@ def serve_deployments(folder: str | None, cron: str = DEFAULT_CRON, *, interval:
     waits until ``/api/health`` answers, exports ``PREFECT_API_URL`` to this process (and so
     to the flow-run processes it spawns), announces the UI URL, and stops the server it
     started when serving ends (Ctrl-C or SIGTERM). The server's output goes to
-    ``$PREFECT_HOME/reelflow-server.log``.
+    ``$PREFECT_HOME/reelflow-server.log``. Beside it, a loopback file server
+    (``reelflow.tasks.file_server``) serves the renders' videos and clips the runs'
+    summaries link to, for as long as serving lasts.
 
     Args:
         folder: The folder (or s3:// prefix) ``produce`` renders on schedule; None: no schedule.
@@ -186,9 +188,15 @@ def serve_deployments(folder: str | None, cron: str = DEFAULT_CRON, *, interval:
         announce(f"PREFECT_API_URL is not set: starting a local Prefect server on port {port}...")
         server, api_url = start_local_server(port)
         os.environ["PREFECT_API_URL"] = api_url
+    from reelflow.tasks.file_server import running_url, start_file_server
+
+    files = start_file_server()  # links in the runs' summaries open the MP4s and clips
+    announce(f"Files linked from the UI: {files.url if files else running_url()}")
     try:
         _serve(folder, cron, interval, profile, budget_usd, api_url, announce)
     finally:
+        if files is not None:
+            files.stop()
         if server is not None:
             announce("Stopping the local Prefect server")
             _stop(server)

@@ -97,6 +97,10 @@ def _parser() -> argparse.ArgumentParser:
     resolve.add_argument("--store-block", default=None, metavar="NAME",
                          help="the ClipStoreBlock whose ledger holds the record "
                               "(default: REELFLOW_STORE or the local store)")
+    files = commands.add_parser(
+        "files", help="serve renders' videos and clips on loopback, so the Prefect UI's links open them")
+    files.add_argument("--port", type=int, default=4201,
+                       help="loopback port (default: 4201; 0 takes any free port)")
     for sub in (render, plan, compare, schema, resolve):  # also after the command (`main` reads both)
         sub.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
                          help=_VERBOSE_HELP)
@@ -257,6 +261,26 @@ def _render_view(plan):
     return RenderView(plan, stream=sys.stderr, live=sys.stderr.isatty())
 
 
+def _cmd_files(args) -> int:
+    """Serve this REELFLOW_HOME's linked files until interrupted (Ctrl-C)."""
+    import time
+
+    from reelflow.tasks.file_server import FileServer, running_url
+
+    if running_url():
+        _err(f"reelflow: a file server already serves this REELFLOW_HOME at {running_url()}")
+        return EXIT_FAILED
+    server = FileServer(args.port).start()
+    print(f"Serving the files renders link to at {server.url} (Ctrl-C stops)", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        server.stop()
+
+
 def _str(path) -> str | None:
     return None if path is None else str(path)
 
@@ -362,7 +386,7 @@ def _dispatch(argv: list[str], verbose: bool) -> int:
     args = _parser().parse_args(argv)
     args.verbose = verbose
     handler = {"render": _cmd_render, "plan": _cmd_plan, "schema": _cmd_schema,
-               "compare": _cmd_compare, "resolve": _cmd_resolve}[args.command]
+               "compare": _cmd_compare, "resolve": _cmd_resolve, "files": _cmd_files}[args.command]
     try:
         if getattr(args, "file", None) is not None:
             args.file = _shotlist_path(args.file)

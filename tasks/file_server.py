@@ -35,7 +35,7 @@ import httpx
 from reelflow.config import reelflow_home
 from reelflow.tasks.store import atomic_write_path
 
-__all__ = ["DEFAULT_PORT", "FileServer", "link_for", "running_url"]
+__all__ = ["DEFAULT_PORT", "FileServer", "link_for", "running_url", "start_file_server"]
 
 _log = logging.getLogger("reelflow.tasks.file_server")
 
@@ -53,21 +53,23 @@ def _links_dir() -> Path:
     return path
 
 
-def _write(path: Path, text: str) -> None:
+def _private_tmp(path: Path, text: str) -> Path:
+    """A temp file beside ``path`` holding ``text``, readable by this user only."""
     tmp = atomic_write_path(path)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+    with open(tmp, "w", encoding="utf-8") as handle:
+        os.fchmod(handle.fileno(), 0o600)
         handle.write(text)
-    os.replace(tmp, path)
+    return tmp
+
+
+def _write(path: Path, text: str) -> None:
+    os.replace(_private_tmp(path, text), path)
 
 
 def _secret() -> bytes:
     path = _links_dir() / "secret"
     if not path.is_file():
-        tmp = atomic_write_path(path)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_hex(32))
+        tmp = _private_tmp(path, secrets.token_hex(32))
         try:
             os.link(tmp, path)  # the first writer wins; everyone uses the same secret
         except FileExistsError:
@@ -113,6 +115,17 @@ def link_for(path: Path) -> str | None:
     return f"{url}/f/{_register(path)}/{quote(Path(path).name)}"
 
 
+def start_file_server(port: int = DEFAULT_PORT) -> "FileServer | None":
+    """Start a file server in this process (on ``port``, else any free port), or None when
+    one already answers for this REELFLOW_HOME (renders link to that one)."""
+    if running_url():
+        return None
+    try:
+        return FileServer(port).start()
+    except OSError:  # the port is taken by something else
+        return FileServer(0).start()
+
+
 class FileServer:
     """One threaded loopback server over the registered files of this REELFLOW_HOME."""
 
@@ -153,6 +166,18 @@ class FileServer:
         return _registered(match["token"]) if match else None
 
 
+def _byte_range(header: str, size: int) -> tuple[int, int, bool] | None:
+    """(start, end inclusive, partial?) for a ``Range`` header; None when unsatisfiable."""
+    match = _RANGE.fullmatch(header.strip())
+    if not match or not (match[1] or match[2]):
+        return 0, size - 1, False
+    if match[1]:
+        start, end = int(match[1]), min(int(match[2] or size - 1), size - 1)
+    else:  # the last N bytes
+        start, end = max(size - int(match[2]), 0), size - 1
+    return (start, end, True) if start <= end else None
+
+
 def _handler_for(server: FileServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -172,20 +197,16 @@ def _handler_for(server: FileServer) -> type[BaseHTTPRequestHandler]:
                 self._answer(HTTPStatus.NOT_FOUND, b"", "text/plain", body)
                 return
             size = path.stat().st_size
-            start, end = 0, size - 1
-            match = _RANGE.fullmatch(self.headers.get("Range", "").strip())
-            if match and (match[1] or match[2]):
-                start, end = ((int(match[1]), min(int(match[2] or size - 1), size - 1)) if match[1]
-                              else (max(size - int(match[2]), 0), size - 1))
-                if start > end:
-                    self.send_response(HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE)
-                    self.send_header("Content-Range", f"bytes */{size}")
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-            self.send_response(HTTPStatus.PARTIAL_CONTENT if match and (match[1] or match[2])
-                               else HTTPStatus.OK)
-            if match and (match[1] or match[2]):
+            span = _byte_range(self.headers.get("Range", ""), size)
+            if span is None:
+                self.send_response(HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE)
+                self.send_header("Content-Range", f"bytes */{size}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            start, end, partial = span
+            self.send_response(HTTPStatus.PARTIAL_CONTENT if partial else HTTPStatus.OK)
+            if partial:
                 self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
             self.send_header("Content-Type", _TYPES.get(path.suffix.lower(), "application/octet-stream"))
             self.send_header("Accept-Ranges", "bytes")
