@@ -3,7 +3,7 @@
 * a markdown artifact: a status line first (what failed and why; paid, cached, spent),
   the output (a link that opens in the browser, and its path to copy), the account's
   balance before and after with what it says about the spend, then one compact row
-  per shot (thumbnail linking to the clip, outcome, every attempt with its generation
+  per shot (thumbnail, a link to the clip, outcome, every attempt with its generation
   id and whether it was billed or refunded, dream time, cost) and a total row; it
   fits 1600 px;
 * a table artifact: the cost ledger, one row per paid call (billed, or refunded when
@@ -28,9 +28,9 @@ from reelflow.tasks.models import canonical_hash
 __all__ = ["artifact_key", "cost_ledger_rows", "reconciliation", "status_line", "summary_markdown",
            "thumbnail"]
 
-THUMB_WIDTH = 120
+THUMB_WIDTH = 96
 #: Characters of a prompt shown in the summary (the whole prompt is in the shot list).
-PROMPT_EXCERPT = 48
+PROMPT_EXCERPT = 24
 #: Each call's price is rounded to the cent; the account counts hundredths of a cent.
 ROUNDING_USD = 0.005
 #: What an empty table cell shows ("-" alone is read as a markdown list item).
@@ -72,7 +72,7 @@ def status_line(story) -> str:
     refunded = sum(not a.billed for s in shots for a in s.attempts)
     spent = (f"**spent {_usd(story.cost_usd)}** ({billed} billed call{'s' * (billed != 1)}"
              + (f", {refunded} failed and refunded)" if refunded else ")"))
-    head = f"❌ **Failed:** {_cell(story.error, 240)}" if story.failed else "✅ **Completed**"
+    head = f"✗ **Failed:** {_cell(story.error, 240)}" if story.failed else "✓ **Completed**"
     return " · ".join([head, *counts, spent])
 
 
@@ -105,47 +105,54 @@ def _near(charged: float, counted: float, calls: int) -> bool:
 def _outcome_cell(story, shot) -> str:
     tries = len(shot.attempts)
     if shot.status == "refused":
-        handled = {"placeholder": f"→ placeholder (`placeholder-{shot.id}`)", "skip": "→ skipped"}
-        return f"refused {handled.get(story.policy, '→ render failed')}"
+        handled = {"placeholder": f"`placeholder-{shot.id}`", "skip": "skipped"}
+        return f"refused → {handled.get(story.policy, 'render failed')}"
     if shot.status == "failed":
         return (f"failed after {tries} tr{'ies' if tries != 1 else 'y'}" if tries else "failed") + \
-            f": {_cell(shot.failure_reason, 60)}"
+            f": {_cell(shot.failure_reason, 28)}"
     if shot.status == "paid" and tries > 1:
-        return f"paid (after {tries} tries)"
+        return f"paid after {tries} tries"
     return {"pending": "not finished", "card": "title card"}.get(shot.status, shot.status)
 
 
-def _attempts_cell(shot) -> str:
+def _attempt_cells(shot) -> list[tuple[str, str, str]]:
+    """(attempt, dream, cost) per attempt of the shot: one table line each."""
     if not shot.attempts:
-        return f"{_short(shot.generation_id)} reused, not billed" if shot.generation_id else NONE
-    return " · ".join(
-        f"{_short(a.generation_id)} {a.outcome}{'' if a.step == 'generate' else f' ({a.step})'}"
-        f"{', billed' if a.billed else ', refunded'}" for a in shot.attempts)
+        reused = NONE if not shot.generation_id else (
+            f"{_short(shot.generation_id)} refused in an earlier run" if shot.status == "refused"
+            else f"{_short(shot.generation_id)} reused")
+        return [(reused, NONE, _usd(0) if shot.kind == "generate" else NONE)]
+    return [(f"{_short(a.generation_id)} {'✓ billed' if a.billed else f'✗ {a.outcome}, refunded'}"
+             + ("" if a.step == "generate" else f" ({a.step})"),
+             f"{a.dream_s:.1f} s" if a.dream_s is not None else NONE,
+             _usd(a.cost_usd if a.billed else 0)) for a in shot.attempts]
 
 
-def _shot_cell(story, shot) -> str:
+def _shot_cell(story, shot, link: str | None) -> str:
     prompt = story.prompts.get(shot.id)
-    excerpt = f" — “{_cell(prompt, PROMPT_EXCERPT)}”" if prompt else ""
-    return f"**{shot.id}** {shot.length_s:g} s{f' · {shot.model}' if shot.model else ''}{excerpt}"
+    excerpt = f" · “{_cell(prompt, PROMPT_EXCERPT)}”" if prompt else ""
+    clip = f" · [clip]({link})" if link else ""
+    return f"**{shot.id}** {shot.length_s:g} s{clip}{excerpt}"
 
 
 def summary_markdown(story, thumbs: dict[str, str], links: dict[str, str], output: str) -> str:
-    """The summary as markdown: status line, output, account, the shot table and its total."""
+    """The summary as markdown: status line, output, account, the shot table and its total.
+
+    One line per attempt (a shot resubmitted twice has three), so the table stays narrow.
+    """
     dream = [s.dream_s for s in story.shots if s.dream_s is not None]
     lines = [f"# {_cell(story.title, 200)}", "", status_line(story), "", output, "",
              reconciliation(story), "",
              f"**Profile:** {story.profile} · **on moderation:** {story.policy or NONE} · "
              f"**run:** {story.started_at:%Y-%m-%d %H:%M:%S}", "",
-             "| | shot | outcome | attempts: generation, billed or refunded | dream | cost |",
+             "| | shot | outcome | generation | dream | cost |",
              "|---|---|---|---|---|---|"]
     for shot in story.shots:
         thumb = f"![{shot.id}]({thumbs[shot.id]})" if shot.id in thumbs else ""
-        if thumb and shot.id in links:
-            thumb = f"[{thumb}]({links[shot.id]})"
-        lines.append(f"| {thumb} | {_shot_cell(story, shot)} | {_outcome_cell(story, shot)} | "
-                     f"{_attempts_cell(shot)} | "
-                     f"{f'{shot.dream_s:.1f} s' if shot.dream_s is not None else NONE} | "
-                     f"{_usd(shot.cost_usd)} |")
+        first, *more = _attempt_cells(shot)
+        lines.append(f"| {thumb} | {_shot_cell(story, shot, links.get(shot.id))} | "
+                     f"{_outcome_cell(story, shot)} | {' | '.join(first)} |")
+        lines += [f"| | | | {' | '.join(cells)} |" for cells in more]
     attempts = sum(len(s.attempts) for s in story.shots)
     billed = sum(a.billed for s in story.shots for a in s.attempts)
     outcomes = " · ".join(f"{story.count(k)} {k}" for k in ("paid", "cached", "refused", "failed")

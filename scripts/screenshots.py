@@ -1,12 +1,21 @@
-"""Screenshots of a real reelflow render in the Prefect UI, taken with headless Chromium.
+"""Screenshots of real reelflow renders in the Prefect UI, taken with headless Chromium.
 
-Starts ``prefect server`` on a free loopback port with a throwaway PREFECT_HOME, renders a
-small shot list through ``python -m reelflow.cli render`` against it (embedded Luma emulator,
-zero latency, fresh REELFLOW_HOME), finds the flow run and its ``render-*`` markdown
-artifact through the REST API, and screenshots two UI pages:
+Starts ``prefect server`` on a free loopback port with a throwaway PREFECT_HOME, a
+standalone Luma emulator that refuses one prompt on moderation and fails a quarter of
+the generations once ("Job failed"), and ``reelflow files`` (so the summaries' links
+open over http). Then, through ``python -m reelflow.cli render`` (fresh REELFLOW_HOME):
 
-* ``flow-run.png``: ``/runs/flow-run/<id>`` (state, timeline of generate/conform/... task runs);
-* ``summary-artifact.png``: ``/artifacts/artifact/<id>`` (the shot table with thumbnails).
+1. the demo shot list plus a moderated shot with ``--on-moderation fail``: the render
+   fails on that shot after the others were paid (some after a resubmit);
+2. the same list with ``--on-moderation placeholder``: it completes, the paid shots
+   reused, a slate in the refused shot's place.
+
+It finds each flow run and its ``render-*`` markdown artifact through the REST API and
+screenshots four UI pages:
+
+* ``flow-run.png`` and ``summary-artifact.png``: the failed render's run page (state,
+  task runs, the refused shot) and its summary (what failed and why, every attempt);
+* ``flow-run-completed.png`` and ``summary-completed.png``: the same for the second render.
 
 Usage::
 
@@ -36,7 +45,12 @@ log = logging.getLogger("reelflow.scripts.screenshots")
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_LIST = REPO / "examples" / "demo.yaml"
-WINDOW = (1600, 1000)
+WINDOW = (1600, 1100)
+#: The prompt the emulator refuses, and the faults it injects (seeded).
+MODERATED = "knife"
+FAULTS = ["--moderation-pattern", MODERATED, "--fail-rate", "0.3", "--seed", "3", "--latency", "1"]
+#: The shot added to the demo list: refused by the emulator's moderation.
+MODERATED_SHOT = {"id": "knife", "prompt": "A fisherman's knife glints on the quay at dawn"}
 CHROMIUM_CANDIDATES = ("/usr/lib/chromium/chromium", "chromium", "chromium-browser",
                        "google-chrome", "google-chrome-stable")
 
@@ -121,23 +135,48 @@ class PrefectServer:
             self.process.wait(timeout=10)
 
 
-def render(server: PrefectServer, shotlist: Path, workdir: Path) -> dict:
-    """Run ``reelflow render --json`` against the server; return its JSON report."""
+def start_child(argv: list[str], env: dict[str, str], log_path: Path) -> tuple[subprocess.Popen, str]:
+    """A reelflow child process that prints its URL on its first line; (process, URL)."""
+    stderr = log_path.open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "reelflow.cli", *argv], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=stderr, start_new_session=True)
+    line = proc.stdout.readline()
+    urls = [word.rstrip(".,") for word in line.split() if word.startswith("http://")]
+    if not urls:
+        proc.kill()
+        raise RuntimeError(f"reelflow {argv[0]} printed no URL: {line!r}")
+    return proc, urls[0]
+
+
+def render_env(server: PrefectServer, workdir: Path, emulator_url: str) -> dict[str, str]:
     env = server.env()
-    env.update(PREFECT_API_URL=server.api, REELFLOW_EMULATOR_LATENCY="0",
-               REELFLOW_HOME=str(workdir / "reelflow-home"))
+    env.update(PREFECT_API_URL=server.api, REELFLOW_HOME=str(workdir / "reelflow-home"),
+               LUMAAI_API_KEY="screenshots", LUMAAI_BASE_URL=emulator_url)
+    return env
+
+
+def render(env: dict[str, str], shotlist: Path, workdir: Path, policy: str) -> subprocess.CompletedProcess:
+    """Run ``reelflow render --json --on-moderation POLICY`` against the server."""
     argv = [sys.executable, "-m", "reelflow.cli", "render", str(shotlist), "--json",
-            "--out", str(workdir / "out" / "demo.mp4")]
-    done = subprocess.run(argv, env=env, cwd=workdir, capture_output=True, text=True, timeout=900)
-    if done.returncode != 0:
-        raise RuntimeError(f"render failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+            "--on-moderation", policy, "--out", str(workdir / "out" / "demo.mp4")]
+    return subprocess.run(argv, env=env, cwd=workdir, capture_output=True, text=True, timeout=900)
+
+
+def moderated_list(source: Path, workdir: Path) -> Path:
+    """``source`` with the moderated shot added after its second shot."""
+    import yaml
+
+    doc = yaml.safe_load(source.read_text(encoding="utf-8"))
+    doc["shots"].insert(2, dict(MODERATED_SHOT))
+    path = workdir / source.name
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    return path
 
 
 def find_run_and_artifact(api: str) -> tuple[str, str]:
     """The newest render-sequence flow run and its ``render-*`` markdown artifact."""
     runs = _api(api, "/flow_runs/filter", {"sort": "START_TIME_DESC", "limit": 10})
-    runs = [r for r in runs if r.get("parent_task_run_id") is None]
+    runs = [r for r in runs if r.get("parent_task_run_id") is None and r.get("start_time")]
     if not runs:
         raise RuntimeError("no flow run on the server")
     run_id = runs[0]["id"]
@@ -209,26 +248,49 @@ def main(argv: list[str] | None = None) -> int:
     chromium = find_chromium(args.chromium)
     args.out.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="reelflow-screens-"))
-    shotlist = workdir / args.list.name
-    shutil.copy(args.list, shotlist)
+    shotlist = moderated_list(args.list, workdir)
     server = PrefectServer(workdir, free_port())
+    children = []
     try:
         server.start()
-        report = render(server, shotlist, workdir)
-        log.info("rendered %s (%s shots)", report["output"], report["shots"])
+        base_env = render_env(server, workdir, "")
+        emulator, emulator_url = start_child(["emulator", "--port", "0", "--data",
+                                              str(workdir / "account"), *FAULTS],
+                                             base_env, workdir / "emulator.log")
+        files, _ = start_child(["files", "--port", "0"], base_env, workdir / "files.log")
+        children += [emulator, files]
+        env = render_env(server, workdir, emulator_url)
+        failed = render(env, shotlist, workdir, "fail")
+        if failed.returncode != 1 or f"shot {MODERATED}" not in failed.stderr:
+            raise RuntimeError(f"the first render should fail on shot {MODERATED} "
+                               f"({failed.returncode}):\n{failed.stderr[-3000:]}")
+        log.info("first render failed as meant: %s", failed.stderr.strip().splitlines()[-1])
         run_id, artifact_id = find_run_and_artifact(server.api)
         take(chromium, f"{server.ui}/runs/flow-run/{run_id}", args.out / "flow-run.png",
-             expect=("Completed", "Task runs"))
+             expect=("Failed", "Task runs"))
         take(chromium, f"{server.ui}/artifacts/artifact/{artifact_id}", args.out / "summary-artifact.png",
-             expect=("<table", "data:image/jpeg;base64,"))
+             expect=("<table", "data:image/jpeg;base64,", "Failed:"))
+        done = render(env, shotlist, workdir, "placeholder")
+        if done.returncode != 0:
+            raise RuntimeError(f"render failed ({done.returncode}):\n{done.stderr[-3000:]}")
+        report = json.loads(done.stdout.strip().splitlines()[-1])
+        log.info("rendered %s (%s shots)", report["output"], report["shots"])
+        run_id, artifact_id = find_run_and_artifact(server.api)
+        take(chromium, f"{server.ui}/runs/flow-run/{run_id}", args.out / "flow-run-completed.png",
+             expect=("Completed", "Task runs"))
+        take(chromium, f"{server.ui}/artifacts/artifact/{artifact_id}",
+             args.out / "summary-completed.png", expect=("<table", "data:image/jpeg;base64,", "Completed"))
     finally:
+        for child in children:
+            os.killpg(child.pid, 2)
+            child.wait(timeout=20)
         server.stop()
         if args.keep:
             log.info("kept %s", workdir)
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-    print(args.out / "flow-run.png")
-    print(args.out / "summary-artifact.png")
+    for name in ("flow-run.png", "summary-artifact.png", "flow-run-completed.png", "summary-completed.png"):
+        print(args.out / name)
     return 0
 
 

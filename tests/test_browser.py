@@ -1,8 +1,9 @@
 """The Prefect UI, checked in a real browser: scripts/screenshots.py end to end.
 
 Opt-in: ``pytest -m browser`` (the default ``addopts`` deselects the ``browser`` marker).
-Needs Chromium (``apt-get install -y chromium``) and takes about 40 s: a real
-``prefect server``, a real render on the embedded emulator, two headless screenshots.
+Needs Chromium (``apt-get install -y chromium``) and takes about a minute: a real
+``prefect server``, a standalone emulator that refuses one prompt, two real renders (one
+failing on that shot, one completing with a placeholder), four headless screenshots.
 """
 
 from __future__ import annotations
@@ -41,11 +42,14 @@ def screenshots(tmp_path_factory) -> Path:
     done = subprocess.run([sys.executable, str(SCRIPT), "--out", str(out)], env=env, cwd=REPO,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.split() == [str(out / "flow-run.png"), str(out / "summary-artifact.png")]
+    assert done.stdout.split() == [str(out / name) for name in PAGES]
     return out
 
 
-@pytest.mark.parametrize("name", ["flow-run.png", "summary-artifact.png"])
+PAGES = ["flow-run.png", "summary-artifact.png", "flow-run-completed.png", "summary-completed.png"]
+
+
+@pytest.mark.parametrize("name", PAGES)
 def test_screenshot_is_a_rendered_page(screenshots, name):
     rgb = _pixels(screenshots / name)
     height, width, _ = rgb.shape
@@ -56,14 +60,25 @@ def test_screenshot_is_a_rendered_page(screenshots, name):
     assert len(counts) > 500
 
 
-def test_flow_run_page_shows_completed_task_runs(screenshots):
-    rgb = _pixels(screenshots / "flow-run.png").astype(int)
+def _green_and_red(name: str, screenshots: Path) -> tuple[float, float]:
+    rgb = _pixels(screenshots / name).astype(int)
     r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    # Completed task runs are green bars in the run graph (plus the green "Completed" badge).
-    green = (g > r + 40) & (g > b + 40)
-    assert green.mean() > 0.01
+    return float(((g > r + 40) & (g > b + 40)).mean()), float(((r > g + 60) & (r > b + 60)).mean())
 
 
-def test_summary_artifact_shows_thumbnails(screenshots):
+def test_failed_run_page_shows_the_failure_beside_completed_task_runs(screenshots):
+    # Completed task runs are green bars in the run graph; the failed refusal and the
+    # run's "Failed" badge are red.
+    green, red = _green_and_red("flow-run.png", screenshots)
+    assert green > 0.005 and red > 0.0005
+
+
+def test_completed_run_page_shows_completed_task_runs(screenshots):
+    green, _ = _green_and_red("flow-run-completed.png", screenshots)
+    assert green > 0.01
+
+
+@pytest.mark.parametrize("name", ["summary-artifact.png", "summary-completed.png"])
+def test_summary_artifact_shows_thumbnails(screenshots, name):
     # The markdown table's data-URI thumbnails are the only strongly coloured area of the page.
-    assert _coloured_fraction(_pixels(screenshots / "summary-artifact.png")) > 0.005
+    assert _coloured_fraction(_pixels(screenshots / name)) > 0.005

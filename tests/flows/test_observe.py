@@ -165,7 +165,7 @@ def test_a_render_failing_on_a_moderated_shot_tells_its_story(tmp_path, home, bu
         artifacts = _artifacts(client, run.id)
         assert {"render-knife-fails", "cost-knife-fails", "output-knife-fails"} <= set(artifacts)
         summary = artifacts["render-knife-fails"].data
-        assert summary.splitlines()[2].startswith("❌ **Failed:** ModerationRefused: shot knife")
+        assert summary.splitlines()[2].startswith("✗ **Failed:** ModerationRefused: shot knife")
         assert "refused → render failed" in summary and "stopped before writing" in summary
         for record in records:  # every billed attempt is named, failed ones too
             assert f"`{record['id'][:8]}`" in summary
@@ -228,8 +228,12 @@ def test_a_render_with_a_placeholder_and_retries_reconciles_and_links_its_output
         assert by_name["generate-knife"].state.name == "Refused"
         artifacts = _artifacts(client, run.id)
         summary = artifacts["render-knife-slate"].data
-        assert summary.splitlines()[2].startswith("✅ **Completed**")
-        assert "refused → placeholder (`placeholder-knife`)" in summary
+        assert summary.splitlines()[2].startswith("✓ **Completed**")
+        assert "refused → `placeholder-knife`" in summary
+        clips = re.findall(r"\[clip\]\((http://[^)]+)\)", summary)  # each clip opens over http
+        assert len(clips) == 3 and all(c.startswith(file_server.url + "/f/") for c in clips)
+        fog = next(s for s in report.shot_results if s.id == "fog")
+        assert httpx.get(clips[0]).content == (home / "clips" / fog.sha256[:2] / f"{fog.sha256}.mp4").read_bytes()
         assert f"charged ${charged:.2f}, counted ${report.cost_usd:.2f} ✓ reconciles" in summary
         for record in records:
             assert f"`{record['id'][:8]}`" in summary
