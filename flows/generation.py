@@ -71,8 +71,11 @@ def generate_shot(request, *, shot_id: str, on_moderation: str, **kwargs):
 
 
 def generate_all(plan: RenderPlan, *, credentials, store, image_url, on_moderation: str,
-                 sequence: str, on_done=None) -> dict[str, Clip | Refused | Failed]:
+                 sequence: str, on_done=None, remote=None) -> dict[str, Clip | Refused | Failed]:
     """Submit every generation (bounded by the flow's task runner); every shot's outcome.
+
+    With ``remote`` (a ``flows.distribute.RemoteShots``) the shots go to Prefect task
+    workers on any machine instead of this flow's threads.
 
     A progress artifact follows the shots as they finish, counting clips, refusals and
     failures apart; ``on_done(shot_id, outcome)`` is called as each shot finishes.
@@ -82,6 +85,9 @@ def generate_all(plan: RenderPlan, *, credentials, store, image_url, on_moderati
     futures, outcomes = {}, {}
 
     def submit(shot, request):
+        if remote is not None:
+            futures[shot.id] = remote.submit(shot.id, request)
+            return
         task = generate_shot.with_options(task_run_name=step_name("generate", shot.id),
                                           tags=[f"model:{request.model}", f"sequence:{sequence}",
                                                 f"profile:{plan.profile}"])
@@ -116,7 +122,7 @@ def generate_all(plan: RenderPlan, *, credentials, store, image_url, on_moderati
 
     for shot_id, outcome in outcomes.items():
         finished(shot_id, outcome)
-    for future in as_completed(list(futures.values())):
+    for future in (remote.as_completed if remote else as_completed)(list(futures.values())):
         shot_id = shot_of_future[future.task_run_id]
         outcomes[shot_id] = _outcome(future, shot_id)
         finished(shot_id, outcomes[shot_id])

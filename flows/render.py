@@ -21,6 +21,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from reelflow import _progress
 from reelflow.config import DEFAULT_CONCURRENCY
 from reelflow.flows.deliverables import deliver_extras
+from reelflow.flows.distribute import RemoteShots, distribute_default
 from reelflow.flows.endpoint import (account_balance, check_credentials, check_credits,
                                      image_url_resolver, luma_credentials)
 from reelflow.flows.generation import Refused, first_failure, generate_all
@@ -99,7 +100,7 @@ def _clip_metadata(shots: list[ShotResult], items: list[TimelineItem]) -> list[d
 def render_sequence(shotlist_path: str, profile: str = "final", out: str | None = None,
                     mezzanine: str | None = None, on_moderation: str | None = None,
                     budget_usd: float | None = None, luma_block: str | None = None,
-                    store_block: str | None = None) -> RenderReport:
+                    store_block: str | None = None, distribute: bool | None = None) -> RenderReport:
     """Render a shot list to a finished MP4, generating only what is not already paid for.
 
     Args:
@@ -116,6 +117,9 @@ def render_sequence(shotlist_path: str, profile: str = "final", out: str | None 
             key, the built-in emulator for both APIs) when omitted.
         store_block: Name of a saved ``ClipStoreBlock`` ("Clip Store"); REELFLOW_STORE
             (else the local REELFLOW_HOME/clips) when omitted.
+        distribute: Generate the shots on Prefect task workers (``reelflow worker``, on
+            any machine sharing the S3 store) instead of this run's threads; default
+            REELFLOW_DISTRIBUTE (off). See docs/scaling.md.
 
     Returns:
         A RenderReport: output path, duration, paid and cached shot counts, cost.
@@ -131,7 +135,7 @@ def render_sequence(shotlist_path: str, profile: str = "final", out: str | None 
                         policy=on_moderation, run_id=str(flow_run.id) if flow_run.id else None)
     try:
         return _render(story, shotlist_path, profile, out, mezzanine, on_moderation, budget_usd,
-                       luma_block, store_block)
+                       luma_block, store_block, distribute)
     except BaseException as exc:
         story.error = one_line(exc)
         raise
@@ -140,7 +144,7 @@ def render_sequence(shotlist_path: str, profile: str = "final", out: str | None 
 
 
 def _render(story: RenderStory, shotlist_path, profile, out, mezzanine, on_moderation,
-            budget_usd, luma_block, store_block) -> RenderReport:
+            budget_usd, luma_block, store_block, distribute=None) -> RenderReport:
     started = time.monotonic()
     log = get_run_logger()
     shotlist = load_shotlist(local_shotlist(shotlist_path))
@@ -168,9 +172,13 @@ def _render(story: RenderStory, shotlist_path, profile, out, mezzanine, on_moder
         story.record(shot_id, outcome, ledger)
         emit_shot(story.sequence, story.results[shot_id], policy)
 
+    remote = None
+    if distribute if distribute is not None else distribute_default():
+        remote = RemoteShots(store, sequence=story.sequence, profile=profile, on_moderation=policy)
     try:
         clips = generate_all(plan, credentials=credentials, store=store, image_url=image_url,
-                             on_moderation=policy, sequence=story.sequence, on_done=on_done)
+                             on_moderation=policy, sequence=story.sequence, on_done=on_done,
+                             remote=remote)
     finally:
         if image_url is not None:
             image_url.close()          # the asset server stops serving this render's files

@@ -55,6 +55,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="a saved ClipStoreBlock (default: REELFLOW_STORE or the local store)")
     render.add_argument("--mezzanine", choices=("prores", "dnxhr"), default=None,
                         help="also write a ProRes 422 HQ or DNxHR HQ .mov for editors (default: none)")
+    render.add_argument("--distribute", action="store_true", default=None,
+                        help="generate the shots on `reelflow worker`s sharing the S3 store "
+                             "(default: off, or REELFLOW_DISTRIBUTE=1)")
     render.add_argument("-q", "--quiet", action="store_true",
                         help="no progress view and no summary on stderr, only failures; stdout "
                              "still gets the output path or JSON (default: off: a live view on a "
@@ -105,6 +108,7 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
                          help=_VERBOSE_HELP)
     for name, text in (("emulator", "run the Luma API emulator"),
+                       ("worker", "generate shots of distributed renders (a Prefect task worker)"),
                        ("serve", "serve the render and production deployments (schedules)"),
                        ("deploy", "register the deployments for a work pool")):
         commands.add_parser(name, help=text, add_help=False).add_argument("args", nargs=argparse.REMAINDER)
@@ -233,7 +237,8 @@ def _cmd_render(args) -> int:
         report = render_sequence(str(args.file.resolve()), profile=args.profile,
                                  out=str(plan.output), mezzanine=args.mezzanine,
                                  on_moderation=args.on_moderation, budget_usd=args.budget,
-                                 luma_block=args.luma_block, store_block=args.store_block)
+                                 luma_block=args.luma_block, store_block=args.store_block,
+                                 distribute=args.distribute)
     if view:
         view.summary(report)
     if report.flow_run_url and os.environ.get("PREFECT_API_URL"):
@@ -342,7 +347,7 @@ def _cmd_schema(_args) -> int:
     return EXIT_OK
 
 
-_PASSTHROUGH = ("emulator", "serve", "deploy")
+_PASSTHROUGH = ("emulator", "serve", "deploy", "worker")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -377,6 +382,10 @@ def _dispatch(argv: list[str], verbose: bool) -> int:
         from reelflow.emulator import main as emulator_main
 
         return emulator_main(argv[1:])
+    if argv[:1] == ["worker"]:
+        from reelflow._worker import main as worker_main
+
+        return worker_main(argv[1:])
     if argv[:1] in (["serve"], ["deploy"]):
         from reelflow.deployments.serve import main_deploy, main_serve  # configures Prefect's logs
 

@@ -1,0 +1,233 @@
+"""One sequence's shots spread over machines: Prefect task workers, a heartbeat, a sweep.
+
+``render_sequence(..., distribute=True)`` (or REELFLOW_DISTRIBUTE=1) sends each shot's
+generation to Prefect's task workers (``generate_remote.delay``) instead of running it in
+the flow's own thread pool. ``reelflow worker`` serves that task on any machine: a worker
+builds its Luma credentials and S3 clip store from its own environment (no secret is
+ever a task parameter), takes a slot of the global ``reelflow-luma-generations`` limit
+like any local render, and pays through the shared S3 ledger (compare-and-swap), so any
+worker may generate any shot and a paid call still happens once.
+
+A worker that dies (kill -9, a lost machine) leaves its task run "Running" for good.
+While a remote shot runs, its worker rewrites a heartbeat object in the store
+(``<prefix>/heartbeats/<task run id>``, every HEARTBEAT_S); the flow polls the shots'
+task runs in one API call and, when a Running shot's heartbeat has not changed for
+REELFLOW_STALE_S seconds (default 30) by the flow's own clock, marks that task run
+Crashed and delays the shot again. The next worker finds the generation id in the ledger
+and waits on it: nothing is paid again.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from uuid import UUID
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterId
+from prefect.runtime import task_run as current_task_run
+from prefect.states import Crashed
+
+from reelflow.tasks import _s3
+from reelflow.tasks.luma import LumaCredentials
+from reelflow.tasks.models import Clip, GenerationRequest
+from reelflow.tasks.store import ClipStore
+
+__all__ = ["DISTRIBUTE_ENV", "Heartbeat", "RemoteShots", "distribute_default", "generate_remote",
+           "shared_store_url"]
+
+DISTRIBUTE_ENV = "REELFLOW_DISTRIBUTE"
+STALE_ENV = "REELFLOW_STALE_S"
+#: Seconds between a remote shot's heartbeats.
+HEARTBEAT_S = 5.0
+#: Seconds between the flow's polls of its remote shots.
+POLL_S = 1.0
+
+
+def distribute_default() -> bool:
+    """REELFLOW_DISTRIBUTE=1 makes distribution the default for renders."""
+    return os.environ.get(DISTRIBUTE_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def stale_after_s() -> float:
+    return float(os.environ.get(STALE_ENV, "30"))
+
+
+def shared_store_url(store: ClipStore) -> str:
+    """``s3://bucket/prefix`` of a shared store; a local store cannot be shared."""
+    if not store.is_s3:
+        raise ValueError("distributed rendering needs a shared S3 clip store: "
+                         "set REELFLOW_STORE=s3://bucket/prefix on the flow and every worker")
+    return f"s3://{store.bucket_name}/{store.bucket_folder}".rstrip("/")
+
+
+class Heartbeat:
+    """A background thread rewriting ``<prefix>/heartbeats/<name>`` in the store while held."""
+
+    def __init__(self, store: ClipStore, name: str, every_s: float = HEARTBEAT_S):
+        self.store, self.key, self.every_s = store, heartbeat_key(store, name), every_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True, name=f"heartbeat-{name}")
+
+    def __enter__(self) -> "Heartbeat":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self.every_s + 5)
+
+    def _beat(self) -> None:
+        count = 0
+        while True:
+            count += 1
+            try:
+                self.store._client().put_object(Bucket=self.store.bucket_name, Key=self.key,
+                                                Body=f"{count} {time.time():.3f}".encode())
+            except Exception:  # noqa: BLE001 - a missed beat; the next one may land
+                pass
+            if self._stop.wait(self.every_s):
+                return
+
+
+def heartbeat_key(store: ClipStore, name: str) -> str:
+    prefix = f"{store.bucket_folder}/" if store.bucket_folder else ""
+    return f"{prefix}heartbeats/{name}"
+
+
+@task(cache_policy=NO_CACHE, retries=0, persist_result=True)
+def generate_remote(request: GenerationRequest, *, shot_id: str, on_moderation: str,
+                    store_url: str):
+    """One shot's generation on a task worker: this machine's credentials and S3 store.
+
+    Returns what ``generate_shot`` returns (a Clip whose path is this worker's copy, or
+    a Refused state under skip/placeholder); the flow fetches the clip from the store.
+    """
+    from reelflow.flows.generation import generate_shot
+
+    store = ClipStore.from_url(store_url)
+    mine = ClipStore.default()
+    if not mine.is_s3 or shared_store_url(mine) != store_url:
+        get_run_logger().warning("Worker store %s differs from the render's %s: using the render's",
+                                 os.environ.get("REELFLOW_STORE"), store_url)
+    with Heartbeat(store, str(current_task_run.id)):
+        return generate_shot.fn(request, shot_id=shot_id, on_moderation=on_moderation,
+                                credentials=LumaCredentials.from_env(), store=store)
+
+
+@dataclass
+class _Pending:
+    shot_id: str
+    request: GenerationRequest
+    task_run_id: UUID
+    seen_beat: str | None = None
+    beat_changed_at: float = field(default_factory=time.monotonic)
+    resumed: int = 0
+
+
+@dataclass
+class RemoteShot:
+    """A future-like handle for generate_all: ``task_run_id`` and a blocking ``result()``."""
+
+    shots: "RemoteShots"
+    shot_id: str
+
+    @property
+    def task_run_id(self) -> UUID:
+        return self.shots.first_id[self.shot_id]
+
+    def result(self):
+        return self.shots.wait_for(self.shot_id)
+
+
+class RemoteShots:
+    """The flow's side: delay shots, poll their task runs, resume lost ones, collect outcomes."""
+
+    def __init__(self, store: ClipStore, *, sequence: str, profile: str, on_moderation: str):
+        self.store, self.url = store, shared_store_url(store)
+        self.sequence, self.profile, self.on_moderation = sequence, profile, on_moderation
+        self.pending: dict[str, _Pending] = {}
+        self.done: dict[str, object] = {}
+        self.first_id: dict[str, UUID] = {}
+        self._log = get_run_logger()
+
+    def submit(self, shot_id: str, request: GenerationRequest) -> RemoteShot:
+        from reelflow.flows.observe import step_name
+
+        task_ = generate_remote.with_options(
+            task_run_name=step_name("generate", shot_id),
+            tags=[f"model:{request.model}", f"sequence:{self.sequence}", f"profile:{self.profile}",
+                  "distributed"])
+        future = task_.delay(request, shot_id=shot_id, on_moderation=self.on_moderation,
+                             store_url=self.url)
+        previous = self.pending.get(shot_id)
+        self.pending[shot_id] = _Pending(shot_id, request, future.task_run_id,
+                                         resumed=previous.resumed + 1 if previous else 0)
+        self.first_id.setdefault(shot_id, future.task_run_id)
+        return RemoteShot(self, shot_id)
+
+    def wait_for(self, shot_id: str):
+        while shot_id not in self.done:
+            self.poll()
+        return self._outcome(shot_id)
+
+    def as_completed(self, handles: list[RemoteShot]):
+        left = [h.shot_id for h in handles]
+        while left:
+            finished = [s for s in left if s in self.done]
+            for shot_id in finished:
+                left.remove(shot_id)
+                yield RemoteShot(self, shot_id)
+            if left:
+                self.poll()
+
+    # -- polling --------------------------------------------------------------------------------
+
+    def poll(self) -> None:
+        """One look at every pending shot: record finished ones, resume lost ones."""
+        time.sleep(POLL_S)
+        if not self.pending:
+            return
+        by_id = {p.task_run_id: p for p in self.pending.values()}
+        with get_client(sync_client=True) as client:
+            runs = client.read_task_runs(task_run_filter=TaskRunFilter(
+                id=TaskRunFilterId(any_=list(by_id))), limit=len(by_id) + 1)
+            for run in runs:
+                pending = by_id[run.id]
+                state = run.state
+                if state is None:
+                    continue
+                if state.is_final() and not state.is_crashed():
+                    self.done[pending.shot_id] = state
+                    del self.pending[pending.shot_id]
+                elif state.is_crashed() or (state.is_running() and self._lost(pending)):
+                    self._resume(client, pending, state)
+
+    def _lost(self, pending: _Pending) -> bool:
+        found = _s3.read_versioned(self.store._client(), self.store.bucket_name,
+                                   heartbeat_key(self.store, str(pending.task_run_id)))
+        beat = found[1] if found else None
+        now = time.monotonic()
+        if beat != pending.seen_beat:
+            pending.seen_beat, pending.beat_changed_at = beat, now
+            return False
+        return now - pending.beat_changed_at > stale_after_s()
+
+    def _resume(self, client, pending: _Pending, state) -> None:
+        if not state.is_crashed():
+            client.set_task_run_state(pending.task_run_id, Crashed(
+                message=f"worker lost: no heartbeat for {stale_after_s():.0f}s"), force=True)
+        self._log.warning("Shot %s: task run %s lost its worker (%s); delaying it again",
+                          pending.shot_id, pending.task_run_id, state.name)
+        self.submit(pending.shot_id, pending.request)
+
+    def _outcome(self, shot_id: str):
+        state = self.done[shot_id]
+        value = state.result()  # raises the shot's error, as a local future would
+        if isinstance(value, Clip):  # the worker's path: this machine's copy from the store
+            return value.model_copy(update={"path": self.store.fetch(value.sha256, value.path.suffix or ".mp4")})
+        return value

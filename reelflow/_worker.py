@@ -1,0 +1,53 @@
+"""``reelflow worker``: a Prefect task worker that generates shots of distributed renders.
+
+It serves ``reelflow.flows.distribute.generate_remote`` (``render_sequence(...,
+distribute=True)`` delays one per shot) until interrupted. Run one per machine with the
+environment that machine renders with: PREFECT_API_URL (the shared server), REELFLOW_STORE
+(the shared S3 store) and its S3 keys, LUMAAI_API_KEY (or LUMAAI_BASE_URL for an emulator),
+and REELFLOW_HOME. Flow runs of the deployments still need a process worker
+(``prefect worker start --pool NAME``); scripts/scale.py starts both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+__all__ = ["main"]
+
+#: Shots one worker runs at once by default: a shot mostly waits on Luma, so more than
+#: the cores; the account's global limit bounds all workers together.
+DEFAULT_LIMIT = 5
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="reelflow worker",
+                                     description="Serve shot generation for distributed renders.")
+    parser.add_argument("--limit", type=int, default=DEFAULT_LIMIT,
+                        help=f"shots this worker runs at once (default {DEFAULT_LIMIT})")
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    problems = [f"reelflow worker: {name} is not set" for name in ("PREFECT_API_URL", "REELFLOW_STORE")
+                if not os.environ.get(name)]
+    if not (os.environ.get("LUMAAI_API_KEY") or os.environ.get("LUMAAI_BASE_URL")):
+        problems.append("reelflow worker: set LUMAAI_API_KEY (or LUMAAI_BASE_URL for an emulator)")
+    if args.limit < 1:
+        problems.append("reelflow worker: --limit must be at least 1")
+    for line in problems:
+        print(line, file=sys.stderr)
+    if problems:
+        return 2
+    from reelflow.config import apply_prefect_defaults
+
+    apply_prefect_defaults()
+    from prefect.task_worker import serve
+
+    from reelflow.flows.distribute import generate_remote
+
+    print(f"reelflow worker: serving shot generation (limit {args.limit})", file=sys.stderr, flush=True)
+    serve(generate_remote, limit=args.limit)
+    return 0
