@@ -17,15 +17,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
-
+from reelflow._server import (SERVER_START_TIMEOUT_S, healthy, port_free, spawn_prefect_server,
+                              stop_process, wait_healthy)
 from reelflow.errors import ReelflowError
 
 __all__ = [
@@ -41,8 +39,6 @@ RENDER_DEPLOYMENT = "render"
 PRODUCE_DEPLOYMENT = "produce"
 #: Where `prefect server start` listens by default.
 DEFAULT_SERVER_PORT = 4200
-#: `prefect server start` was ready in ~19 s on a loaded 2-core machine: leave room.
-SERVER_START_TIMEOUT_S = 120.0
 
 
 def _stderr(line: str) -> None:
@@ -85,18 +81,6 @@ def build_deployments(folder: str | None, cron: str | None = DEFAULT_CRON, *,
     return [render, produce_deployment]
 
 
-def _healthy(api_url: str) -> bool:
-    try:
-        return httpx.get(f"{api_url.rstrip('/')}/health", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) != 0
-
-
 def start_local_server(port: int = DEFAULT_SERVER_PORT,
                        timeout_s: float = SERVER_START_TIMEOUT_S) -> tuple[subprocess.Popen | None, str]:
     """Start `prefect server start` on 127.0.0.1:PORT in the background, or reuse one there.
@@ -110,45 +94,18 @@ def start_local_server(port: int = DEFAULT_SERVER_PORT,
             healthy within ``timeout_s`` (its output tail is in the message).
     """
     api_url = f"http://127.0.0.1:{port}/api"
-    if _healthy(api_url):
+    if healthy(api_url):
         _log.info("Reusing the Prefect server at %s", api_url)
         return None, api_url
-    if not _port_free(port):
+    if not port_free(port):
         raise ReelflowError(f"port {port} is in use by something that is not a Prefect server; "
                             "set PREFECT_API_URL or pass another port")
-    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-    env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     log_path = Path(os.environ.get("PREFECT_HOME", Path.home() / ".prefect")) / "reelflow-server.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host",
-                                 "127.0.0.1", "--port", str(port)], stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                                # its own session: a terminal's Ctrl-C must reach only us, so
-                                # the runner can pause its schedules before we stop the server
-                                start_new_session=True)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if _healthy(api_url):
-            return proc, api_url
-        if proc.poll() is not None:
-            break
-        time.sleep(0.5)
-    _stop(proc)
-    tail = log_path.read_text(errors="replace")[-800:]
-    raise ReelflowError(f"`prefect server start` did not become healthy on {api_url} "
-                        f"(log {log_path}):\n{tail}")
-
-
-def _stop(proc: subprocess.Popen | None) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    # its own session: a terminal's Ctrl-C must reach only us, so the runner can pause its
+    # schedules before we stop the server
+    proc = spawn_prefect_server(port, log_path, start_new_session=True)
+    wait_healthy(api_url, proc, log_path, timeout_s)
+    return proc, api_url
 
 
 def serve_deployments(folder: str | None, cron: str = DEFAULT_CRON, *, interval: float | None = None,
@@ -199,7 +156,7 @@ def serve_deployments(folder: str | None, cron: str = DEFAULT_CRON, *, interval:
             files.stop()
         if server is not None:
             announce("Stopping the local Prefect server")
-            _stop(server)
+            stop_process(server)
 
 
 def _serve(folder, cron, interval, profile, budget_usd, api_url: str, announce) -> None:

@@ -17,6 +17,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from pathlib import Path
 
 from reelflow.errors import CredentialsMissing, ReelflowError, ShotListError, StoreNotConfigured
@@ -104,7 +105,8 @@ def _parser() -> argparse.ArgumentParser:
         "files", help="serve renders' videos and clips on loopback, so the Prefect UI's links open them")
     files.add_argument("--port", type=int, default=4201,
                        help="loopback port (default: 4201; 0 takes any free port)")
-    for sub in (render, plan, compare, schema, resolve):  # also after the command (`main` reads both)
+    server = _server_parser(commands)
+    for sub in (render, plan, compare, schema, resolve, server):  # also after the command (`main` reads both)
         sub.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
                          help=_VERBOSE_HELP)
     for name, text in (("emulator", "run the Luma API emulator"),
@@ -113,6 +115,24 @@ def _parser() -> argparse.ArgumentParser:
                        ("deploy", "register the deployments for a work pool")):
         commands.add_parser(name, help=text, add_help=False).add_argument("args", nargs=argparse.REMAINDER)
     return parser
+
+
+def _server_parser(commands) -> argparse.ArgumentParser:
+    server = commands.add_parser(
+        "server", help="reelflow's local Prefect server: status, start or stop",
+        description="Without PREFECT_API_URL (or a profile that sets one), render, compare and "
+                    "watch start a local Prefect server on first use and reuse it; it stops "
+                    "after REELFLOW_SERVER_IDLE seconds unused (default 1800). "
+                    "REELFLOW_PREFECT=ephemeral opts out.")
+    server.add_argument("action", choices=("status", "start", "stop"),
+                        help="status: running or not, its UI and pids (exit 3 when not running); "
+                             "start: start it now (or reuse it); stop: stop it")
+    server.add_argument("--port", type=int, default=None,
+                        help="start: the port (default: the last one if free, else any free port)")
+    server.add_argument("--idle", type=float, default=None, metavar="SECONDS",
+                        help="start: stop after this long unused (default: REELFLOW_SERVER_IDLE "
+                             "or 1800)")
+    return server
 
 
 def _err(line: str) -> None:
@@ -213,7 +233,6 @@ def _cmd_plan(args) -> int:
 
 def _cmd_render(args) -> int:
     plan = _validated(args.file, args.profile, args.out, args.budget)
-    from reelflow.config import apply_prefect_defaults
     from reelflow.flows.endpoint import check_credentials, image_url_resolver, luma_credentials
 
     say = (lambda _line: None) if args.quiet else _err
@@ -224,10 +243,7 @@ def _cmd_render(args) -> int:
         urls = image_url_resolver(plan)  # local keyframes with the real API need S3: refuse
         if urls is not None:             # before Prefect (the flow opens its own asset scope)
             urls.close()
-    apply_prefect_defaults()
-    if not os.environ.get("PREFECT_API_URL"):
-        say("Prefect runs ephemeral (slow start, no UI): `prefect server start --background` and "
-            "PREFECT_API_URL=http://127.0.0.1:4200/api give ~4 s starts and the UI.")
+    ui = _prefect_api(say)
     from reelflow.flows.render import render_sequence
 
     if not args.verbose:
@@ -241,7 +257,7 @@ def _cmd_render(args) -> int:
                                  distribute=args.distribute)
     if view:
         view.summary(report)
-    if report.flow_run_url and os.environ.get("PREFECT_API_URL"):
+    if report.flow_run_url and ui:
         say(f"Flow run: {report.flow_run_url}")
     if args.json:
         print(json.dumps({
@@ -257,6 +273,18 @@ def _cmd_render(args) -> int:
     else:
         print(report.output)
     return EXIT_OK
+
+
+def _prefect_api(say) -> str | None:
+    """The Prefect UI this command reports to (reelflow's managed server unless one is
+    configured), or None in ephemeral mode, which says so."""
+    from reelflow._server import use_prefect
+
+    ui = use_prefect(say)
+    if ui is None:
+        say("Prefect runs ephemeral (REELFLOW_PREFECT=ephemeral: a temporary server per "
+            "command, no UI)")
+    return ui
 
 
 def _render_view(plan):
@@ -300,11 +328,11 @@ def _cmd_compare(args) -> int:
         urls = image_url_resolver(make_plan(shotlist, variant.profile))  # checked before Prefect
         if urls is not None:
             urls.close()
-    from reelflow.config import apply_prefect_defaults
     from reelflow.flows.endpoint import luma_credentials
 
     luma_credentials(announce=_err)
-    apply_prefect_defaults()
+    if ui := _prefect_api(_err):
+        _err(f"Prefect UI: {ui}")
     from reelflow.flows._compare_summary import print_summary
     from reelflow.flows.compare import compare_models
 
@@ -337,6 +365,34 @@ def _cmd_resolve(args) -> int:
             "nothing" if done.generation_id else "cleared: the next render sends the create "
                                                  "again (and pays for it)")
     print(f"shot {done.shot_id}: {what} (ledger record {done.record})")
+    return EXIT_OK
+
+
+def _cmd_server(args) -> int:
+    from reelflow import _server
+
+    configured = _server.configured_api_url()
+    if configured and args.action != "stop":
+        print(f"Prefect API: {configured} (PREFECT_API_URL or the active profile): reelflow "
+              "starts no server of its own")
+        return EXIT_OK
+    if args.action == "stop":
+        stopped = _server.stop_server()
+        print(f"stopped the Prefect server at {stopped.ui_url} (pid {stopped.server_pid})"
+              if stopped else "no reelflow Prefect server is running")
+        return EXIT_OK
+    if args.action == "start":
+        state, started = _server.ensure_server(_err, port=args.port, idle_s=args.idle)
+    else:
+        state, started = _server.running_server(), False
+        if state is None:
+            print("no reelflow Prefect server is running (render, compare or watch starts one)")
+            return 3
+    idle = _server.duration(max(0.0, time.time() - _server.last_used(_server.server_dir())))
+    print(f"{'started' if started else 'running'}: Prefect UI {state.ui_url} (API {state.api_url}); "
+          f"pid {state.server_pid}, watchdog {state.pid}; unused for {idle}, stops after "
+          f"{_server.duration(state.idle_s)}; PREFECT_HOME {state.prefect_home}; "
+          f"log {_server.server_dir() / 'server.log'}")
     return EXIT_OK
 
 
@@ -395,7 +451,8 @@ def _dispatch(argv: list[str], verbose: bool) -> int:
     args = _parser().parse_args(argv)
     args.verbose = verbose
     handler = {"render": _cmd_render, "plan": _cmd_plan, "schema": _cmd_schema,
-               "compare": _cmd_compare, "resolve": _cmd_resolve, "files": _cmd_files}[args.command]
+               "compare": _cmd_compare, "resolve": _cmd_resolve, "files": _cmd_files,
+               "server": _cmd_server}[args.command]
     try:
         if getattr(args, "file", None) is not None:
             args.file = _shotlist_path(args.file)

@@ -20,6 +20,9 @@ os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "120"
 os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
 os.environ["PREFECT_LOCAL_STORAGE_PATH"] = str(_SESSION_DIR / "prefect-results")
 os.environ["REELFLOW_HOME"] = str(_SESSION_DIR / "home")
+# No reelflow-managed Prefect server unless a test asks for one (tests/test_server.py):
+# the rest pass the harness's URL, or run ephemeral as a user who opted out would.
+os.environ["REELFLOW_PREFECT"] = "ephemeral"
 for _name in list(os.environ):
     if _name.startswith(("LUMAAI_", "LUMA_", "AWS_")):
         del os.environ[_name]
