@@ -8,15 +8,17 @@ an error means is the provider's ``classify`` (default: the Dream Machine SDK's)
 * a connection that was never made means nothing was sent: send it again;
 * a dropped connection, a timeout or a 5xx leaves the outcome unknown: ``reconcile``
   decides. On the Dream Machine API it looks the account's newest generations up and
-  adopts the one that matches the request, created since just before we sent it; only
-  when none matches is it sent again. The Agents API cannot be asked (``AnswerLost``).
+  adopts the one made from exactly this request (every field the account echoes, see
+  ``request_form``), created since just before we sent it; only when none matches is it
+  sent again. The Agents API cannot be asked (``AnswerLost``).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,8 +27,8 @@ import lumaai
 
 from reelflow.errors import GenerationFailed
 
-__all__ = ["NothingSent", "create_once", "dream_machine_error", "find_matching",
-           "recover_interrupted", "retry_after"]
+__all__ = ["API_DEFAULTS", "NothingSent", "create_once", "dream_machine_error", "find_matching",
+           "recover_interrupted", "request_form", "retry_after"]
 
 _log = logging.getLogger("reelflow.tasks.create")
 
@@ -75,21 +77,57 @@ def retry_after(headers, attempt: int) -> float:
         return min(0.5 * 2 ** attempt, 30.0)
 
 
-def _comparable(value: Any) -> Any:
-    """A request value with keyframe image URLs cut to their path: a presigned URL's query
-    (signature, expiry) and a loopback server's port change between attempts and runs,
-    while the path names the same content-addressed image."""
+#: What the API assumes for a top-level request field left out (luma-api.md): an absent
+#: field and its default compare equal, on our side and on the account's echo alike.
+API_DEFAULTS: dict[str, Any] = {"generation_type": "video", "aspect_ratio": "16:9",
+                                "resolution": "720p", "duration": "5s", "loop": False}
+
+
+#: A stored file's name in a URL: its content hash and extension.
+_STORED_NAME = re.compile(r"[0-9a-f]{64}\.[a-z0-9]{1,8}")
+
+
+def _absent(value: Any) -> bool:
+    return value is None or value == {} or value == []
+
+
+def _image_identity(url: str) -> str:
+    """What names a keyframe image's content: a stored image's file name (``<sha256>.<ext>``:
+    the same bytes whatever the host, port, render's asset path or presigned query, all of
+    which change between attempts and runs), else the URL's path."""
+    path = urlsplit(url).path
+    name = path.rsplit("/", 1)[-1]
+    return name if _STORED_NAME.fullmatch(name) else path
+
+
+def _canonical(value: Any, defaults: dict[str, Any] | None = None) -> Any:
+    """A request in one comparable form: every field kept (echoed fields we never send
+    included), except those absent, empty or at the API's default (``defaults``); a
+    keyframe image URL cut to what names its content (``_image_identity``)."""
     if isinstance(value, dict):
         if value.get("type") == "image" and isinstance(value.get("url"), str):
-            return {**value, "url": urlsplit(value["url"]).path}
-        return {name: _comparable(item) for name, item in value.items()}
+            value = {**value, "url": _image_identity(value["url"])}
+        items = ((name, _canonical(item)) for name, item in value.items())
+        return {name: item for name, item in items
+                if not _absent(item) and not (defaults and name in defaults
+                                              and defaults[name] == item)}
+    if isinstance(value, (list, tuple)):
+        return [_canonical(item) for item in value]
     return value
 
 
+def request_form(request: dict[str, Any]) -> dict[str, Any]:
+    """A video request as compared when reconciling: see ``_canonical``."""
+    return _canonical(request, API_DEFAULTS)
+
+
 def _matches(generation: Any, payload: dict[str, Any]) -> bool:
-    request = generation.request.model_dump(exclude_none=True) if generation.request else {}
-    return all(_comparable(request.get(name)) == _comparable(value)
-               for name, value in payload.items())
+    """True when the generation was made from exactly ``payload``: every field the account
+    echoes, present or absent, equals ours (a request without concepts, keyframes or loop
+    never matches one with them, nor the other way round)."""
+    if generation.request is None:
+        return False
+    return request_form(generation.request.model_dump(mode="json")) == request_form(payload)
 
 
 def _older_than(generation: Any, since: datetime) -> bool:
@@ -97,20 +135,23 @@ def _older_than(generation: Any, since: datetime) -> bool:
     return created is not None and created.tzinfo is not None and created < since
 
 
-def find_matching(client: lumaai.LumaAI, payload: dict[str, Any], since: datetime,
-                  exclude_ids: Collection[str] = ()) -> str | None:
-    """The id of the newest generation made from ``payload`` since ``since``, not in ``exclude_ids``.
+def find_matching(client: lumaai.LumaAI, payload: dict[str, Any], since: datetime | None,
+                  accept: Callable[[str], bool] = lambda _id: True) -> str | None:
+    """The id of the newest generation made from exactly ``payload`` since ``since`` (None:
+    as far back as reconciliation reads) that ``accept(id)`` takes.
 
-    The account lists newest first; pages are read until one reaches back past ``since``.
+    ``accept`` may claim the id for the caller (see ``Ledger.claim``): of several matches
+    (takes of one payload) each caller then adopts a different one. The account lists
+    newest first; pages are read until one reaches back past ``since``.
     """
     for page_no in range(RECONCILE_PAGES):
         page = client.generations.list(limit=RECONCILE_WINDOW, offset=page_no * RECONCILE_WINDOW)
         generations = page.generations or []
         for generation in generations:
-            if _older_than(generation, since):
+            if since is not None and _older_than(generation, since):
                 return None  # newest first: everything after this is older still
-            if (generation.created_at is not None and generation.id not in exclude_ids
-                    and _matches(generation, payload)):
+            if (generation.created_at is not None and _matches(generation, payload)
+                    and accept(generation.id)):
                 return generation.id
         if len(generations) < RECONCILE_WINDOW:
             return None
@@ -177,7 +218,7 @@ def _refused(exc, shot_id: str) -> NothingSent:
                        failure_reason=f"{exc.status_code}: {detail or exc.message}")
 
 
-def _reconcile(reconcile, since: datetime, shot_id: str, *, strict: bool = False,
+def _reconcile(reconcile, since: datetime | None, shot_id: str, *, strict: bool = False,
                classify: Callable[[BaseException], str | None] = dream_machine_error) -> str | None:
     """``reconcile(since)``, retried; None when it found nothing or (not ``strict``) never
     got an answer; ``strict`` raises GenerationFailed instead of guessing "nothing"."""
@@ -199,12 +240,13 @@ def _reconcile(reconcile, since: datetime, shot_id: str, *, strict: bool = False
     return None
 
 
-def recover_interrupted(recover: Callable[[datetime], str | None], sent_at: datetime,
-                        shot_id: str,
+def recover_interrupted(recover: Callable[[datetime | None], str | None],
+                        sent_at: datetime | None, shot_id: str,
                         classify: Callable[[BaseException], str | None] = dream_machine_error
                         ) -> str | None:
-    """After a run died while sending a create (sent at ``sent_at``): the id of the
-    generation it made, or None when it made none. Raises GenerationFailed when the API
-    cannot be asked, rather than risk paying twice."""
-    return _reconcile(recover, sent_at - timedelta(seconds=CLOCK_SKEW_S), shot_id, strict=True,
-                      classify=classify)
+    """After a run died while sending a create (sent at ``sent_at``; None: unknown, e.g.
+    its ledger record is unreadable): the id of the generation it made, or None when it
+    made none. Raises GenerationFailed when the API cannot be asked, rather than risk
+    paying twice."""
+    since = None if sent_at is None else sent_at - timedelta(seconds=CLOCK_SKEW_S)
+    return _reconcile(recover, since, shot_id, strict=True, classify=classify)

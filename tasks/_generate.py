@@ -242,6 +242,32 @@ def _recover(call: PaidCall, entry: LedgerEntry, ledger: Ledger, cost: float,
     return entry
 
 
+def _recover_unreadable(call: PaidCall, entry: LedgerEntry, ledger: Ledger, cost: float,
+                        shot_id: str) -> LedgerEntry:
+    """The record of ``entry.key`` cannot be read: rebuild it from the account.
+
+    The generation made from this exact request (and held by no other record) is
+    adopted; when the account holds none, the request was never paid and the record
+    starts afresh. Where the API cannot be asked (an in-place step; the Agents API has
+    no list) the shot is refused, never paid again.
+    """
+    fresh = LedgerEntry(key=entry.key, shot_id=shot_id)
+    if call.find_lost is None:
+        raise GenerationFailed(f"shot {shot_id}: ledger record {entry.unreadable} is unreadable "
+                               "and the API cannot tell whether this request was paid; nothing "
+                               "was sent (delete the record to pay for it again)", shot_id=shot_id)
+    found = recover_interrupted(lambda _since: call.find_lost(), None, shot_id)
+    if found:
+        _logger().warning("Shot %s: recovered generation %s from the account for unreadable "
+                          "ledger record %s", shot_id, found, entry.unreadable)
+        fresh = _with_generation(fresh, found, cost, adopted=True)
+    else:
+        _logger().warning("Shot %s: the account holds no generation of this request; "
+                          "unreadable ledger record %s is replaced", shot_id, entry.unreadable)
+    ledger.write(fresh)
+    return fresh
+
+
 def _paid_step(key: str, *, shot_id: str, provider: Provider, store: ClipStore, ledger: Ledger,
                call: PaidCall, cost: float, resubmits: int = DEFAULT_RESUBMITS,
                output: Output = VIDEO):
@@ -275,6 +301,8 @@ def _step(key: str, shot_id: str, provider: Provider, store: ClipStore, ledger: 
           call: PaidCall, cost: float, resubmits: int, sent: list[str], output: Output):
     """One pass of ``_paid_step`` from the record as it is now; ids it pays for go to ``sent``."""
     entry = ledger.read(key) or LedgerEntry(key=key, shot_id=shot_id)
+    if entry.unreadable:
+        entry = _recover_unreadable(call, entry, ledger, cost, shot_id)
     if entry.sha256 and store.has(entry.sha256, output.suffix):
         _logger().info("Shot %s: cached %s %s", shot_id, output.name, entry.sha256[:12])
         _progress.shot_state(shot_id, "cached")

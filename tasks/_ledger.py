@@ -12,6 +12,18 @@ using that store, and every write is a compare-and-swap (S3's conditional PUT): 
 two machines acting on one key, one wins and the other reads what it did
 (``LedgerConflict``) and follows it instead of paying too.
 
+A record read back is checked: one that is empty, not JSON, not a ledger record or
+filed under another key is *unreadable*. ``read`` warns once, naming the file or
+object, and returns an entry that says so (``LedgerEntry.unreadable``) instead of
+failing: planning counts the request as unpaid, and a render recovers the record
+from the account (``_generate``) or refuses that one shot, never the others.
+
+A generation id goes into a record only after it is *claimed* for that record's key
+(``claim``: one create-only file or object per generation id, ``claims/<id[:2]>/<id>.json``
+beside the records; in S3 a conditional PUT),
+so takes of one payload, whose creates the account cannot tell apart, never adopt the
+same generation, on one machine or across machines sharing an S3 store.
+
 Locks are ``fcntl.flock`` on a per-key file under REELFLOW_HOME: the kernel drops
 them when the holding process dies (even by kill -9), so a crashed run never leaves
 a lock that blocks the next one. They order the processes sharing one
@@ -23,19 +35,29 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
+import logging
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, PrivateAttr
+from pydantic import BaseModel, Field, PrivateAttr, ValidationError, field_validator
 
 from reelflow.config import reelflow_home
 from reelflow.tasks.store import ClipStore, atomic_write_path
 
 __all__ = ["Ledger", "LedgerConflict", "LedgerEntry", "PaidAttempt"]
+
+_log = logging.getLogger("reelflow.tasks.ledger")
+#: Unreadable records (place and content) already reported by this process: each is said
+#: once, not once per read.
+_WARNED: set[tuple[str, bytes]] = set()
+#: What a generation id may look like to name a claim file (the API's are UUIDs).
+_GENERATION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 
 
 class LedgerConflict(Exception):
@@ -82,12 +104,50 @@ class LedgerEntry(BaseModel):
     sending_cost_usd: float | None = None
     #: Every paid call made for this key, oldest first (failed and resubmitted ones too).
     history: list[PaidAttempt] = []
+    #: Set (never written) when the stored record could not be read: where it is (a path
+    #: or s3:// URI) and why. Such an entry knows nothing but its key.
+    unreadable: str | None = Field(default=None, exclude=True)
 
     def attempt_ended(self, state: str, failure_reason: str | None = None) -> None:
         """Mark the attempt on ``generation_id`` as ended (completed or failed)."""
         for i, attempt in enumerate(self.history):
             if attempt.generation_id == self.generation_id and attempt.state == "sent":
                 self.history[i] = attempt.ended(state, failure_reason)
+
+    @field_validator("sending_since")
+    @classmethod
+    def _iso_time(cls, value: str | None) -> str | None:
+        if value is not None:
+            datetime.fromisoformat(value)
+        return value
+
+
+def _why(data: bytes, error: ValidationError) -> str:
+    """A short reason a record does not validate (the whole error would be many lines)."""
+    if not data.strip():
+        return "empty"
+    first = error.errors()[0]
+    if first["type"] == "json_invalid":
+        return "not valid JSON"
+    where = ".".join(str(part) for part in first["loc"])
+    return f"not a ledger record: {where + ': ' if where else ''}{first['msg']}"
+
+
+def _parse_entry(data: bytes, key: str, where: str) -> LedgerEntry:
+    """The record ``data`` stored for ``key`` at ``where``; an unreadable one is reported
+    once (one warning naming ``where``) and returned as ``LedgerEntry(unreadable=...)``."""
+    try:
+        entry = LedgerEntry.model_validate_json(data)
+        reason = None if entry.key == key else f"filed under {key} but records {entry.key}"
+    except ValidationError as error:
+        reason = _why(data, error)
+    if reason is None:
+        return entry
+    if (where, data) not in _WARNED:
+        _WARNED.add((where, data))
+        _log.warning("Ledger record %s is unreadable (%s): ignored; a render looks its "
+                     "generation up on the account", where, reason)
+    return LedgerEntry(key=key, unreadable=f"{where} ({reason})")
 
 
 class Ledger(BaseModel):
@@ -122,22 +182,30 @@ class Ledger(BaseModel):
     def where(self, key: str) -> str:
         """Where ``key``'s record lives, for messages: a local path or an s3:// URI."""
         if self.shared is not None:
-            return f"s3://{self.shared.bucket_name}/{self._object_key(key)}"
+            return self._uri(self._object_key(key))
         return str(self._path(key))
 
+    def _uri(self, object_key: str) -> str:
+        return f"s3://{self.shared.bucket_name}/{object_key}"
+
     def read(self, key: str) -> LedgerEntry | None:
-        """The entry for ``key``, or None when nothing was ever submitted for it."""
+        """The entry for ``key``, or None when nothing was ever submitted for it.
+
+        A record that cannot be read is an entry with ``unreadable`` set (warned about
+        once); writing an entry for ``key`` replaces it.
+        """
         if self.shared is not None:
             from reelflow.tasks import _s3
 
-            found = _s3.read_versioned(self.shared._client(), self.shared.bucket_name,
-                                       self._object_key(key))
+            object_key = self._object_key(key)
+            found = _s3.read_versioned(self.shared._client(), self.shared.bucket_name, object_key)
             if found is not None:
                 self._etags[key] = found[1]
-                return LedgerEntry.model_validate_json(found[0])
+                return _parse_entry(found[0], key, self._uri(object_key))
             self._etags.pop(key, None)  # the next write must create it: If-None-Match
-        try:  # with a shared ledger: what this machine recorded before its store was S3
-            return LedgerEntry.model_validate_json(self._path(key).read_bytes())
+        path = self._path(key)  # with a shared ledger: what this machine recorded before
+        try:
+            return _parse_entry(path.read_bytes(), key, str(path))
         except FileNotFoundError:
             return None
 
@@ -172,27 +240,73 @@ class Ledger(BaseModel):
         return bool(entry and entry.sha256 and store.has(entry.sha256))
 
     def _entries(self) -> Iterator[LedgerEntry]:
+        """Every record (unreadable ones as such; claims are not records)."""
+        if self.shared is not None:
+            from reelflow.tasks import _s3
+
+            client, bucket, prefix = self.shared._client(), self.shared.bucket_name, self._prefix()
+            for object_key in _s3.list_keys(client, bucket, prefix):
+                name = object_key[len(prefix):]
+                if "/" in name or not name.endswith(".json"):
+                    continue  # claims/...
+                found = _s3.read_versioned(client, bucket, object_key)
+                if found is not None:
+                    yield _parse_entry(found[0], name[:-len(".json")], self._uri(object_key))
+        for path in self.root.glob("??/*.json"):
+            with contextlib.suppress(OSError):
+                yield _parse_entry(path.read_bytes(), path.stem, str(path))
+
+    def entries(self) -> Iterator[LedgerEntry]:
+        """Every readable record (shared ones first); unreadable ones are warned about."""
+        return (entry for entry in self._entries() if not entry.unreadable)
+
+    def generation_ids(self) -> set[str]:
+        """Every generation id the ledger's records know (read when reconciling a lost create)."""
+        return {entry.generation_id for entry in self._entries() if entry.generation_id}
+
+    # -- claims -----------------------------------------------------------------------------
+
+    def claim(self, generation_id: str, key: str) -> bool:
+        """Make ``generation_id`` request ``key``'s, once and for all: True when it is now
+        ``key``'s (just claimed, or claimed by ``key`` before), False when another key (or
+        an unreadable claim) holds it. Call before recording or adopting a generation.
+
+        Create-only: a local file linked into place, or an S3 object written with
+        ``If-None-Match: *``; of two machines claiming one id, one wins.
+        """
+        if not _GENERATION_ID.fullmatch(generation_id):
+            return False
+        body = json.dumps({"generation_id": generation_id, "key": key}).encode()
+        owner = self._create_claim(generation_id, body)
+        return owner is None or owner == key
+
+    def _create_claim(self, generation_id: str, body: bytes) -> str | None:
+        """None when this call created the claim, else the key that holds it ("" unreadable)."""
         if self.shared is not None:
             from reelflow.tasks import _s3
 
             client, bucket = self.shared._client(), self.shared.bucket_name
-            for object_key in _s3.list_keys(client, bucket, self._prefix()):
-                found = _s3.read_versioned(client, bucket, object_key)
-                if found is not None:
-                    yield LedgerEntry.model_validate_json(found[0])
-        for path in self.root.glob("*/*.json"):
+            object_key = f"{self._prefix()}claims/{generation_id[:2]}/{generation_id}.json"
             try:
-                yield LedgerEntry.model_validate_json(path.read_bytes())
-            except (OSError, ValueError):
-                continue
-
-    def entries(self) -> Iterator[LedgerEntry]:
-        """Every readable record (shared ones first)."""
-        return self._entries()
-
-    def generation_ids(self) -> set[str]:
-        """Every generation id the ledger knows (read when reconciling a lost create)."""
-        return {entry.generation_id for entry in self._entries() if entry.generation_id}
+                _s3.write_if(client, bucket, object_key, body, None)
+                return None
+            except _s3.Conflict:
+                found = _s3.read_versioned(client, bucket, object_key)
+                return _claim_owner(found[0] if found else b"", self._uri(object_key))
+        path = self.root / "claims" / generation_id[:2] / f"{generation_id}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = atomic_write_path(path)
+        with open(tmp, "wb") as handle:
+            handle.write(body)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(tmp, path)  # create-only: fails when the claim exists
+            return None
+        except FileExistsError:
+            return _claim_owner(path.read_bytes(), str(path))
+        finally:
+            tmp.unlink()
 
     # -- locks ------------------------------------------------------------------------------
 
@@ -219,3 +333,14 @@ class Ledger(BaseModel):
                 yield
             finally:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _claim_owner(data: bytes, where: str) -> str:
+    """The key a claim names; "" (held by nobody we know) when it cannot be read."""
+    try:
+        return str(json.loads(data)["key"])
+    except (ValueError, KeyError, TypeError):
+        if (where, data) not in _WARNED:
+            _WARNED.add((where, data))
+            _log.warning("Ledger claim %s is unreadable: its generation is never adopted", where)
+        return ""

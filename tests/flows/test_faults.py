@@ -7,12 +7,18 @@ created, and checks the output. The table is printed at the end (`pytest -s` sho
 
 from __future__ import annotations
 
+import hashlib
+import json
+import subprocess
+
+import httpx
 import pytest
 
+from reelflow._binaries import ffmpeg_exe
 from reelflow.emulator import Emulator, Faults
 from reelflow.emulator.limits import WINDOW
 from reelflow.errors import AnswerLost, GenerationFailed, ModerationRefused
-from tests.helpers import TEST_KEY, damage, media_facts, sha256, write_shotlist
+from tests.helpers import TEST_KEY, damage, media_facts, run_cli, sha256, write_shotlist
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -147,6 +153,92 @@ def test_takes_of_one_request_lost_after_create_are_told_apart(tmp_path, home, f
     ids = [r.generation_id for r in report.shot_results]
     assert len(set(ids)) == 3 and set(ids) == {r["id"] for r in emu.account.records()}
     assert report.generated == 3
+
+
+#: Four shots with one prompt, each adding one optional field (or none): what each one's
+#: generation must have been made with, as the account echoes it.
+NEAR_IDENTICAL = {"plain": set(), "start": {"keyframes"}, "loop": {"loop"}, "orbit": {"concepts"}}
+
+
+def _near_identical_shots(directory) -> list[dict]:
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i",
+                    "color=c=0x3070b0:s=320x180", "-frames:v", "1", str(directory / "sky.png")],
+                   check=True, timeout=60)
+    shot = {"prompt": "A kite over a windy beach", "resolution": "540p"}
+    return [dict(shot, id="plain"), dict(shot, id="start", start="sky.png"),
+            dict(shot, id="loop", loop=True), dict(shot, id="orbit", camera=["orbit_left"])]
+
+
+@pytest.mark.parametrize("name,faults,seed", [
+    ("near-identical, late ans.", Faults(create_answer_delay=3, drop_before_create=0.5,
+                                         status_routes=["create"]), 3),
+    ("near-identical, ans. lost", Faults(drop_after_create=1.0), 0),
+], ids=["late-and-dropped", "every-answer-lost"])
+def test_near_identical_requests_with_lost_answers_each_get_their_own(name, faults, seed,
+                                                                       tmp_path, home, faulty):
+    """Issue 10's repro (late create answers, half the creates dropped: the plain shot once
+    adopted the orbit shot's video), and every answer lost after the account made the
+    generation. Each shot must get the generation made from its own request (checked on
+    the account, and by the clip's bytes): created == 4."""
+    from reelflow.flows.render import render_sequence
+
+    emu = faulty(faults, seed, latency=1.0)
+    report = render_sequence(str(write_shotlist(tmp_path, _near_identical_shots(tmp_path))))
+
+    stats = emu.stats()
+    records = {r["id"]: r for r in emu.account.records()}
+    TABLE.append((name, sum(stats["injected"].values()), stats["created"], 4,
+                  media_facts(report.output)["frames"] == 4 * 120))
+    assert sum(stats["injected"].values()) > 0
+    assert stats["created"] == 4 and report.generated == 4
+    client = httpx.Client(base_url=emu.base_url, headers={"Authorization": f"Bearer {TEST_KEY}"})
+    for result in report.shot_results:
+        echoed = records[result.generation_id]["request"]
+        assert {f for f in ("keyframes", "loop", "concepts") if echoed.get(f)} == \
+            NEAR_IDENTICAL[result.id], result.id
+        video = client.get(f"/generations/{result.generation_id}").json()["assets"]["video"]
+        assert hashlib.sha256(httpx.get(video, timeout=30).content).hexdigest() == result.sha256
+    assert len({r.generation_id for r in report.shot_results}) == 4
+
+
+#: How a ledger record is broken: what is written over it.
+CORRUPTIONS = {
+    "empty": lambda text: "",
+    "truncated": lambda text: text[: len(text) // 2],
+    "wrong schema": lambda text: json.dumps({**json.loads(text), "attempts": "many",
+                                             "sending_since": "yesterday"}),
+}
+
+
+def test_corrupt_ledger_records_are_recovered_from_the_account(tmp_path, home, faulty):
+    """Each shot's record broken a different way (empty, truncated, wrong schema): `plan`
+    says so in one line per file and works; the render recovers every record from the
+    account, pays nothing and writes the same bytes."""
+    from reelflow.flows.render import render_sequence
+
+    emu = faulty(Faults(), 0)
+    path = write_shotlist(tmp_path, SHOTS)
+    clean = render_sequence(str(path))
+    first_bytes = sha256(clean.output)
+    records = sorted((home / "ledger").glob("??/*.json"))
+    assert len(records) == 3
+    for record, corrupt in zip(records, CORRUPTIONS.values()):
+        record.write_text(corrupt(record.read_text()))
+
+    plan = run_cli(["plan", str(path), "--json"], env={"REELFLOW_HOME": str(home)})
+    assert plan.returncode == 0 and "Traceback" not in plan.stderr, plan.stderr
+    warnings = plan.stderr.strip().splitlines()
+    assert len(warnings) == 3 and all("unreadable" in w for w in warnings)
+    assert {str(r) for r in records} == {w.split()[2] for w in warnings}
+
+    again = render_sequence(str(path))
+    TABLE.append(("corrupt ledger records", 3, emu.stats()["created"], 3,
+                  sha256(again.output) == first_bytes))
+    assert emu.stats()["created"] == 3 and again.generated == 0
+    assert sha256(again.output) == first_bytes
+    assert [r.generation_id for r in again.shot_results] == \
+        [r.generation_id for r in clean.shot_results]
+    assert all(json.loads(r.read_text())["generation_id"] for r in records)  # repaired
 
 
 def test_empty_account_is_refused_before_any_create(tmp_path, home, faulty):

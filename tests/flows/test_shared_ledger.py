@@ -17,7 +17,8 @@ import time
 import httpx
 import pytest
 
-from tests.helpers import TEST_KEY, emulator_created, start_standalone_emulator, write_shotlist
+from tests.helpers import (TEST_KEY, emulator_created, run_cli, sha256, start_standalone_emulator,
+                           write_shotlist)
 
 SHOTS = [
     {"id": "harbour", "prompt": "Fishing boats leave a harbour at dawn", "resolution": "540p"},
@@ -84,7 +85,8 @@ def test_second_machine_reuses_what_the_first_paid_for(tmp_path, prefect_api, s3
         [r["generation_id"] for r in first["shot_results"]]
     keys = [o["Key"] for o in s3_server.client().list_objects_v2(
         Bucket=s3_server.bucket, Prefix=f"{prefix}/ledger/")["Contents"]]
-    assert len(keys) == 2
+    claims = [k for k in keys if "/claims/" in k]  # one per generation, naming its key
+    assert len(keys) - len(claims) == 2 and len(claims) == 2
 
 
 def test_two_machines_at_once_pay_once(tmp_path, prefect_api, s3_server, account):
@@ -122,3 +124,52 @@ def test_machine_killed_mid_send_another_adopts(tmp_path, prefect_api, s3_server
     assert json.loads(out)["generated"] == 0
     assert "another machine is sending" in err and "adopted generation" in err
     assert err.count("another machine is sending") == 2  # once per shot, not once per look
+
+
+def test_corrupt_record_in_s3_is_recovered_from_the_account(tmp_path, prefect_api, s3_server,
+                                                            account):
+    """A record in the shared ledger is cut short: `plan` names the object in one line and
+    works; another machine's render recovers it from the account, pays nothing and writes
+    the same bytes."""
+    path = write_shotlist(tmp_path, SHOTS)
+    prefix = f"shared-{secrets.token_hex(4)}"
+    first = _report(_render(path, _machine_env(tmp_path, "a", account, prefect_api, s3_server,
+                                               prefix), tmp_path / "a.mp4"))
+    client = s3_server.client()
+    key = sorted(o["Key"] for o in client.list_objects_v2(
+        Bucket=s3_server.bucket, Prefix=f"{prefix}/ledger/")["Contents"] if "/claims/" not in o["Key"])[0]
+    body = client.get_object(Bucket=s3_server.bucket, Key=key)["Body"].read()
+    client.put_object(Bucket=s3_server.bucket, Key=key, Body=body[: len(body) // 2])
+
+    env = _machine_env(tmp_path, "b", account, prefect_api, s3_server, prefix)
+    plan = run_cli(["plan", str(path)], env=env)
+    assert plan.returncode == 0 and "Traceback" not in plan.stderr, plan.stderr
+    assert plan.stderr.strip().splitlines() == [
+        f"Ledger record s3://{s3_server.bucket}/{key} is unreadable (not valid JSON): ignored; "
+        "a render looks its generation up on the account"]
+
+    second = _report(_render(path, env, tmp_path / "b.mp4"))
+    assert second["generated"] == 0 and emulator_created(account) == 2
+    assert sha256(tmp_path / "b.mp4") == sha256(tmp_path / "a.mp4")
+    assert [r["generation_id"] for r in second["shot_results"]] == \
+        [r["generation_id"] for r in first["shot_results"]]
+    assert json.loads(client.get_object(Bucket=s3_server.bucket, Key=key)["Body"].read())
+
+
+def test_takes_on_two_machines_with_lost_answers_get_two_generations(tmp_path, prefect_api,
+                                                                      s3_server, account):
+    """`take: 1` on machine a and `take: 2` on machine b send identical payloads at the same
+    time, and every create answer is lost after the account made the generation: each
+    take adopts a generation of its own (claimed in the shared ledger), two in all."""
+    httpx.post(f"{account}/_emulator/faults", json={"drop_after_create": 1.0}, timeout=10)
+    prefix = f"shared-{secrets.token_hex(4)}"
+    shot = {"id": "kite", "prompt": "A red kite over the dunes", "resolution": "540p"}
+    runs = []
+    for name, take in (("a", 1), ("b", 2)):
+        path = write_shotlist(tmp_path, [dict(shot, take=take)], name=f"{name}.yaml")
+        runs.append(_render(path, _machine_env(tmp_path, name, account, prefect_api, s3_server,
+                                               prefix), tmp_path / f"{name}.mp4"))
+    reports = [_report(run) for run in runs]
+    assert emulator_created(account) == 2
+    ids = [r["shot_results"][0]["generation_id"] for r in reports]
+    assert len(set(ids)) == 2 and all(r["generated"] == 1 for r in reports)
