@@ -260,7 +260,7 @@ def _recover_unreadable(call: PaidCall, entry: LedgerEntry, ledger: Ledger, cost
     if found:
         _logger().warning("Shot %s: recovered generation %s from the account for unreadable "
                           "ledger record %s", shot_id, found, entry.unreadable)
-        fresh = _with_generation(fresh, found, cost, adopted=True)
+        fresh = with_generation(fresh, found, cost, adopted=True)
     else:
         _logger().warning("Shot %s: the account holds no generation of this request; "
                           "unreadable ledger record %s is replaced", shot_id, entry.unreadable)
