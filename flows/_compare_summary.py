@@ -62,7 +62,8 @@ class CompareReport(BaseModel):
     contact_sheets: dict[str, Path] = Field(description="Shot id -> its sheet (a row per variant).")
     cells: list[CompareCell]
     variants: list[VariantTotal]
-    paid_usd: float = Field(description="What this run paid, every variant.")
+    paid_usd: float = Field(description="What this run paid, every variant and still.")
+    stills_paid_usd: float = Field(default=0.0, description="Of which stills (shared by variants).")
     cost_usd: dict[str, float] = Field(description="Variant -> the list price of its sequence.")
     flow_run_name: str | None = None
 
@@ -85,7 +86,8 @@ def table_rows(report: CompareReport) -> list[tuple[str, ...]]:
 
 
 def _footer(report: CompareReport) -> list[str]:
-    lines = [f"paid this run: ${report.paid_usd:.2f}", f"grid: {report.video}"]
+    stills = f" (stills ${report.stills_paid_usd:.3f})" if report.stills_paid_usd else ""
+    lines = [f"paid this run: ${report.paid_usd:.2f}{stills}", f"grid: {report.video}"]
     if report.contact_sheets:
         folder = next(iter(report.contact_sheets.values())).parent
         lines.append(f"contact sheets: {folder}/ (one per shot: {len(report.contact_sheets)})")

@@ -19,9 +19,9 @@ from reelflow import spec
 from reelflow.flows._shotlist_messages import did_you_mean, fmt_num, is_number, show
 
 __all__ = [
-    "COLOUR_PATTERN", "ID_PATTERN", "DefaultsIn", "EditIn", "OutputIn", "PinnedKeyframeIn",
-    "ReframeIn", "ShotIn", "ShotListIn", "ShotRefIn", "TextIn", "TransitionIn", "fields_at",
-    "numbers_as_text",
+    "COLOUR_PATTERN", "ID_PATTERN", "CharacterIn", "DefaultsIn", "EditIn", "OutputIn",
+    "PinnedKeyframeIn", "ReframeIn", "ShotIn", "ShotListIn", "ShotRefIn", "StillIn", "TextIn",
+    "TransitionIn", "fields_at", "numbers_as_text",
 ]
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
@@ -167,9 +167,56 @@ class ShotRefIn(_In):
     shot: str = Field(pattern=ID_PATTERN, description="The id of a generated shot in this list.")
 
 
-Keyframe = _by_shape(
-    Annotated[str, Field(min_length=1, max_length=4096), AfterValidator(_keyframe_text)], ShotRefIn,
-    error="keyframe", message="expected an image path, an https URL or {shot: ID}")
+def _image_model(value: str) -> str:
+    if value not in spec.IMAGE_MODELS:
+        kind = "a video model" if value in spec.MODELS else "not an image model"
+        fail(f"{show(value)} is {kind}; a still is made by {' or '.join(spec.IMAGE_MODELS)}")
+    return value
+
+
+class StillIn(_In):
+    """``{image: prompt, model: uni-1, refs: [name, ...]}``: a keyframe still to generate."""
+
+    image: Annotated[Text, Field(min_length=spec.PROMPT_MIN, max_length=spec.PROMPT_MAX)] = Field(
+        description="What the still shows (a prompt, 3-5000 characters): it is generated once "
+                    "with Uni-1 at the shot's aspect ratio, then used as this frame.")
+    model: Annotated[str, AfterValidator(_image_model),
+                     WithJsonSchema({"enum": list(spec.IMAGE_MODELS)})] = Field(
+        "uni-1", description="The image model: uni-1 (default) or uni-1-max.")
+    refs: list[Annotated[str, Field(pattern=ID_PATTERN)]] | None = Field(
+        None, max_length=spec.IMAGE_REFS_MAX,
+        description="Names from the list's characters: their images guide the still (the "
+                    "same person or product across shots); at most 9.")
+
+
+def _keyframe_shape(value: Any) -> str | None:
+    if isinstance(value, dict) and "image" in value:
+        return "<still>"
+    return _shape(value)
+
+
+Keyframe = Annotated[Union[
+    Annotated[Annotated[str, Field(min_length=1, max_length=4096), AfterValidator(_keyframe_text)],
+              Tag("<str>")],
+    Annotated[ShotRefIn, Tag("<map>")], Annotated[StillIn, Tag("<still>")]],
+    Discriminator(_keyframe_shape, custom_error_type="form_keyframe",
+                  custom_error_message="expected an image path, an https URL, {shot: ID} or "
+                                       "{image: prompt, model: uni-1, refs: [...]}")]
+
+
+class CharacterIn(_In):
+    """``{image: path or URL, description: text}``: a named reference image."""
+
+    image: Annotated[str, Field(min_length=1, max_length=4096), AfterValidator(_keyframe_text)] = \
+        Field(description="The reference image: a local path (PNG, JPEG, WebP) or an https URL.")
+    description: Annotated[Text, Field(min_length=1, max_length=500)] | None = Field(
+        None, description="Who or what it is, in a few words; added to the prompt of every "
+                          "still that names it.")
+
+
+Character = _by_shape(
+    Annotated[str, Field(min_length=1, max_length=4096), AfterValidator(_keyframe_text)], CharacterIn,
+    error="character", message="expected an image path, an https URL or {image: ..., description: ...}")
 
 Duration = _by_shape(
     Annotated[str, WithJsonSchema({"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?s$"})], float,
@@ -251,9 +298,12 @@ class ShotIn(_In):
     take: int | None = Field(None, ge=1, le=1000,
                              description="Take number, default 1: take 2, 3, ... is another generation of the same request, paid anew.")
     start: Keyframe | None = Field(None, description="First frame: an image (path or https URL), "
-                                                     "or {shot: ID} to extend that shot.")
+                                                     "{shot: ID} to extend that shot, or a still "
+                                                     "to generate, {image: prompt, model: uni-1, "
+                                                     "refs: [name, ...]}.")
     end: Keyframe | None = Field(None, description="Last frame: an image (path or https URL), "
-                                                   "or {shot: ID} to lead into that shot.")
+                                                   "{shot: ID} to lead into that shot, or a still "
+                                                   "to generate, {image: prompt, ...}.")
     trim: list[float] | None = Field(None, min_length=2, max_length=2,
                                      description="[start, end]: the seconds of the generated clip to keep.")
     transition: TransitionField | None = Field(None, description=TRANSITION_HELP + " Default from defaults.")
@@ -318,12 +368,18 @@ class ShotListIn(_In):
     on_moderation: Literal["fail", "skip", "placeholder"] | None = Field(
         None, description="When the API refuses a shot on moderation grounds: fail the render "
         "(default), skip the shot, or put a labelled slate in its place.")
+    characters: dict[Annotated[str, Field(pattern=ID_PATTERN)], Character] | None = Field(  # type: ignore[valid-type]
+        None, description="Named reference images for stills: name -> an image path or https "
+                          "URL, or {image, description}. A still's refs name them, so the same "
+                          "person or product carries through a sequence.")
     shots: list[ShotIn] = Field(min_length=1, description="The shots, in order.")
 
 
 _MODELS_AT: dict[tuple[str, ...], type[BaseModel]] = {
     (): ShotListIn, ("defaults",): DefaultsIn, ("output",): OutputIn, ("shots",): ShotIn,
     ("shots", "text"): TextIn, ("shots", "transition"): TransitionIn,
+    ("characters",): CharacterIn, ("shots", "start", "<still>"): StillIn,
+    ("shots", "end", "<still>"): StillIn,
     ("defaults", "transition"): TransitionIn, ("shots", "start"): ShotRefIn, ("shots", "end"): ShotRefIn,
     ("shots", "keyframes"): PinnedKeyframeIn, ("shots", "edit"): EditIn,
     ("shots", "edit", "source"): ShotRefIn, ("shots", "reframe"): ReframeIn,
@@ -332,5 +388,7 @@ _MODELS_AT: dict[tuple[str, ...], type[BaseModel]] = {
 
 def fields_at(loc: tuple[Any, ...]) -> list[str]:
     """The field names of the mapping at ``loc`` (for "unknown field, did you mean")."""
-    key = tuple(p for p in loc if isinstance(p, str) and not p.startswith("<"))
+    if loc[:1] == ("characters",):               # characters.<name>: the name is the user's
+        return list(CharacterIn.model_fields)
+    key = tuple(p for p in loc if isinstance(p, str) and (not p.startswith("<") or p == "<still>"))
     return list(_MODELS_AT.get(key, ShotListIn).model_fields)

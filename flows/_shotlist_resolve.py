@@ -24,13 +24,14 @@ from reelflow.flows._shotlist_models import (
     Ray32Fields, check_chains, clip_duration, clip_seconds, model_checks,
 )
 from reelflow.flows._shotlist_input import (
-    ID_PATTERN, DefaultsIn, OutputIn, ReframeIn, ShotIn, ShotListIn, ShotRefIn, TextIn,
+    ID_PATTERN, DefaultsIn, OutputIn, ReframeIn, ShotIn, ShotListIn, ShotRefIn, StillIn, TextIn,
     TransitionIn, numbers_as_text,
 )
+from reelflow.flows._shotlist_stills import check_still_aspect, resolve_characters, still_ref
 from reelflow.flows._shotlist_messages import fmt_num, show
 from reelflow.flows.shotlist import (
     BUILTIN_DEFAULTS, CUT, DEFAULT_CARD_BACKGROUND, DEFAULT_RENDER_DIR, DEFAULT_TEXT_COLOUR,
-    MAX_CARD_SECONDS, Defaults, ImageRef, Output, Shot, ShotList, ShotRef,
+    MAX_CARD_SECONDS, Defaults, ImageRef, Output, Shot, ShotList, ShotRef, StillRef,
     TextOverlay, Transition,
 )
 from reelflow.flows.timeline import check_timeline, last_transition_warning
@@ -75,6 +76,7 @@ class Loader(Ray32Fields):
         defaults, tainted = self._resolve_defaults()
         self._defaults = defaults
         output = self._output(defaults)
+        self.cast = resolve_characters(self.raw.get("characters"), self._keyframe, self.problems.add)
         raw_ids, dupes = self._ids()
         shots: list[Shot | None] = []
         refs: list[tuple[int, str, str, str]] = []
@@ -103,7 +105,8 @@ class Loader(Ray32Fields):
             return None
         return ShotList(title=self.title, on_moderation=self.on_moderation, defaults=defaults,
                         output=output, warnings=tuple(warnings.lines()),
-                        shots=tuple(s for s in shots if s is not None), source=self.source)
+                        shots=tuple(s for s in shots if s is not None), source=self.source,
+                        characters=self.cast[0])
 
     def _validate(self) -> None:
         """Translate every pydantic error into a problem line and note which field it hit."""
@@ -277,6 +280,7 @@ class Loader(Ray32Fields):
     def _generated_checks(self, s: ShotIn, values: dict[str, Any], report: Report, check_upscale: bool) -> None:
         for field in ("start", "end"):
             values[field] = self._keyframe(getattr(s, field), field, report)
+        check_still_aspect(values, report)
         if s.loop and s.end is not None:
             report("loop", "a looping shot cannot have an end keyframe (Luma refuses loop with end)")
         if check_upscale and s.upscale and \
@@ -288,11 +292,14 @@ class Loader(Ray32Fields):
                 report("camera", f"{key!r} is listed twice")
             seen.add(key)
 
-    def _keyframe(self, value: str | ShotRefIn | None, field: str, report: Report) -> ImageRef | ShotRef | None:
+    def _keyframe(self, value: str | ShotRefIn | StillIn | None, field: str,
+                  report: Report) -> ImageRef | ShotRef | StillRef | None:
         if value is None:
             return None
         if isinstance(value, ShotRefIn):
             return ShotRef(shot=value.shot)
+        if isinstance(value, StillIn):
+            return still_ref(value, field, *self.cast, report)
         if urlsplit(value).scheme.lower() == "https":      # the only scheme validation lets through
             return ImageRef(url=value)
         path = self._local(value)

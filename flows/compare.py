@@ -34,7 +34,9 @@ from reelflow.flows.endpoint import image_url_resolver, luma_credentials
 from reelflow.flows.generation import Refused, first_failure, generate_all
 from reelflow.flows.observe import ensure_limits, run_name
 from reelflow.flows.plan import RenderPlan, make_plan
+from reelflow.flows.report import artifact_key
 from reelflow.flows.shotlist import ShotList
+from reelflow.flows.stills import generate_stills
 from reelflow.tasks._compare_media import grid_columns, make_grid
 from reelflow.tasks._ledger import Ledger
 from reelflow.tasks._scratch import run_dir
@@ -89,12 +91,19 @@ def compare_models(shotlist_path: str, models: list[str], profile: str = "final"
     plans = [(v, sl, make_plan(sl, v.profile, store=store)) for v, sl in lists]  # every check first
     credentials = luma_credentials()
     ensure_limits()
-    runs = []
+    runs, stills_paid = [], 0.0
     for variant, shotlist, plan in plans:
         image_url = image_url_resolver(plan, store=store)
-        try:
-            clips = generate_all(plan, credentials=credentials, store=store, image_url=image_url,
-                                 on_moderation="skip", sequence=f"{shotlist.source.stem}-{variant.label}")
+        sequence = f"{shotlist.source.stem}-{variant.label}"
+        try:   # stills first (shared by every variant: paid once), then the shots
+            stills = generate_stills(plan, credentials=credentials, store=store, sequence=sequence,
+                                     on_moderation="skip")
+            clips = generate_all(stills.plan, credentials=credentials, store=store,
+                                 image_url=image_url, on_moderation="skip", sequence=sequence)
+            clips |= {sid: Refused(shot_id=sid, reason=why) for sid, why in stills.refused_shots.items()}
+            stills_paid += stills.paid_usd
+            if (error := first_failure(clips)) is not None:
+                raise error
         finally:
             if image_url is not None:
                 image_url.close()
@@ -112,7 +121,8 @@ def compare_models(shotlist_path: str, models: list[str], profile: str = "final"
         make_grid(cuts, [t.label for t in totals], target, fmt=panel, cache_dir=default_media_cache())
     sheets = _sheets(runs, target.with_suffix(""))
     report = CompareReport(video=target, contact_sheets=sheets, cells=cells, variants=totals,
-                           paid_usd=round(sum(c.paid_usd for c in cells), 2),
+                           paid_usd=round(sum(c.paid_usd for c in cells) + stills_paid, 2),
+                           stills_paid_usd=round(stills_paid, 4),
                            cost_usd={t.variant: t.price_usd for t in totals},
                            flow_run_name=flow_run.name)
     _publish(report, first)
@@ -207,9 +217,7 @@ def _sheets(runs: list[_Variant], folder: Path) -> dict[str, Path]:
 
 def _publish(report: CompareReport, shotlist: ShotList) -> None:
     """The summary as a table artifact and a markdown one on the flow run."""
-    import re
-
-    key = "compare-" + (re.sub(r"[^a-z0-9-]+", "-", shotlist.source.stem.lower()).strip("-") or "list")
+    key = artifact_key("compare", shotlist.source.stem)
     title = shotlist.title or shotlist.source.stem
     create_table_artifact(key=key + "-cost", description=f"Compare {title}: price and paid per shot",
                           table=[c.model_dump(mode="json", exclude={"sha256"}) for c in report.cells])

@@ -95,18 +95,20 @@ def check_credentials(plan, credentials=None) -> None:
     """
     from reelflow.errors import CredentialsMissing
 
-    needed = {shot.request.api: shot.id for shot in plan.shots
-              if shot.request is not None and shot.status != "cached"}
-    for api, shot_id in sorted(needed.items()):
+    needed = {still.request.api: f"still {still.label}" for still in plan.stills
+              if still.status != "cached"}
+    needed |= {shot.request.api: f"shot {shot.id}" for shot in plan.shots
+               if shot.request is not None and shot.status != "cached"}
+    for api, what in sorted(needed.items()):
         if credentials is not None:
             key = credentials.agents_api_key if api == "agents" else credentials.api_key
             missing = key is None
         else:
             missing = _has_key() and not os.environ.get(KEY_VARIABLES[api])
         if missing:
-            models = "ray-3.2" if api == "agents" else "ray-2 and ray-flash-2"
+            models = "ray-3.2 and uni-1" if api == "agents" else "ray-2 and ray-flash-2"
             raise CredentialsMissing(
-                f"{plan.source.name}: shot {shot_id} needs the Luma {models} API, but "
+                f"{plan.source.name}: {what} needs the Luma {models} API, but "
                 f"{KEY_VARIABLES[api]} is not set; set it (nothing was submitted)")
 
 

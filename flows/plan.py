@@ -14,7 +14,8 @@ from pydantic import BaseModel, Field
 from reelflow.errors import ShotListError
 from reelflow.spec import AGENTS_API, DREAM_MACHINE_API, MODEL_API
 from reelflow.flows._shotlist_checks import output_problem
-from reelflow.flows.shotlist import Shot, ShotList, ShotRef
+from reelflow.flows.shotlist import Shot, ShotList, ShotRef, StillRef
+from reelflow.flows.stills import StillPlan, plan_stills, still_keyframe
 from reelflow.flows.timeline import frame_timeline, spans_for
 from reelflow.tasks._ledger import Ledger
 from reelflow.tasks._timeline import TimelineSpan, output_frames
@@ -65,11 +66,14 @@ class RenderPlan(BaseModel):
     shots: list[ShotPlan]
     timeline: list[TimelineSpan] = Field(default_factory=list)
     frames: int = 0
+    stills: list[StillPlan] = Field(default_factory=list,
+                                    description="The distinct stills to start shots from.")
 
     @property
     def cost_usd(self) -> float:
         """What this run would still pay (shots not already cached or submitted)."""
-        return round(sum(s.to_pay_usd for s in self.shots), 2)
+        return round(sum(s.to_pay_usd for s in self.shots)
+                     + sum(s.to_pay_usd for s in self.stills), 2)
 
 
 def _keyframe(ref, keys: dict[str, str]) -> Keyframe | None:
@@ -81,6 +85,14 @@ def _keyframe(ref, keys: dict[str, str]) -> Keyframe | None:
         kind = "video" if getattr(ref, "video", False) else "image"
         return Keyframe(kind=kind, path=ref.path, sha256=sha256_file(ref.path))
     return Keyframe(kind="image", url=ref.url)
+
+
+def _frame(shot: Shot, field: str, keys: dict[str, str]) -> Keyframe | None:
+    """The start or end frame: an image, a shot, or a still to generate first."""
+    ref = getattr(shot, field)
+    if isinstance(ref, StillRef):
+        return still_keyframe(ref, shot.aspect_ratio, f"{shot.id}.{field}")
+    return _keyframe(ref, keys)
 
 
 def request_for(shot: Shot, profile: str, keys: dict[str, str] | None = None) -> GenerationRequest:
@@ -104,8 +116,8 @@ def request_for(shot: Shot, profile: str, keys: dict[str, str] | None = None) ->
         loop=bool(shot.loop),
         concepts=tuple(shot.camera or ()),
         take=shot.take,
-        frame0=_keyframe(shot.start, keys),
-        frame1=_keyframe(shot.end, keys),
+        frame0=_frame(shot, "start", keys),
+        frame1=_frame(shot, "end", keys),
         upscale=None if draft else shot.upscale,
         audio=shot.audio,
         hdr=shot.hdr and not draft,
@@ -183,7 +195,8 @@ def make_plan(shotlist: ShotList, profile: str = "final", *, out: Path | None = 
                               upscale=request.upscale, audio=request.audio is not None))
     return RenderPlan(source=shotlist.source, profile=profile,
                       output=output, shots=shots,
-                      timeline=spans_for(shotlist), frames=output_frames(slots))
+                      timeline=spans_for(shotlist), frames=output_frames(slots),
+                      stills=plan_stills(shotlist, ledger, store))
 
 
 def check_budget(plan: RenderPlan, budget_usd: float | None) -> None:
@@ -193,13 +206,14 @@ def check_budget(plan: RenderPlan, budget_usd: float | None) -> None:
                              f"more than the budget of ${budget_usd:.2f} (see `reelflow plan`)"])
 
 
-def local_images(plan: RenderPlan) -> list[Path]:
-    """Local keyframe images of the Dream Machine shots still to generate (they need
-    fetchable URLs; the Agents API takes local inputs through its Files API)."""
-    return [frame.path for shot in plan.shots if shot.request is not None and shot.status != "cached"
+def local_images(plan: RenderPlan) -> list[Keyframe]:
+    """Local keyframe images and stills (stored once made) of the Dream Machine shots still
+    to generate (they need fetchable URLs; the Agents API takes local inputs through its
+    Files API)."""
+    return [frame for shot in plan.shots if shot.request is not None and shot.status != "cached"
             and shot.request.api == DREAM_MACHINE_API
             for frame in (shot.request.frame0, shot.request.frame1)
-            if frame is not None and frame.path is not None]
+            if frame is not None and (frame.path is not None or frame.kind == "still")]
 
 
 def plan_table(plan: RenderPlan) -> str:
@@ -210,5 +224,8 @@ def plan_table(plan: RenderPlan) -> str:
         lines.append(f"{s.id:<20} {s.model or '-':<12} {s.resolution or '-':<6} "
                      f"{s.duration or f'{s.length_s:g}s':<5} {s.status:<12} "
                      f"{f'${s.cost_usd:.2f}':>7} {f'${s.to_pay_usd:.2f}':>7}")
+    for still in plan.stills:   # a paid image each (priced to the tenth of a cent)
+        lines.append(f"{still.label:<20} {still.model:<12} {'still':<6} {'-':<5} {still.status:<12} "
+                     f"{f'${still.cost_usd:.3f}':>7} {f'${still.to_pay_usd:.3f}':>7}")
     lines.append(f"total to spend: ${plan.cost_usd:.2f} ({plan.profile}) -> {plan.output}")
     return "\n".join(lines)

@@ -30,6 +30,7 @@ from reelflow.flows.observe import emit_shot, ensure_limits, run_name, step_name
 from reelflow.flows.plan import RenderPlan, check_budget, make_plan
 from reelflow.flows.s3_lists import local_shotlist, publish_to_origin, s3_origin
 from reelflow.flows.shotlist import ShotList, load_shotlist
+from reelflow.flows.stills import generate_stills
 from reelflow.flows.timeline import without_skipped
 from reelflow.tasks.media import (AudioMix, OutputFormat, TimelineItem,
                                   assemble_sequence, conform_clip, default_media_cache,
@@ -176,9 +177,14 @@ def _render(story: RenderStory, shotlist_path, profile, out, mezzanine, on_moder
     if distribute if distribute is not None else distribute_default():
         remote = RemoteShots(store, sequence=story.sequence, profile=profile, on_moderation=policy)
     try:
-        clips = generate_all(plan, credentials=credentials, store=store, image_url=image_url,
+        stills = generate_stills(plan, credentials=credentials, store=store,
+                                 sequence=story.sequence, on_moderation=policy)
+        story.stills = stills.results
+        clips = generate_all(stills.plan, credentials=credentials, store=store, image_url=image_url,
                              on_moderation=policy, sequence=story.sequence, on_done=on_done,
                              remote=remote)
+        for sid, why in stills.refused_shots.items():   # their still was refused: policy applies
+            on_done(sid, clips.setdefault(sid, Refused(shot_id=sid, reason=why)))
     finally:
         if image_url is not None:
             image_url.close()          # the asset server stops serving this render's files
@@ -209,7 +215,8 @@ def _render(story: RenderStory, shotlist_path, profile, out, mezzanine, on_moder
         output=result.path, profile=profile, duration_s=result.duration_s, frames=result.frames,
         shots=len(shots), generated=len(paid), cached=story.count("cached"),
         cost_usd=story.cost_usd, encoded_pieces=result.encoded_pieces,
-        reused_pieces=result.reused_pieces, shot_results=shots, flow_run_url=flow_run.ui_url,
+        reused_pieces=result.reused_pieces, shot_results=shots, stills=story.stills,
+        flow_run_url=flow_run.ui_url,
         **extras.model_dump(), output_uri=published.get(str(result.path)),
         flow_s=round(time.monotonic() - started, 3), balance_before=story.balance_before)
     record_lineage(story.report, store, story.sequence, story.prompts)

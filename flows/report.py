@@ -160,7 +160,17 @@ def summary_markdown(story, thumbs: dict[str, str], links: dict[str, str], outpu
     lines.append(f"| | **total** ({len(story.shots)} shots) | {outcomes} | "
                  f"{attempts} attempts, {billed} billed | "
                  f"{f'{sum(dream):.1f} s' if dream else NONE} | **{_usd(story.cost_usd)}** |")
-    return "\n".join(lines)
+    return "\n".join(lines + _stills_lines(story))
+
+
+def _stills_lines(story) -> list[str]:
+    """The stills the shots start from (in the total above): what each cost, who uses it."""
+    if not story.stills:
+        return []
+    return ["", "**Stills** (Uni-1, made once and used as frames):", ""] + [
+        f"- `{s.label}` · {s.model} · {s.status}" + (f" ${s.cost_usd:.4f}" if s.status == "paid" else "")
+        + f" · used by {', '.join(s.used_by)}" + (f" · {_cell(s.failure_reason, 60)}" if s.failure_reason else "")
+        for s in story.stills]
 
 
 def cost_ledger_rows(story) -> list[dict[str, str]]:

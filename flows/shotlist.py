@@ -42,8 +42,8 @@ from reelflow.flows._shotlist_messages import kind_of, show
 from reelflow.flows._shotlist_read import read_document
 
 __all__ = [
-    "BUILTIN_DEFAULTS", "CUT", "Defaults", "EditRef", "ImageRef", "Output", "PinnedImage", "Shot",
-    "ShotList", "ShotRef",
+    "BUILTIN_DEFAULTS", "CUT", "Character", "Defaults", "EditRef", "ImageRef", "Output",
+    "PinnedImage", "Shot", "ShotList", "ShotRef", "StillRef",
     "TextOverlay", "Transition", "load_shotlist", "shotlist_json_schema",
 ]
 
@@ -112,6 +112,29 @@ class ShotRef(_Resolved):
     shot: str
 
 
+class Character(_Resolved):
+    """A named reference image (``characters:``): the same person or product across stills."""
+
+    name: str
+    image: ImageRef
+    description: str | None = None
+
+
+class StillRef(_Resolved):
+    """A keyframe still to generate first (Uni-1) from ``prompt``, guided by ``refs``."""
+
+    prompt: str
+    model: str = "uni-1"
+    refs: tuple[Character, ...] = ()
+
+    @property
+    def full_prompt(self) -> str:
+        """The prompt sent: the user's, then what each described reference is, by number."""
+        described = [f"[{i}] {c.name}: {c.description}" for i, c in enumerate(self.refs, 1)
+                     if c.description]
+        return self.prompt + ("\n\nReference images: " + "; ".join(described) if described else "")
+
+
 class PinnedImage(_Resolved):
     """ray-3.2: an image pinned at ``at`` seconds, frame ``index`` of the 24 fps grid."""
 
@@ -153,8 +176,8 @@ class Shot(_Resolved):
     loop: bool = False
     camera: tuple[str, ...] = ()
     take: int = 1
-    start: ImageRef | ShotRef | None = None
-    end: ImageRef | ShotRef | None = None
+    start: ImageRef | ShotRef | StillRef | None = None
+    end: ImageRef | ShotRef | StillRef | None = None
     trim: tuple[float, float] | None = None
     transition: Transition = CUT
     background: str | None = None
@@ -235,6 +258,8 @@ class ShotList(_Resolved):
     output: Output
     shots: tuple[Shot, ...]
     source: Path
+    #: Named reference images, by name (``characters:``).
+    characters: dict[str, Character] = {}
     #: Lines about what the list asks for but will not get (a transition on the last
     #: shot); not problems: the CLI prints them to stderr, the render flow logs them.
     warnings: tuple[str, ...] = ()

@@ -17,6 +17,8 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from reelflow.flows.stills import StillResult
+
 __all__ = ["Attempt", "RenderReport", "RenderStory", "ShotResult", "one_line"]
 
 
@@ -69,6 +71,9 @@ class RenderReport(BaseModel):
     encoded_pieces: int
     reused_pieces: int
     shot_results: list[ShotResult]
+    #: The stills shots start from (``flows.stills.StillResult``): paid, cached or refused
+    #: in this run; what they paid is in ``cost_usd``.
+    stills: list[StillResult] = []
     poster: Path | None = None
     contact_sheet: Path | None = None
     otio: Path | None = None
@@ -114,6 +119,8 @@ class RenderStory:
     run_id: str | None = None
     #: shot id -> its ShotResult, made as the shot finishes.
     results: dict[str, ShotResult] = field(default_factory=dict)
+    #: The stills made or reused for the shots (``flows.stills.StillResult``).
+    stills: list = field(default_factory=list)
 
     def record(self, shot_id: str, outcome, ledger) -> ShotResult:
         """A shot finished: keep its outcome and its row (attempts read from ``ledger``)."""
@@ -136,8 +143,9 @@ class RenderStory:
 
     @property
     def cost_usd(self) -> float:
-        """What this run paid: the billed attempts of every shot."""
-        return round(sum(s.cost_usd for s in self.shots), 2)
+        """What this run paid: the billed attempts of every shot, and the stills it paid for."""
+        return round(sum(s.cost_usd for s in self.shots)
+                     + sum(s.cost_usd for s in self.stills if s.status == "paid"), 2)
 
     def count(self, status: str) -> int:
         return sum(s.status == status for s in self.shots)

@@ -222,6 +222,7 @@ def _cmd_plan(args) -> int:
         print(json.dumps({
             "source": str(plan.source), "profile": plan.profile, "output": str(plan.output),
             "shots": [s.model_dump(mode="json", exclude={"request"}) for s in plan.shots],
+            "stills": [s.model_dump(mode="json", exclude={"request"}) for s in plan.stills],
             "cost_usd": plan.cost_usd,
         }))
         return EXIT_OK
@@ -269,6 +270,7 @@ def _cmd_render(args) -> int:
             "contact_sheet": _str(report.contact_sheet), "otio": _str(report.otio),
             "mezzanine": _str(report.mezzanine), "output_uri": report.output_uri,
             "shot_results": [s.model_dump(mode="json") for s in report.shot_results],
+            "stills": [s.model_dump(mode="json") for s in report.stills],
         }))
     else:
         print(report.output)

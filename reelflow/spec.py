@@ -21,7 +21,9 @@ __all__ = [
     "FITS",
     "FRAME_RATE",
     "HDR_RESOLUTIONS",
+    "IMAGE_ASPECT_RATIOS",
     "IMAGE_MODELS",
+    "IMAGE_REFS_MAX",
     "KEYFRAMES_MAX",
     "MAX_IMAGE_BYTES",
     "MAX_IMAGE_SIDE",
@@ -80,6 +82,11 @@ HDR_RESOLUTIONS: tuple[str, ...] = ("720p", "1080p")
 FRAME_RATE = 24
 #: ray-3.2: how many keyframes one clip may pin.
 KEYFRAMES_MAX = 64
+#: Stills (IMAGE_MODELS): the aspect ratios they make, and how many reference images
+#: (image_ref) one still may carry.
+IMAGE_ASPECT_RATIOS: tuple[str, ...] = ("3:1", "2:1", "21:9", "16:9", "4:3", "3:2", "1:1", "3:4",
+                                        "2:3", "9:16", "1:2", "1:3")
+IMAGE_REFS_MAX = 9
 #: ray-3.2: the longest source a video edit accepts (its output matches the source length).
 EDIT_MAX_SECONDS = 18.0
 #: ray-3.2: the API's edit strengths, from keeping the source closest to reimagining it;

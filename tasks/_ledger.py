@@ -234,10 +234,11 @@ class Ledger(BaseModel):
             os.fsync(handle.fileno())
         os.replace(tmp, target)
 
-    def is_stored(self, key: str, store) -> bool:
-        """True when ``key``'s clip was downloaded and is still in ``store``."""
+    def is_stored(self, key: str, store, suffix: str = ".mp4") -> bool:
+        """True when ``key``'s clip (or still: ``suffix`` ".png") was downloaded and is still
+        in ``store``."""
         entry = self.read(key)
-        return bool(entry and entry.sha256 and store.has(entry.sha256))
+        return bool(entry and entry.sha256 and store.has(entry.sha256, suffix))
 
     def _entries(self) -> Iterator[LedgerEntry]:
         """Every record (unreadable ones as such; claims are not records)."""

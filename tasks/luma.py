@@ -27,7 +27,7 @@ from pydantic import Field, SecretStr
 from reelflow.spec import AGENTS_API
 from reelflow.tasks import _generate
 from reelflow.tasks._ledger import Ledger
-from reelflow.tasks._outputs import download
+from reelflow.tasks._outputs import STILL, VIDEO, download
 from reelflow.tasks._providers import provider_for
 from reelflow.tasks.models import Clip, GenerationRequest
 from reelflow.tasks.store import ClipStore
@@ -38,6 +38,7 @@ __all__ = [
     "LumaCredentials",
     "download_clip",
     "generate_clip",
+    "run_paid",
     "submit_generation",
     "wait_for_generation",
 ]
@@ -145,20 +146,35 @@ def generate_clip(request: GenerationRequest, *, shot_id: str = "clip",
             return generate_clip(GenerationRequest(model="ray-flash-2", prompt="A red kite"))
         ```
     """
+    return run_paid(request, shot_id=shot_id, credentials=credentials, store=store,
+                    image_url=image_url, resubmits=resubmits)
+
+
+def run_paid(request: GenerationRequest, *, shot_id: str, credentials: LumaCredentials | None = None,
+             store: ClipStore | None = None, image_url: Callable[[Path], str] | None = None,
+             resubmits: int = _generate.DEFAULT_RESUBMITS):
+    """A request through the seam under its account's global limits: a clip (every step),
+    or a uni-1 still (``request.kind`` image: a ``_outputs.Still``). Nothing to pay or wait
+    for takes no slot."""
     credentials = credentials or LumaCredentials.from_env()
     store = store or ClipStore.default()
     ledger = Ledger.for_store(store)  # shared beside the clips when the store is S3
     slots, creates = _limits(request)
+    still = request.kind == "image"
 
-    def run() -> Clip:
+    def run():
         provider = provider_for(request, credentials, image_url=image_url)
+        before = lambda: rate_limit(creates, strict=False)  # noqa: E731
+        if still:
+            return _generate.generate_still(request, shot_id=shot_id, provider=provider,
+                                            store=store, ledger=ledger, before_create=before)
         return _generate.generate(request, shot_id=shot_id, provider=provider, store=store,
-                                  ledger=ledger, resubmits=resubmits,
-                                  before_create=lambda: rate_limit(creates, strict=False))
+                                  ledger=ledger, resubmits=resubmits, before_create=before)
 
-    if ledger.is_stored(request.final_key(), store):
+    if ledger.is_stored(request.final_key(), store, STILL.suffix if still else VIDEO.suffix):
         return run()  # nothing to pay or wait for: no slot of the account's budget
-    get_run_logger().info("Generating shot %s (%s, %s)", shot_id, request.model, request.resolution)
+    get_run_logger().info("Generating %s (%s, %s)", shot_id, request.model,
+                          "still" if still else request.resolution)
     # Global limits shared by every run on every worker (created by the render flow; a
     # missing limit does not block, it only logs). The slot's lease is renewed while held
     # and expires a minute after a holder dies, so a crashed run cannot starve the others.

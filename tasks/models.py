@@ -27,12 +27,14 @@ def canonical_hash(payload: Any) -> str:
 
 class Keyframe(BaseModel):
     """An input of a generation: an image (local file by content hash, or a URL), a local
-    video clip (the source of a video edit), or another generation (by its request's cache
-    key; its id is filled in once it exists)."""
+    video clip (the source of a video edit), another generation (by its request's cache
+    key; its id is filled in once it exists), or a still to generate first (``still``: by
+    its request's key; the stored image's path and hash are filled in once it exists, and
+    it then reaches the API like a local image)."""
 
     model_config = ConfigDict(frozen=True)
 
-    kind: Literal["image", "generation", "video"]
+    kind: Literal["image", "generation", "video", "still"]
     path: Path | None = Field(default=None, description="Local image or clip; uploaded at submit.")
     sha256: str | None = Field(default=None, description="Content hash of the local file.")
     url: str | None = Field(default=None, description="An https image URL given by the user.")
@@ -44,6 +46,8 @@ class Keyframe(BaseModel):
         """What identifies this input in a cache key (never a presigned URL or an id)."""
         if self.kind == "generation":
             return {"generation": self.upstream_key}
+        if self.kind == "still":
+            return {"still": self.upstream_key}
         if self.kind == "video":
             return {"video_sha256": self.sha256}
         return {"image_sha256": self.sha256} if self.sha256 else {"image_url": self.url}
@@ -186,6 +190,22 @@ class GenerationRequest(BaseModel):
             if frame is not None and frame.kind == "generation":
                 update[name] = frame.model_copy(update={"generation_id": ids[frame.upstream_key]})
         return self.model_copy(update=update)
+
+    def still_keys(self) -> list[str]:
+        """Cache keys of the stills (``reelflow.tasks.stills``) this request starts from."""
+        return [f.upstream_key for f in self.inputs() if f.kind == "still"]
+
+    def with_stills(self, stored: dict[str, tuple[Path, str]]) -> "GenerationRequest":
+        """A copy whose still inputs carry the stored image (``stored``: key -> (path, sha256))."""
+        def filled(frame: Keyframe | None) -> Keyframe | None:
+            if frame is None or frame.kind != "still":
+                return frame
+            path, sha = stored[frame.upstream_key]
+            return frame.model_copy(update={"path": path, "sha256": sha})
+
+        return self.model_copy(update={
+            "frame0": filled(self.frame0), "frame1": filled(self.frame1),
+            "keyframes": tuple(k.model_copy(update={"frame": filled(k.frame)}) for k in self.keyframes)})
 
     def estimated_cost(self, step: str | None = None) -> float:
         """The price table's estimate in USD: of the base generation, or of one step."""

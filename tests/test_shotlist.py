@@ -282,7 +282,8 @@ shots:
         "list.yaml: shot 1 (a): duration: expected 5s, 9s, 10s, or a number of seconds for a card, got true",
         "list.yaml: shot 1 (a): camera: expected a list, got 'orbit_left'; write it in brackets, e.g. [orbit_left]",
         "list.yaml: shot 1 (a): take: expected a whole number, got 1.0",
-        "list.yaml: shot 1 (a): start: expected an image path, an https URL or {shot: ID}, got 5",
+        "list.yaml: shot 1 (a): start: expected an image path, an https URL, {shot: ID} or "
+            "{image: prompt, model: uni-1, refs: [...]}, got 5",
         "list.yaml: shot 1 (a): transition: expected cut or {type: T, duration: seconds}, got 5",
         "list.yaml: shot 1 (a): text: expected text or {content: ..., position: ...}, got 5",
     ]
@@ -349,7 +350,8 @@ def test_json_schema_describes_the_file_format():
     assert shot["required"] == ["id"] and shot["additionalProperties"] is False
     assert set(schema["$defs"]["OutputIn"]["properties"]) == \
         {"path", "resolution", "aspect_ratio", "fps", "fit", "music", "music_volume", "duck", "loudness"}
-    assert set(schema["properties"]) == {"version", "title", "defaults", "output", "on_moderation", "shots"}
+    assert set(schema["properties"]) == {"version", "title", "defaults", "output", "on_moderation",
+                                         "characters", "shots"}
 
     validator = jsonschema.Draft202012Validator(schema)
     for example in ("teaser.yaml", "keyframes.yaml"):
@@ -357,6 +359,14 @@ def test_json_schema_describes_the_file_format():
         assert list(validator.iter_errors(doc)) == [], example
     bad = yaml.safe_load((BAD_DIR / "bad_model.yaml").read_text(encoding="utf-8"))
     assert list(validator.iter_errors(bad))
+    stills = {"version": 1, "characters": {"mara": "mara.png", "cup": {"image": "https://x.org/c.png",
+                                                                        "description": "a blue cup"}},
+              "shots": [{"id": "a", "prompt": "Mara drinks", "start": {"image": "Mara, a cup",
+                                                                        "refs": ["mara", "cup"]}},
+                        {"id": "b", "prompt": "On it goes", "end": {"image": "A cup", "model": "uni-1-max"}}]}
+    assert list(validator.iter_errors(stills)) == []
+    stills["shots"][1]["end"]["model"] = "ray-2"
+    assert list(validator.iter_errors(stills))
 
 
 @pytest.mark.parametrize(("resolution", "aspect", "size"), [

@@ -66,7 +66,7 @@ def test_compare_grid_costs_cache_and_render_after(tmp_path, home, luma_env):
     assert all(c.paid_usd == c.price_usd > 0 for c in report.cells)
     assert report.paid_usd == round(sum(c.price_usd for c in report.cells), 2)
     assert report.cost_usd["ray-2"] > report.cost_usd["ray-flash-2"] > 0
-    assert report.flow_run_name.startswith("compare-list") and "[" not in report.flow_run_name
+    assert report.flow_run_name.startswith("compare-list-") and "[" not in report.flow_run_name
     assert sorted(report.contact_sheets) == ["dog", "kite"]
     with av.open(str(report.contact_sheets["kite"])) as sheet:  # 3 frames x 2 variants
         stream = sheet.streams.video[0]
