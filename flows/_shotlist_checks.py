@@ -28,7 +28,7 @@ from reelflow.flows._shotlist_messages import did_you_mean, field_name, fmt_num,
 
 __all__ = [
     "MAX_PROBLEMS", "Problems", "audio_problem", "check_references", "clip_problem",
-    "escaping_paths", "image_problem", "loc_path", "outside_problem", "output_problem", "translate",
+    "escaping_paths", "file_fields", "image_problem", "loc_path", "outside_problem", "output_problem", "translate",
 ]
 
 logger = logging.getLogger("reelflow.flows.shotlist")
@@ -244,16 +244,14 @@ def outside_problem(path: Path, folder: Path | None, label: str) -> str | None:
             "files in its own folder")
 
 
-def escaping_paths(shotlist: Any, folder: Path) -> list[tuple[Any, str, Path]]:
-    """Every file path in a resolved shot list that lies outside ``folder``, as (shot or
-    None, field, path): the backstop behind the per-field checks, so a file field added
-    later cannot lead a list from S3 out of its folder either."""
+def file_fields(shotlist: Any) -> list[tuple[Any, str, Path]]:
+    """Every file path in a resolved shot list (inputs and the output), as (shot or None,
+    field, path): walked generically, so a file field added later is found too."""
     found: list[tuple[Any, str, Path]] = []
 
     def walk(value: Any, shot: Any, field: str) -> None:
         if isinstance(value, Path):
-            if outside_problem(value, folder, str(value)):
-                found.append((shot, field, value))
+            found.append((shot, field, value))
         elif isinstance(value, (tuple, list)):
             for i, item in enumerate(value):
                 walk(item, shot, f"{field}[{i}]")
@@ -265,6 +263,14 @@ def escaping_paths(shotlist: Any, folder: Path) -> list[tuple[Any, str, Path]]:
     for shot in shotlist.shots:
         walk(shot, shot, "")
     return found
+
+
+def escaping_paths(shotlist: Any, folder: Path) -> list[tuple[Any, str, Path]]:
+    """Every file path in a resolved shot list that lies outside ``folder``, as (shot or
+    None, field, path): the backstop behind the per-field checks, so a file field added
+    later cannot lead a list from S3 out of its folder either."""
+    return [(shot, field, path) for shot, field, path in file_fields(shotlist)
+            if outside_problem(path, folder, str(path))]
 
 
 def output_problem(path: Path) -> str | None:

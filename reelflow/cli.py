@@ -106,7 +106,8 @@ def _parser() -> argparse.ArgumentParser:
     files.add_argument("--port", type=int, default=4201,
                        help="loopback port (default: 4201; 0 takes any free port)")
     server = _server_parser(commands)
-    for sub in (render, plan, compare, schema, resolve, server):  # also after the command (`main` reads both)
+    watch = _watch_parser(commands)
+    for sub in (render, plan, compare, schema, resolve, server, watch):  # also after the command (`main` reads both)
         sub.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
                          help=_VERBOSE_HELP)
     for name, text in (("emulator", "run the Luma API emulator"),
@@ -133,6 +134,24 @@ def _server_parser(commands) -> argparse.ArgumentParser:
                         help="start: stop after this long unused (default: REELFLOW_SERVER_IDLE "
                              "or 1800)")
     return server
+
+
+def _watch_parser(commands) -> argparse.ArgumentParser:
+    watch = commands.add_parser(
+        "watch", help="re-render a shot list on every save of it or of a file it names")
+    watch.add_argument("file", help="shot list: a local path")
+    watch.add_argument("--draft", action="store_true",
+                       help="render with the draft profile: draft models at 540p, a fast "
+                            "preview encode (default: off: the list as written)")
+    watch.add_argument("--out", type=Path, default=None,
+                       help="the MP4 to write (default: the list's output.path; drafts .draft.mp4)")
+    watch.add_argument("--budget", type=float, default=None, metavar="USD",
+                       help="the most this watch session may pay, all renders together; a save "
+                            "whose render would pay more is refused before any spend "
+                            "(default: no limit)")
+    watch.add_argument("--on-moderation", choices=("fail", "skip", "placeholder"), default=None,
+                       help="what a moderation refusal does (default: the list's, else fail)")
+    return watch
 
 
 def _err(line: str) -> None:
@@ -234,16 +253,8 @@ def _cmd_plan(args) -> int:
 
 def _cmd_render(args) -> int:
     plan = _validated(args.file, args.profile, args.out, args.budget)
-    from reelflow.flows.endpoint import check_credentials, image_url_resolver, luma_credentials
-
     say = (lambda _line: None) if args.quiet else _err
-    if not args.luma_block:
-        check_credentials(plan)  # a list needing an API whose key is missing: before Prefect
-        luma_credentials(announce=say)  # starts the embedded emulator now, and says so
-    if not args.store_block:  # (a block's store is checked in the flow, still before any spend)
-        urls = image_url_resolver(plan)  # local keyframes with the real API need S3: refuse
-        if urls is not None:             # before Prefect (the flow opens its own asset scope)
-            urls.close()
+    _preflight(plan, args.luma_block, args.store_block, say)
     ui = _prefect_api(say)
     from reelflow.flows.render import render_sequence
 
@@ -275,6 +286,51 @@ def _cmd_render(args) -> int:
     else:
         print(report.output)
     return EXIT_OK
+
+
+def _preflight(plan, luma_block: str | None, store_block: str | None, say) -> None:
+    """The checks `render` (and `watch`) make after the plan and before Prefect."""
+    from reelflow.flows.endpoint import check_credentials, image_url_resolver, luma_credentials
+
+    if not luma_block:
+        check_credentials(plan)  # a list needing an API whose key is missing: before Prefect
+        luma_credentials(announce=say)  # starts the embedded emulator now, and says so
+    if not store_block:  # (a block's store is checked in the flow, still before any spend)
+        urls = image_url_resolver(plan)  # local keyframes with the real API need S3: refuse
+        if urls is not None:             # before Prefect (the flow opens its own asset scope)
+            urls.close()
+
+
+def _cmd_watch(args) -> int:
+    from reelflow._watch import Watch
+    from reelflow.flows.plan import check_budget, make_plan
+    from reelflow.flows.shotlist import load_shotlist
+
+    def check(path: Path, profile: str, budget: float | None):
+        shotlist = load_shotlist(path)
+        plan = make_plan(shotlist, profile, out=args.out)
+        for line in shotlist.warnings:
+            _err(line)
+        check_budget(plan, budget)
+        _preflight(plan, None, None, _err)
+        return shotlist, plan
+
+    def render(path: Path, profile: str, budget: float | None, plan):
+        from reelflow.flows.render import render_sequence
+
+        report = render_sequence(str(path.resolve()), profile=profile, out=str(plan.output),
+                                 on_moderation=args.on_moderation, budget_usd=budget)
+        if report.flow_run_url and ui:
+            _err(f"Flow run: {report.flow_run_url}")
+        return report
+
+    ui = _prefect_api(_err)
+    import reelflow.flows.render  # noqa: F401 - Prefect and the flow warm before the first save
+
+    if not args.verbose:
+        _quiet_console()
+    return Watch(args.file, "draft" if args.draft else "final", args.budget, check, render,
+                 _err).run()
 
 
 def _prefect_api(say) -> str | None:
@@ -454,7 +510,7 @@ def _dispatch(argv: list[str], verbose: bool) -> int:
     args.verbose = verbose
     handler = {"render": _cmd_render, "plan": _cmd_plan, "schema": _cmd_schema,
                "compare": _cmd_compare, "resolve": _cmd_resolve, "files": _cmd_files,
-               "server": _cmd_server}[args.command]
+               "server": _cmd_server, "watch": _cmd_watch}[args.command]
     try:
         if getattr(args, "file", None) is not None:
             args.file = _shotlist_path(args.file)
