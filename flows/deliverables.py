@@ -64,8 +64,12 @@ def _same(stat: os.stat_result, record: FileRecord, target: Path) -> bool:
 
 @task(cache_policy=NO_CACHE)
 def deliver_extras(video: Path, items: list[TimelineItem], fmt: OutputFormat, *, name: str,
-                   metadata: list[dict], mezzanine: str | None = None) -> Deliverables:
+                   metadata: list[dict], mezzanine: str | None = None,
+                   video_sha256: str | None = None) -> Deliverables:
     """Write poster, contact sheet and OTIO timeline (and a mezzanine if asked) beside ``video``.
+
+    ``video_sha256`` is the video's hash when the caller knows it (the assembly's checked
+    cache record); without it the video is hashed.
 
     Example:
         ```python
@@ -73,7 +77,7 @@ def deliver_extras(video: Path, items: list[TimelineItem], fmt: OutputFormat, *,
         ```
     """
     get_run_logger().info("Writing deliverables for %s", video.name)
-    video_sha = sha256_file(video)
+    video_sha = video_sha256 or sha256_file(video)
     stem = video.with_suffix("")
     entries = edit_sheet_entries(video, items, fmt.fps)  # frames of the edit as delivered
     poster = _cached({"poster": video_sha}, ".jpg", lambda p: make_poster(video, p))

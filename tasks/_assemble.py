@@ -35,6 +35,7 @@ from ._ffmpeg import (
 from ._plan import CopyPiece, EncodePiece, Slot, TimelineItem, check_ranges, plan_pieces, slots_for
 from ._probe import count_video_packets
 from ._scratch import run_dir
+from ._verify import read_record
 from ._render import (
     Join,
     chain,
@@ -64,6 +65,8 @@ class AssemblyResult(BaseModel):
     duration_s: float
     encoded_pieces: int
     reused_pieces: int
+    #: The output's SHA-256, from the checked cache entry's record (nothing hashes it again).
+    sha256: str | None = None
 
 
 def default_jobs() -> int:
@@ -132,12 +135,14 @@ def assemble(items: list[TimelineItem], fmt: OutputFormat, out_path: str | Path,
         paths, new, old = _make_pieces(pieces, fmt, cache_dir, jobs)
         encoded, reused = encoded + new, reused + old
         _mux(paths, [it.source for it in items], audio, slots, fmt, final, frames, mix)
+    record = read_record(final)  # checked (cached_file) or just written with its record
     with atomic_output(out_path) as tmp:
         shutil.copyfile(final, tmp)
     logger.info("assembled %d items into %s: %d frames, %d encoded, %d reused",
                 len(items), out_path, frames, encoded, reused)
     return AssemblyResult(path=out_path, frames=frames, duration_s=frames / fmt.fps,
-                          encoded_pieces=encoded, reused_pieces=reused)
+                          encoded_pieces=encoded, reused_pieces=reused,
+                          sha256=record.sha256 if record is not None else None)
 
 
 def _parallel(jobs: int, calls: Sequence[Callable]) -> list:

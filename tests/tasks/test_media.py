@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 from pathlib import Path
 
@@ -290,6 +291,8 @@ def test_rerun_encodes_nothing_and_gives_same_bytes(clips, tmp_path, ffmpeg_call
     second = assemble(items, FMT, tmp_path / "out.mp4", tmp_path / "cache")
     assert second.encoded_pieces == 0 and len(ffmpeg_calls) == calls
     assert second.path.read_bytes() == data
+    # the output's hash comes from the cache entry's record (deliverables key on it, unhashed)
+    assert first.sha256 == second.sha256 == hashlib.sha256(data).hexdigest()
     # a fresh cache rebuilds the very same bytes
     third = assemble(items, FMT, tmp_path / "again.mp4", tmp_path / "cache2")
     assert third.path.read_bytes() == data
