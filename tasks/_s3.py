@@ -32,13 +32,13 @@ __all__ = [
     "check_access",
     "client_for",
     "credentials_available",
-    "delete",
     "describe",
     "download",
     "exists",
     "list_keys",
     "presign_get",
     "put_if_absent",
+    "put_over",
     "read_versioned",
     "region",
     "status_of",
@@ -263,10 +263,11 @@ def download(client, bucket: str, key: str, dest: Path) -> bool:
     return True
 
 
-def delete(client, bucket: str, key: str) -> None:
-    """Delete the object (absent is fine)."""
-    client.delete_object(Bucket=bucket, Key=key)
-    _log.debug("deleted s3://%s/%s", bucket, key)
+def put_over(client, bucket: str, key: str, path: Path, content_type: str) -> None:
+    """Upload ``path`` whether or not the key exists (to replace a damaged object)."""
+    with open(path, "rb") as body:
+        client.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+    _log.debug("replaced s3://%s/%s", bucket, key)
 
 
 def presign_get(client, bucket: str, key: str, expires_s: int) -> str:

@@ -96,7 +96,8 @@ def problem(path: Path, *, sha256: str | None = None) -> str | None:
 
     Returns:
         None, ``"missing"``, or a short reason such as "20000 bytes where 71447 were
-        written" or "its SHA-256 is not the one written".
+        written" or "its SHA-256 is not the one written". A good file whose mtime moved
+        (or that had no record) gets its record (re)written, so it is hashed only once.
     """
     try:
         stat = path.stat()

@@ -65,6 +65,9 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 _SHA = re.compile(r"[0-9a-f]{64}")
 _SUFFIX = re.compile(r"\.[a-z0-9]{1,8}")
 
+#: (bucket, key) of S3 objects found not to be their SHA-256: the next put overwrites them.
+_DAMAGED_OBJECTS: set[tuple[str, str]] = set()
+
 _S3_HINT = ("set REELFLOW_STORE=s3://bucket/prefix (plus REELFLOW_S3_ENDPOINT_URL for an "
             "S3-compatible server other than AWS) and AWS credentials (AWS_ACCESS_KEY_ID and "
             "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)")
@@ -230,9 +233,9 @@ class ClipStore(BaseModel):
 
         The local file is checked against its checksum record (``reelflow.tasks._verify``:
         size and mtime, hashed when they changed); a damaged one is discarded with a
-        warning and, with S3, fetched again. A damaged S3 object (not its SHA-256) is
-        deleted, with a warning, and reads as absent: the caller fetches it again from
-        its generation and the store puts it back.
+        warning and, with S3, fetched again. A damaged S3 object (not its SHA-256) reads
+        as absent, with a warning: the caller fetches the clip again from its generation
+        and ``put_file`` stores it over the damaged object.
 
         ``download=False`` only asks S3 (a HEAD) and leaves the cache alone: for planning,
         which needs to know, not to read.
@@ -265,26 +268,34 @@ class ClipStore(BaseModel):
         return self._resolve_path(sha256, suffix)
 
     def _download(self, sha256: str, suffix: str, target: Path) -> bool:
-        """S3 → local cache, verified and atomic; False when the object is absent or damaged."""
+        """S3 → local cache, verified and atomic; False when the object is absent or damaged.
+
+        A download that is not its SHA-256 is tried once more (the damage may have been in
+        transit); an object damaged twice is left in place (nothing is lost before the
+        good bytes are in hand) and marked, so the next ``put_file`` of it overwrites it.
+        """
         from reelflow.tasks import _s3
 
-        staging = self.staging_path(suffix)
         client, key = self._client(), self.object_key(sha256, suffix)
-        try:
-            if not _s3.download(client, self.bucket_name, key, staging):
-                return False
-            if sha256_file(staging) != sha256:
-                warn("%s %s does not match its SHA-256: deleted, to be stored again",
-                     _kind(suffix), self.uri_for(sha256, suffix))
-                _s3.delete(client, self.bucket_name, key)
-                return False
-            target.parent.mkdir(parents=True, exist_ok=True)
-            write_record(target, staging, sha256=sha256)
-            os.replace(staging, target)
-            _log.debug("fetched %s into the local cache", self.uri_for(sha256, suffix))
-            return True
-        finally:
-            staging.unlink(missing_ok=True)
+        if (self.bucket_name, key) in _DAMAGED_OBJECTS:
+            return False  # said once; the put that follows the fetch replaces it
+        for _attempt in range(2):
+            staging = self.staging_path(suffix)
+            try:
+                if not _s3.download(client, self.bucket_name, key, staging):
+                    return False
+                if sha256_file(staging) == sha256:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    write_record(target, staging, sha256=sha256)
+                    os.replace(staging, target)
+                    _log.debug("fetched %s into the local cache", self.uri_for(sha256, suffix))
+                    return True
+            finally:
+                staging.unlink(missing_ok=True)
+        warn("%s %s does not match its SHA-256: it is fetched again and stored over",
+             _kind(suffix), self.uri_for(sha256, suffix))
+        _DAMAGED_OBJECTS.add((self.bucket_name, key))
+        return False
 
     # -- writes -------------------------------------------------------------------------------
 
@@ -332,9 +343,13 @@ class ClipStore(BaseModel):
         from reelflow.tasks import _s3
 
         client, key = self._client(), self.object_key(sha256, suffix)
+        content_type = mimetypes.guess_type(f"x{suffix}")[0] or "application/octet-stream"
+        if (self.bucket_name, key) in _DAMAGED_OBJECTS:  # these bytes are the good ones
+            _s3.put_over(client, self.bucket_name, key, source, content_type)
+            _DAMAGED_OBJECTS.discard((self.bucket_name, key))
+            return
         if _s3.exists(client, self.bucket_name, key):
             return
-        content_type = mimetypes.guess_type(f"x{suffix}")[0] or "application/octet-stream"
         _s3.put_if_absent(client, self.bucket_name, key, source, content_type)
 
     def _client(self):

@@ -189,7 +189,8 @@ def test_temp_files_of_dead_runs_are_swept_by_the_next_run(clean, emulator, pref
 def test_s3_store_damage_is_fetched_again(tmp_path, home, luma_env, s3_credentials, monkeypatch,
                                           caplog):
     """With an S3 store: a damaged local copy is fetched again from S3; a damaged S3 object
-    is deleted and fetched again from its generation, then stored again. Nothing is paid."""
+    reads as absent, the clip is fetched again from its generation and stored over it.
+    Nothing is paid."""
     import secrets
 
     from reelflow.flows.render import render_sequence

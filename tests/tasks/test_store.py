@@ -157,18 +157,26 @@ def test_s3_has_downloads_into_a_fresh_cache(s3_env, tmp_path):
 
 
 def test_s3_object_that_does_not_match_its_hash_never_enters_the_cache(s3_env, tmp_path, caplog):
-    """A damaged object reads as absent and is deleted (with one warning), so the clip is
-    fetched again from its generation and stored afresh, instead of failing every run."""
+    """A damaged object reads as absent (one warning, after a second try in case the damage
+    was in transit) and stays until the good bytes are in hand: the next put stores them
+    over it, instead of every run failing on it."""
     server, prefix = s3_env
     store = ClipStore.default()
-    sha = "a" * 64
+    good, data = _blob(tmp_path / "good.mp4")
+    sha = hashlib.sha256(data).hexdigest()
     server.client().put_object(Bucket=server.bucket, Key=store.object_key(sha), Body=b"not it")
 
     assert not store.has(sha)
     assert not store.path_for(sha).exists()
-    assert _keys(server, prefix) == []
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 1 and "does not match its SHA-256" in warnings[0], warnings
+    assert _keys(server, prefix) == [store.object_key(sha)]  # nothing deleted on a hunch
+
+    assert store.put_file(good) == sha
+    body = server.client().get_object(Bucket=server.bucket, Key=store.object_key(sha))["Body"]
+    assert body.read() == data
+    reader = store.model_copy(update={"root": tmp_path / "machine-2" / "clips"})
+    assert reader.has(sha) and reader.path_for(sha).read_bytes() == data
 
 
 def test_s3_clients_are_cached_per_settings(s3_env):
