@@ -141,6 +141,17 @@ def test_serve_uses_the_configured_api_and_runs_on_demand(tmp_path, home, luma_e
         run = _completed_run(prefect_api, "render", proc, log, timeout=90)
         assert run.parameters["profile"] == "draft"
         assert (tmp_path / "renders").is_dir() and any((tmp_path / "renders").glob("kite*.mp4"))
+        # serve hosts the file server the run's output artifact links to: it opens over http
+        from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+        files = _wait_for_line(log, "Files linked from the UI: ", proc, timeout=10).split(": ", 1)[1]
+        with get_client(sync_client=True) as client:
+            output = next(a for a in client.read_artifacts(artifact_filter=ArtifactFilter(
+                flow_run_id=ArtifactFilterFlowRunId(any_=[run.id]))) if a.key == "output-kite")
+        link = output.data.split("(", 1)[1].rstrip(")")
+        assert link.startswith(files + "/f/")
+        video = next((tmp_path / "renders").glob("kite*.mp4"))
+        assert httpx.get(link, timeout=10).content == video.read_bytes()
     finally:
         returncode = _stop_serve(proc)
     assert returncode == 0, log.read_text()[-3000:]

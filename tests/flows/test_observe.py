@@ -165,6 +165,10 @@ def test_a_render_failing_on_a_moderated_shot_tells_its_story(tmp_path, home, bu
         artifacts = _artifacts(client, run.id)
         assert {"render-knife-fails", "cost-knife-fails", "output-knife-fails"} <= set(artifacts)
         summary = artifacts["render-knife-fails"].data
+        # progress counts clips: 3 of 4 shots have one, the refusal is named (not "100 %")
+        assert float(artifacts["progress"].data) == 75.0
+        assert "3 of 4 clips" in artifacts["progress"].description
+        assert "1 refused" in artifacts["progress"].description
         assert summary.splitlines()[2].startswith("✗ **Failed:** ModerationRefused: shot knife")
         assert "refused → render failed" in summary and "stopped before writing" in summary
         for record in records:  # every billed attempt is named, failed ones too
@@ -281,3 +285,30 @@ def test_reconciliation_names_what_the_account_did():
     assert "differs by $1.00" in reconciliation(story(10000, 9860))
     assert "offered no credit balance" in reconciliation(story(None, None))
     assert "10000.00 credits (USD cents, $100.00)" in reconciliation(story(10000, 9960))
+
+
+def test_summary_and_cost_ledger_of_a_shot_failed_after_three_tries():
+    """A shot whose three attempts all failed: the outcome says so, each attempt has its
+    line with its id, refunded; the cost ledger has no bare "-", amounts as 0.00, a total."""
+    from reelflow.flows.report import cost_ledger_rows, summary_markdown
+    from reelflow.flows.story import Attempt, RenderStory, ShotResult
+
+    tries = [Attempt(generation_id=f"{n}" * 36, outcome="failed", reason="Job failed", billed=False,
+                     cost_usd=0.71, dream_s=1.5) for n in (1, 2, 3)]
+    shots = [ShotResult(id="storm", kind="generate", status="failed", length_s=5, attempts=tries,
+                        failure_reason="Job failed", dream_s=4.5),
+             ShotResult(id="calm", kind="generate", status="cached", length_s=5, generation_id="c" * 36),
+             ShotResult(id="card", kind="card", status="card", length_s=3)]
+    story = RenderStory(sequence="s", profile="final", title="Storm", shots=shots, policy="fail",
+                        error="GenerationFailed: shot storm: generation 333 failed: Job failed")
+    markdown = summary_markdown(story, {}, {}, "**Output:** none")
+    assert markdown.splitlines()[2].startswith("✗ **Failed:** GenerationFailed: shot storm")
+    storm = [line for line in markdown.splitlines() if "`1111" in line or "`2222" in line or "`3333" in line]
+    assert len(storm) == 3 and all("✗ failed, refunded" in line and "$0.00" in line for line in storm)
+    assert "failed after 3 tries: Job failed" in storm[0]
+    assert "`cccccccc` reused" in markdown and "**total** (3 shots)" in markdown
+    rows = cost_ledger_rows(story)
+    assert [r["shot"] for r in rows] == ["storm"] * 3 + ["calm", "card", "total"]
+    assert all(r["cost (USD)"] == "0.00" for r in rows)
+    assert all(value != "-" for row in rows for value in row.values())
+    assert rows[0]["generation"] == "1" * 36 and rows[0]["billed"] == "refunded (0.71)"
