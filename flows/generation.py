@@ -48,6 +48,11 @@ class Failed:
     def reason(self) -> str:
         return getattr(self.error, "failure_reason", None) or str(self.error)
 
+    @property
+    def refused(self) -> bool:
+        """Refused on moderation (under the ``fail`` policy, which stops the render)."""
+        return isinstance(self.error, ModerationRefused)
+
 
 @task(cache_policy=NO_CACHE, retries=0)
 def generate_shot(request, *, shot_id: str, on_moderation: str, **kwargs):
@@ -156,7 +161,8 @@ class Progress:
         if isinstance(outcome, Clip):
             self.counts["paid" if outcome.paid else "cached"] += 1
         else:
-            self.counts["refused" if isinstance(outcome, Refused) else "failed"] += 1
+            refused = isinstance(outcome, Refused) or outcome.refused
+            self.counts["refused" if refused else "failed"] += 1
         clips = self.counts["paid"] + self.counts["cached"]
         update_progress_artifact(self.id, 100.0 * clips / self.total,
                                  description=self._description())

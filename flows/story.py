@@ -200,7 +200,7 @@ def shot_result(shot, outcome, attempts: list[Attempt]) -> ShotResult:
                           failure_reason=outcome.reason, **common)
     if isinstance(outcome, Failed):
         error = outcome.error
-        return ShotResult(status="refused" if type(error).__name__ == "ModerationRefused" else "failed",
+        return ShotResult(status="refused" if outcome.refused else "failed",
                           generation_id=getattr(error, "generation_id", None),
                           failure_reason=outcome.reason, **common)
     if outcome is None:
