@@ -22,6 +22,8 @@ RENDERED = {
     "keyframes.yaml": {"size": (960, 540), "sound": False},
 }
 DRAFT_THEN_FINAL = "draft-then-final/launch.yaml"
+#: Rendered, rerun, changed and compared by tests/flows/test_storyboard.py (issue 11's test).
+STORYBOARD = {"storyboard.yaml", "storyboard-compare.yaml"}
 
 
 @pytest.fixture()
@@ -54,7 +56,7 @@ def _loudest(path: Path) -> float:
 def test_every_example_is_rendered_by_a_test():
     lists = {p.relative_to(EXAMPLES).as_posix() for p in EXAMPLES.rglob("*.y*ml")
              if "renders" not in p.parts}
-    assert lists == {*RENDERED, DRAFT_THEN_FINAL}
+    assert lists == {*RENDERED, DRAFT_THEN_FINAL, *STORYBOARD}
 
 
 @pytest.mark.parametrize("name", sorted(RENDERED))
