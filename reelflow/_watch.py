@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -100,9 +101,16 @@ class Watch:
     def watched(self) -> list[Path]:
         return [self.path, *self._inputs]
 
-    def run(self) -> int:
-        """Render now, then on every change, until Ctrl-C; returns the exit code (0)."""
-        self.say(f"watch: {self.path} ({self.profile}); Ctrl-C stops")
+    def run(self, keys=None) -> int:
+        """Render now, then on every change, until Ctrl-C; returns the exit code (0).
+
+        ``keys`` (a text stream, e.g. stdin): a line ``d`` toggles draft/final and renders.
+        """
+        self.say(f"watch: {self.path} ({self.profile}); Ctrl-C stops"
+                 + ("; d + Enter toggles draft/final" if keys is not None else ""))
+        toggles: list[str] = []
+        if keys is not None:
+            threading.Thread(target=_read_keys, args=(keys, toggles), daemon=True).start()
         for sig in (signal.SIGINT, signal.SIGTERM):  # (a shell may start us with SIGINT ignored)
             signal.signal(sig, _interrupt)
         try:
@@ -111,6 +119,11 @@ class Watch:
             while True:
                 time.sleep(self.poll_s)
                 changed = self._changed()
+                if toggles:
+                    toggles.clear()
+                    self.profile = "final" if self.profile == "draft" else "draft"
+                    self.say(f"watch: profile {self.profile}")
+                    changed = changed or [self.path]
                 if changed:
                     self.cycle(changed)
         except KeyboardInterrupt:
@@ -153,12 +166,14 @@ class Watch:
             return
         self._inputs = sorted({p for _s, name, p in _files(shotlist) if name != "output.path"})
         self._stamps = self._look()
-        digest = _digest(self.watched())
+        digest = f"{self.profile}:{_digest(self.watched())}"
         if digest == self._rendered and self._output_intact():
             self.say(f"watch: {names} saved, nothing changed: no render "
                      f"({time.monotonic() - started:.2f} s)")
             return
         what = describe_change(self._shotlist, shotlist)
+        if self._rendered and not self._rendered.startswith(f"{self.profile}:"):
+            what = f"profile {self.profile}"
         self.say(f"watch: {names} changed ({what}); rendering...")
         try:
             report = self.render(self.path, self.profile, self._budget_left(), plan)
@@ -186,6 +201,12 @@ class Watch:
 
     def _budget_left(self) -> float | None:
         return None if self.budget_usd is None else max(0.0, self.budget_usd - self.spent_usd)
+
+
+def _read_keys(keys, toggles: list[str]) -> None:
+    for line in keys:
+        if line.strip().lower() == "d":
+            toggles.append("d")
 
 
 def _interrupt(_signum, _frame) -> None:

@@ -141,8 +141,9 @@ def _watch_parser(commands) -> argparse.ArgumentParser:
         "watch", help="re-render a shot list on every save of it or of a file it names")
     watch.add_argument("file", help="shot list: a local path")
     watch.add_argument("--draft", action="store_true",
-                       help="render with the draft profile: draft models at 540p, a fast "
-                            "preview encode (default: off: the list as written)")
+                       help="start with the draft profile: draft models at 540p, a fast "
+                            "preview encode; typing d + Enter toggles it while watching "
+                            "(default: off: the list as written)")
     watch.add_argument("--out", type=Path, default=None,
                        help="the MP4 to write (default: the list's output.path; drafts .draft.mp4)")
     watch.add_argument("--budget", type=float, default=None, metavar="USD",
@@ -330,7 +331,7 @@ def _cmd_watch(args) -> int:
     if not args.verbose:
         _quiet_console()
     return Watch(args.file, "draft" if args.draft else "final", args.budget, check, render,
-                 _err).run()
+                 _err).run(keys=sys.stdin)  # None when there is no stdin
 
 
 def _prefect_api(say) -> str | None:

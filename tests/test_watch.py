@@ -1,6 +1,6 @@
 """`reelflow watch`: renders on start, re-renders a save (a title: nothing paid), says
 nothing changed on an unchanged save, survives a broken save, keeps the session's budget,
-stops on Ctrl-C with exit 0."""
+toggles the draft profile (d + Enter), stops on Ctrl-C with exit 0."""
 
 from __future__ import annotations
 
@@ -46,8 +46,8 @@ def test_watch_renders_each_save_and_keeps_watching(tmp_path, home, luma_env, pr
     before = luma_env.created_count()
     with open(log, "w") as handle:
         proc = subprocess.Popen([sys.executable, "-m", "reelflow.cli", "watch", str(path),
-                                 "--budget", "1.0"], stdout=handle, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, env=env)
+                                 "--budget", "1.1"], stdout=handle, stderr=subprocess.STDOUT,
+                                stdin=subprocess.PIPE, text=True, env=env)
     try:
         text = _wait_for(log, "render 1: ", proc)
         assert "2 paid" in text.splitlines()[-1] and luma_env.created_count() - before == 2
@@ -75,10 +75,15 @@ def test_watch_renders_each_save_and_keeps_watching(tmp_path, home, luma_env, pr
         _save(path, [SHOTS[0], {**SHOTS[1], "text": {"content": "Morning"}}])    # fixed
         line = _wait_for(log, "render 3: ", proc).split("render 3: ")[1].splitlines()[0]
         assert "0 paid" in line and "render 4" not in log.read_text()
-        assert proc.poll() is None
+
+        proc.stdin.write("d\n")                         # draft: ray-flash-2, $0.14 a shot, fits
+        proc.stdin.flush()
+        line = _wait_for(log, "render 4: ", proc).split("render 4: ")[1].splitlines()[0]
+        assert "watch: profile draft" in log.read_text()
+        assert "2 paid ($0.28)" in line and line.endswith("out.draft.mp4")
+        assert luma_env.created_count() - before == 4
     finally:
         proc.send_signal(signal.SIGINT)
         code = proc.wait(timeout=60)
     assert code == 0, log.read_text()[-3000:]
-    assert "watch: stopped after 3 renders" in log.read_text()
-    assert luma_env.created_count() - before == 2
+    assert "watch: stopped after 4 renders, $1.08 paid" in log.read_text()
