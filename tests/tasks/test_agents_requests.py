@@ -144,3 +144,40 @@ def test_a_uni1_still_is_one_paid_step_of_the_same_seam(tmp_path, home, luma_env
     assert again.sha256 == still.sha256 and ledger.read(request.cache_key()).cost_usd == 0.0434
     sent = next(r["request"] for r in luma_env.agents.records() if r["id"] == still.generation_id)
     assert sent["type"] == "image" and "file_id" in sent["image_ref"][0]
+
+
+def test_429_waits_honour_retry_after_then_x_ratelimit_reset():
+    import time
+
+    import httpx
+
+    from reelflow.tasks._create import retry_after
+
+    assert retry_after(httpx.Headers({"retry-after": "7"}), 0) == 7
+    assert retry_after(httpx.Headers({"retry-after-ms": "1500"}), 0) == 1.5
+    epoch = str(int(time.time()) + 20)   # X-RateLimit-Reset as epoch seconds
+    assert 18 <= retry_after(httpx.Headers({"x-ratelimit-reset": epoch}), 0) <= 21
+    assert retry_after(httpx.Headers({"x-ratelimit-reset": "4"}), 0) == 4  # or seconds from now
+    assert retry_after(httpx.Headers({}), 2) == 2.0                         # else a backoff
+
+
+def test_local_images_for_ray32_need_no_s3_store(tmp_path, home, monkeypatch):
+    """With the real Agents API and a local store, a ray-3.2 keyframe image goes through
+    the Files API; a ray-2 one still needs fetchable URLs (S3), refused before spend."""
+    from reelflow.errors import StoreNotConfigured
+    from reelflow.flows.endpoint import image_url_resolver
+    from reelflow.flows.plan import make_plan
+    from reelflow.flows.shotlist import load_shotlist
+    from tests.helpers import write_png
+
+    write_png(tmp_path / "a.png", 64, 36)
+    monkeypatch.setenv("LUMA_AGENTS_API_KEY", "k")
+    monkeypatch.setenv("LUMA_BASE_URL", "https://agents.lumalabs.ai/v1")
+    monkeypatch.setenv("LUMAAI_API_KEY", "k")
+    ray32 = write_shotlist(tmp_path, [{"id": "a", "model": "ray-3.2", "prompt": "A still moves",
+                                       "resolution": "360p", "start": "a.png"}], name="new.yaml")
+    assert image_url_resolver(make_plan(load_shotlist(ray32), "final")) is None
+    ray2 = write_shotlist(tmp_path, [{"id": "a", "prompt": "A still moves", "resolution": "540p",
+                                      "start": "a.png"}], name="old.yaml")
+    with pytest.raises(StoreNotConfigured):
+        image_url_resolver(make_plan(load_shotlist(ray2), "final"))
