@@ -107,9 +107,12 @@ def check_credentials(plan, credentials=None) -> None:
             missing = _has_key() and not os.environ.get(KEY_VARIABLES[api])
         if missing:
             models = "ray-3.2 and uni-1" if api == "agents" else "ray-2 and ray-flash-2"
+            field = "agents_api_key" if api == "agents" else "api_key"
+            variable = KEY_VARIABLES[api] if credentials is None else \
+                f"{KEY_VARIABLES[api]} (the credentials block's {field})"
             raise CredentialsMissing(
                 f"{plan.source.name}: {what} needs the Luma {models} API, but "
-                f"{KEY_VARIABLES[api]} is not set; set it (nothing was submitted)")
+                f"{variable} is not set; set it (nothing was submitted)")
 
 
 def _is_loopback(url: str | None) -> bool:

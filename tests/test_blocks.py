@@ -46,3 +46,27 @@ def test_render_with_a_saved_credentials_block(tmp_path, home, emulator, prefect
 
     assert emulator.created_count() - before == 1  # the block's endpoint, not a built-in emulator
     assert report.generated == 1
+
+
+def test_a_saved_block_holds_both_apis_and_a_missing_key_is_refused(tmp_path, home, emulator,
+                                                                     prefect_api):
+    from reelflow.errors import CredentialsMissing
+    from reelflow.flows.render import render_sequence
+
+    LumaCredentials(api_key=SecretStr(TEST_KEY), base_url=emulator.base_url,
+                    agents_api_key=SecretStr(TEST_KEY), agents_base_url=emulator.agents_base_url
+                    ).save("test-luma-both", overwrite=True)
+    LumaCredentials(api_key=SecretStr(TEST_KEY), base_url=emulator.base_url).save(
+        "test-luma-old", overwrite=True)
+    path = write_shotlist(tmp_path, [
+        {"id": "old", "prompt": "Wooden blocks stacked into a tower", "resolution": "540p"},
+        {"id": "new", "model": "ray-3.2", "prompt": "The tower topples", "resolution": "360p"}])
+    dream, agents = emulator.created_count(), emulator.agents_created_count()
+
+    with pytest.raises(CredentialsMissing, match="LUMA_AGENTS_API_KEY"):
+        render_sequence(str(path), luma_block="test-luma-old")
+    assert (emulator.created_count(), emulator.agents_created_count()) == (dream, agents)
+
+    report = render_sequence(str(path), luma_block="test-luma-both")
+    assert report.generated == 2
+    assert (emulator.created_count() - dream, emulator.agents_created_count() - agents) == (1, 1)
