@@ -136,6 +136,6 @@ def test_cli_refuses_a_list_whose_api_key_is_missing_before_prefect(tmp_path, ho
     result = run_cli(["render", str(path)], env={**env, "LUMAAI_API_KEY": "k"})
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "reelflow: list.yaml: shot b needs the Luma ray-3.2 API, but LUMA_AGENTS_API_KEY is not "
+        "reelflow: list.yaml: shot b needs the Luma ray-3.2 and uni-1 API, but LUMA_AGENTS_API_KEY is not "
         "set; set it (nothing was submitted)"]
     assert not (tmp_path / "out.mp4").exists()
