@@ -128,7 +128,8 @@ def test_issue_repros_through_the_cli(repro, clean, emulator, prefect_api, tmp_p
         os.truncate(clean.stored_clip("beta"), 20_000)
     before = emulator.created_count()
 
-    for attempt in range(2):  # the damage was a traceback on every later run
+    runs = 2 if repro == "stored clip cut short" else 1  # that one failed every later run
+    for attempt in range(runs):
         out = tmp_path / f"out{attempt}.mp4"
         result = _cli_render(clean, emulator, prefect_api, out)
         assert result.returncode == 0, result.stderr
