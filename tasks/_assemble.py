@@ -191,7 +191,7 @@ def _mux(pieces: list[Path], sources: list[Path], has_audio: list[bool], slots: 
         listing.write_text("".join(f"file '{_concat_quote(p)}'\n" for p in pieces))
         video = ffmpeg.input(str(listing), f="concat", safe=0).video
         audio = master_track([src if a else None for src, a in zip(sources, has_audio)],
-                             slots, fmt.fps, mix)
+                             slots, fmt.fps, mix, cache_dir)
         # The concat demuxer adds up piece durations in microseconds; snap every
         # timestamp back onto the frame grid (512 ticks per frame) so steps stay exact.
         tick = fmt.timescale // fmt.fps

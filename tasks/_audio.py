@@ -25,7 +25,7 @@ import av
 import ffmpeg
 from pydantic import BaseModel, ConfigDict, Field
 
-from ._ffmpeg import run_stream
+from ._ffmpeg import cache_output, cached_file, content_key, run_stream
 from ._plan import Slot
 from ._render import fan_out
 
@@ -203,12 +203,15 @@ def _mixdown(bus, clip_audio: bool, mix: AudioMix, n: int):
 
 
 def master_track(sources: Sequence[Path | None], slots: Sequence[Slot], fps: int,
-                 mix: AudioMix | None):
+                 mix: AudioMix | None, cache_dir: Path | None = None):
     """The final audio stream for the mux: clip bus, music, ducking, loudness, exact length.
 
     With ``mix`` None this is the plain clip bus. When a loudness target is set and the
     mix can make sound, the mix is rendered once here to measure it (loudnorm pass 1,
-    decoded only, written nowhere); the returned stream applies pass 2.
+    decoded only, written nowhere); the returned stream applies pass 2. With
+    ``cache_dir`` the measurement is kept there (``loudness/<key>.json``, checked like
+    every cache entry), keyed by what the mix hears: a rebuild whose audio did not change
+    (a title, a silent clip of the same length) skips the measuring pass.
     """
     if mix is None:
         return audio_track(sources, slots, fps)
@@ -223,7 +226,10 @@ def master_track(sources: Sequence[Path | None], slots: Sequence[Slot], fps: int
 
     track = mixed()
     if mix.loudness is not None and (clip_audio or mix.music is not None):
-        stats = _measure(mixed(), mix.loudness)
+        key = {"mix": mix.key(), "fps": fps, "slots": [
+            [sl.sha256 if src is not None else None, sl.start, sl.frames, sl.t_out]
+            for src, sl in zip(sources, slots)]}
+        stats = _measured(mixed, mix.loudness, key, cache_dir)
         if stats is None:
             logger.info("audio mix is silent: loudness normalisation skipped")
         else:
@@ -246,6 +252,19 @@ def _measure(track, target: float) -> dict[str, float] | None:
                  if k.startswith("input_") or k == "target_offset"}
     if not math.isfinite(stats["input_i"]) or stats["input_i"] <= SILENCE_LUFS:
         return None
+    return stats
+
+
+def _measured(mixed, target: float, key: dict, cache_dir: Path | None) -> dict[str, float] | None:
+    """Loudnorm pass 1, or its kept result for the same mix (``null`` kept for silence)."""
+    if cache_dir is None:
+        return _measure(mixed(), target)
+    path = Path(cache_dir, "loudness", f"{content_key({**key, 'target': target})}.json")
+    if cached_file(path):
+        return json.loads(path.read_text())
+    stats = _measure(mixed(), target)
+    with cache_output(path, Path(cache_dir)) as tmp:
+        tmp.write_text(json.dumps(stats))
     return stats
 
 

@@ -8,6 +8,7 @@ own ``ebur128`` scanner, independent of the loudnorm filter that set it.
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from prefect.logging import disable_run_logger
 from reelflow._binaries import ffmpeg_exe
 from reelflow.tasks import media
 from reelflow.tasks.media import AudioMix, assemble
+from tests.helpers import damage
 from tests.tasks.conftest import FMT, audio_seconds, item, sha256
 
 MUSIC_HZ = 220
@@ -106,6 +108,34 @@ def test_loudness_two_pass(clips, music, cache, tmp_path, ffmpeg_calls, target):
     assert "measured_I=" in " ".join(apply[0])
     # one AAC encode in all: the measuring pass writes nothing
     assert sum(c.count("aac") for c in ffmpeg_calls) == 1
+
+
+def test_a_rebuild_whose_audio_is_unchanged_skips_the_measuring_pass(clips, music, tmp_path,
+                                                                       ffmpeg_calls):
+    """A silent clip swapped for another of the same length: the mix hears the same, so
+    the kept loudness measurement is used and only the mux (pass 2) touches the audio."""
+    cache = tmp_path / "cache"
+    mix = AudioMix(music=music, music_volume=0.3, loudness=-16)
+    first = assemble([item(clips["tone"], 2), item(clips["pattern"], 2)], FMT,
+                     tmp_path / "a.mp4", cache, mix=mix)
+    ffmpeg_calls.clear()
+    second = assemble([item(clips["tone"], 2), item(clips["red"], 2)], FMT,
+                      tmp_path / "b.mp4", cache, mix=mix)
+    check_lengths(second)
+    assert not [c for c in ffmpeg_calls if any("print_format=json" in a for a in c)]
+    assert len([c for c in ffmpeg_calls if any("linear=true" in a for a in c)]) == 1
+    assert abs(integrated_lufs(second.path) - integrated_lufs(first.path)) <= 0.2
+    [kept] = (cache / "loudness").glob("*.json")
+    damage(kept, "bytes changed")                     # a damaged measurement is made again
+    shutil.rmtree(cache / "final")
+    ffmpeg_calls.clear()
+    assemble([item(clips["tone"], 2), item(clips["red"], 2)], FMT, tmp_path / "c.mp4", cache,
+             mix=mix)
+    assert len([c for c in ffmpeg_calls if any("print_format=json" in a for a in c)]) == 1
+    ffmpeg_calls.clear()
+    assemble([item(clips["tone"], 2), item(clips["pattern"], 1)], FMT, tmp_path / "d.mp4",
+             cache, mix=mix)                          # a length changed: measured again
+    assert len([c for c in ffmpeg_calls if any("print_format=json" in a for a in c)]) == 1
 
 
 def test_ducking_lowers_music_under_clip_audio(clips, music, cache, tmp_path):
