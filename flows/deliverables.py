@@ -14,8 +14,8 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 
-from reelflow.tasks.deliver import (edit_sheet_entries, export_mezzanine, make_contact_sheet, make_poster,
-                                    write_otio)
+from reelflow.tasks.deliver import (SheetEntry, edit_sheet_entries, export_mezzanine,
+                                    make_contact_sheet, make_poster, write_otio)
 from reelflow.tasks._ffmpeg import cached_or_made
 from reelflow.tasks._verify import FileRecord, read_record, write_record
 from reelflow.tasks.media import OutputFormat, TimelineItem, default_media_cache
@@ -65,11 +65,13 @@ def _same(stat: os.stat_result, record: FileRecord, target: Path) -> bool:
 @task(cache_policy=NO_CACHE)
 def deliver_extras(video: Path, items: list[TimelineItem], fmt: OutputFormat, *, name: str,
                    metadata: list[dict], mezzanine: str | None = None,
-                   video_sha256: str | None = None) -> Deliverables:
+                   video_sha256: str | None = None,
+                   stills: list[tuple[str, Path]] = ()) -> Deliverables:
     """Write poster, contact sheet and OTIO timeline (and a mezzanine if asked) beside ``video``.
 
     ``video_sha256`` is the video's hash when the caller knows it (the assembly's checked
-    cache record); without it the video is hashed.
+    cache record); without it the video is hashed. ``stills`` (label, stored PNG): the
+    generated stills shots start from, as cells after the edit's on the contact sheet.
 
     Example:
         ```python
@@ -80,8 +82,10 @@ def deliver_extras(video: Path, items: list[TimelineItem], fmt: OutputFormat, *,
     video_sha = video_sha256 or sha256_file(video)
     stem = video.with_suffix("")
     entries = edit_sheet_entries(video, items, fmt.fps)  # frames of the edit as delivered
+    entries += [SheetEntry(label=f"still {label}", video=path, at_s=0) for label, path in stills]
     poster = _cached({"poster": video_sha}, ".jpg", lambda p: make_poster(video, p))
-    sheet = _cached({"sheet": video_sha, "cells": [(e.label, e.at_s) for e in entries]}, ".png",
+    sheet = _cached({"sheet": video_sha, "cells": [(e.label, e.at_s) for e in entries],
+                     **({"stills": [str(path) for _, path in stills]} if stills else {})}, ".png",
                     lambda p: make_contact_sheet(entries, p))
     otio_file = _cached({"otio": [i.model_dump(mode="json") for i in items], "fmt": fmt.key(),
                          "name": name, "meta": metadata}, ".otio",

@@ -204,7 +204,8 @@ def _render(story: RenderStory, shotlist_path, profile, out, mezzanine, on_moder
     extras = deliver_extras.with_options(task_run_name=step_name("deliver", story.sequence))(
         result.path, items, fmt, name=shotlist.title or shotlist.source.stem,
         metadata=_clip_metadata(shots, items),
-        mezzanine=mezzanine, video_sha256=result.sha256)
+        mezzanine=mezzanine, video_sha256=result.sha256,
+        stills=[(s.label, s.path) for s in story.stills if s.path is not None])
     published = {} if s3_origin(result.path) is None else publish_to_origin.with_options(
         task_run_name=step_name("publish", story.sequence))(
         [result.path, *(p for p in extras.model_dump().values() if p)])

@@ -64,6 +64,7 @@ def test_compare_grid_costs_cache_and_render_after(tmp_path, home, luma_env):
     assert {(c.shot, c.variant, c.status) for c in report.cells} == {
         (s, m, "paid") for s in ("kite", "dog") for m in ("ray-2", "ray-flash-2")}
     assert all(c.paid_usd == c.price_usd > 0 for c in report.cells)
+    assert all(c.gen_s is not None and c.gen_s >= 0 for c in report.cells)  # from the ledger
     assert report.paid_usd == round(sum(c.price_usd for c in report.cells), 2)
     assert report.cost_usd["ray-2"] > report.cost_usd["ray-flash-2"] > 0
     assert report.flow_run_name.startswith("compare-list-") and "[" not in report.flow_run_name
@@ -82,6 +83,7 @@ def test_compare_grid_costs_cache_and_render_after(tmp_path, home, luma_env):
     again = compare_models(str(path), ["ray-2", "ray-flash-2"])
     assert luma_env.created_count() - before == 4
     assert again.paid_usd == 0 and {c.status for c in again.cells} == {"cached"}
+    assert [c.gen_s for c in again.cells] == [c.gen_s for c in report.cells]  # still shown
     assert again.cost_usd == report.cost_usd and again.video.read_bytes() == report.video.read_bytes()
 
     # choosing a model afterwards pays nothing: the render reuses the compared clips

@@ -84,6 +84,10 @@ def test_stills_start_shots_on_both_apis_and_a_character_change_remakes_exactly_
     sky = _first_frame(store.path_for(shots["sky"].sha256), size)
     assert np.abs(first - _first_frame(still, size)).mean() < np.abs(first - sky).mean() / 3
 
+    with av.open(str(report.contact_sheet)) as sheet:  # 5 shots + 3 stills: 4 columns, 2 rows
+        stream = sheet.streams.video[0]
+        assert stream.width == 4 * 384 and stream.height > 2 * 216
+
     again = render_sequence(str(path))
     assert _counts(luma_env) == (dm + 2, agents + 6)  # an unchanged rerun pays nothing
     assert {s.status for s in again.stills} == {"cached"} and again.generated == 0
