@@ -230,8 +230,12 @@ class PinnedKeyframeIn(_In):
     at: float = Field(ge=0, description="Seconds into the clip where the image is pinned; it "
                                         "lands on the 24 fps grid at frame round(at x 24), "
                                         "from 0 to the clip's end (5s: frame 120).")
-    image: Annotated[str, Field(min_length=1, max_length=4096), AfterValidator(_keyframe_text)] = \
-        Field(description="The image: a local path (PNG, JPEG, WebP) or an https URL.")
+    image: _by_shape(  # type: ignore[valid-type]
+        Annotated[str, Field(min_length=1, max_length=4096), AfterValidator(_keyframe_text)], StillIn,
+        error="keyframe_image", message="expected an image path, an https URL or "
+                                        "{image: prompt, model: uni-1, refs: [...]}") = \
+        Field(description="The image: a local path (PNG, JPEG, WebP), an https URL, or a still "
+                          "to generate, {image: prompt, model: uni-1, refs: [name, ...]}.")
 
 
 class EditIn(_In):
@@ -379,7 +383,7 @@ _MODELS_AT: dict[tuple[str, ...], type[BaseModel]] = {
     (): ShotListIn, ("defaults",): DefaultsIn, ("output",): OutputIn, ("shots",): ShotIn,
     ("shots", "text"): TextIn, ("shots", "transition"): TransitionIn,
     ("characters",): CharacterIn, ("shots", "start", "<still>"): StillIn,
-    ("shots", "end", "<still>"): StillIn,
+    ("shots", "end", "<still>"): StillIn, ("shots", "keyframes", "image"): StillIn,
     ("defaults", "transition"): TransitionIn, ("shots", "start"): ShotRefIn, ("shots", "end"): ShotRefIn,
     ("shots", "keyframes"): PinnedKeyframeIn, ("shots", "edit"): EditIn,
     ("shots", "edit", "source"): ShotRefIn, ("shots", "reframe"): ReframeIn,

@@ -95,6 +95,13 @@ def _frame(shot: Shot, field: str, keys: dict[str, str]) -> Keyframe | None:
     return _keyframe(ref, keys)
 
 
+def _pinned(shot: Shot, i: int, image, keys: dict[str, str]) -> Keyframe | None:
+    """A pinned keyframe's image, or the still to generate for it."""
+    if isinstance(image, StillRef):
+        return still_keyframe(image, shot.aspect_ratio, f"{shot.id}.keyframes[{i}]")
+    return _keyframe(image, keys)
+
+
 def request_for(shot: Shot, profile: str, keys: dict[str, str] | None = None) -> GenerationRequest:
     """The normalised paid request for a generated shot under a profile.
 
@@ -122,8 +129,8 @@ def request_for(shot: Shot, profile: str, keys: dict[str, str] | None = None) ->
         audio=shot.audio,
         hdr=shot.hdr and not draft,
         exr=shot.exr and not draft,
-        keyframes=tuple(PinnedKeyframe(index=k.index, frame=_keyframe(k.image, keys))
-                        for k in shot.keyframes),
+        keyframes=tuple(PinnedKeyframe(index=k.index, frame=_pinned(shot, i, k.image, keys))
+                        for i, k in enumerate(shot.keyframes)),
         edit=_keyframe(shot.edit.source, keys) if shot.edit else None,
         strength=shot.edit.strength if shot.edit else None,
         reframe=_keyframe(shot.reframe, keys) if shot.reframe else None,

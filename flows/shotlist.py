@@ -140,7 +140,7 @@ class PinnedImage(_Resolved):
 
     at: float
     index: int
-    image: ImageRef
+    image: ImageRef | StillRef
 
 
 class EditRef(_Resolved):

@@ -81,8 +81,9 @@ def plan_stills(shotlist: ShotList, ledger: Ledger, store: ClipStore) -> list[St
     """Every distinct still of the list, in order of first use, with its status."""
     stills: dict[str, StillPlan] = {}
     for shot in shotlist.shots:
-        for field in ("start", "end"):
-            still = getattr(shot, field, None)
+        uses = [(field, getattr(shot, field, None)) for field in ("start", "end")]
+        uses += [(f"keyframes[{i}]", k.image) for i, k in enumerate(shot.keyframes)]
+        for field, still in uses:
             if not isinstance(still, StillRef):
                 continue
             request = still_request(still, shot.aspect_ratio)

@@ -100,3 +100,28 @@ def test_stills_start_shots_on_both_apis_and_a_character_change_remakes_exactly_
     # mara's two stills, hall and the shot extending it; door on the Dream Machine API
     assert _counts(luma_env) == (dm + 3, agents + 10)
     assert {s.id for s in changed.shot_results if s.status == "paid"} == {"door", "hall", "on"}
+
+
+def test_a_pinned_ray32_keyframe_can_be_a_still(tmp_path, home, luma_env):
+    from reelflow.flows.plan import make_plan
+    from reelflow.flows.render import render_sequence
+    from reelflow.flows.shotlist import load_shotlist
+
+    write_png(tmp_path / "mara.png", 64, 96, colour=200)
+    write_png(tmp_path / "end.png", 64, 36, colour=30)
+    shots = [{"id": "turn", "prompt": "Mara turns towards the window", "model": "ray-3.2",
+              "resolution": "360p", "keyframes": [
+                  {"at": 0, "image": {"image": "Mara by a window", "refs": ["mara"]}},
+                  {"at": 4, "image": "end.png"}]}]
+    path = write_shotlist(tmp_path, shots, output={"path": "out.mp4", "resolution": "360p"})
+    path.write_text(path.read_text(encoding="utf-8") + "characters:\n  mara: mara.png\n",
+                    encoding="utf-8")
+    plan = make_plan(load_shotlist(path))
+    assert [(s.label, s.used_by) for s in plan.stills] == [("turn.keyframes[0]", ["turn"])]
+    dm, agents = _counts(luma_env)
+
+    first = render_sequence(str(path))
+    assert _counts(luma_env) == (dm, agents + 2)  # the still, then the clip pinned to it
+    assert [s.status for s in first.stills] == ["paid"] and first.generated == 1
+    render_sequence(str(path))
+    assert _counts(luma_env) == (dm, agents + 2)
