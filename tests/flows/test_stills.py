@@ -125,3 +125,37 @@ def test_a_pinned_ray32_keyframe_can_be_a_still(tmp_path, home, luma_env):
     assert [s.status for s in first.stills] == ["paid"] and first.generated == 1
     render_sequence(str(path))
     assert _counts(luma_env) == (dm, agents + 2)
+
+
+def test_a_refused_still_follows_the_moderation_policy_for_its_shots(tmp_path, home, monkeypatch):
+    from reelflow.emulator import Emulator
+    from reelflow.emulator.faults import Faults
+    from reelflow.errors import ModerationRefused
+    from reelflow.flows.render import render_sequence
+    from tests.helpers import TEST_KEY, media_facts
+
+    emu = Emulator(tmp_path / "account", latency=0.0, faults=Faults(moderation_pattern="knife"))
+    emu.start()
+    try:
+        for name, value in (("LUMAAI_API_KEY", TEST_KEY), ("LUMAAI_BASE_URL", emu.base_url),
+                            ("LUMA_AGENTS_API_KEY", TEST_KEY), ("LUMA_BASE_URL", emu.agents_base_url)):
+            monkeypatch.setenv(name, value)
+        shots = [{"id": "cut", "prompt": "A chef slices bread", "resolution": "540p",
+                  "start": {"image": "A knife on a wooden board"}},
+                 {"id": "more", "prompt": "The chef keeps slicing", "resolution": "540p",
+                  "start": {"shot": "cut"}},
+                 {"id": "sky", "prompt": "Clouds over a hill", "resolution": "540p"}]
+        path = write_shotlist(tmp_path, shots)
+
+        with pytest.raises(ModerationRefused, match="cut.start"):
+            render_sequence(str(path))                       # on_moderation: fail (the default)
+        assert (emu.created_count(), emu.agents_created_count()) == (0, 1)  # no shot was sent
+
+        report = render_sequence(str(path), on_moderation="skip")
+        assert [(s.label, s.status) for s in report.stills] == [("cut.start", "refused")]
+        status = {s.id: s.status for s in report.shot_results}
+        assert status == {"cut": "refused", "more": "refused", "sky": "paid"}
+        assert media_facts(report.output)["frames"] == 5 * 24    # only sky is left
+        assert (emu.created_count(), emu.agents_created_count()) == (1, 1)  # sky; the still once
+    finally:
+        emu.stop()
