@@ -127,19 +127,27 @@ def test_a_pinned_ray32_keyframe_can_be_a_still(tmp_path, home, luma_env):
     assert _counts(luma_env) == (dm, agents + 2)
 
 
-def test_a_refused_still_follows_the_moderation_policy_for_its_shots(tmp_path, home, monkeypatch):
+def _own_emulator(tmp_path, monkeypatch, faults):
+    """An emulator of this test's own, with ``faults``, pointed at by both SDKs' env."""
     from reelflow.emulator import Emulator
+    from tests.helpers import TEST_KEY
+
+    emu = Emulator(tmp_path / "account", latency=0.0, faults=faults)
+    emu.start()
+    for name, value in (("LUMAAI_API_KEY", TEST_KEY), ("LUMAAI_BASE_URL", emu.base_url),
+                        ("LUMA_AGENTS_API_KEY", TEST_KEY), ("LUMA_BASE_URL", emu.agents_base_url)):
+        monkeypatch.setenv(name, value)
+    return emu
+
+
+def test_a_refused_still_follows_the_moderation_policy_for_its_shots(tmp_path, home, monkeypatch):
     from reelflow.emulator.faults import Faults
     from reelflow.errors import ModerationRefused
     from reelflow.flows.render import render_sequence
-    from tests.helpers import TEST_KEY, media_facts
+    from tests.helpers import media_facts
 
-    emu = Emulator(tmp_path / "account", latency=0.0, faults=Faults(moderation_pattern="knife"))
-    emu.start()
+    emu = _own_emulator(tmp_path, monkeypatch, Faults(moderation_pattern="knife"))
     try:
-        for name, value in (("LUMAAI_API_KEY", TEST_KEY), ("LUMAAI_BASE_URL", emu.base_url),
-                            ("LUMA_AGENTS_API_KEY", TEST_KEY), ("LUMA_BASE_URL", emu.agents_base_url)):
-            monkeypatch.setenv(name, value)
         shots = [{"id": "cut", "prompt": "A chef slices bread", "resolution": "540p",
                   "start": {"image": "A knife on a wooden board"}},
                  {"id": "more", "prompt": "The chef keeps slicing", "resolution": "540p",
@@ -157,5 +165,32 @@ def test_a_refused_still_follows_the_moderation_policy_for_its_shots(tmp_path, h
         assert status == {"cut": "refused", "more": "refused", "sky": "paid"}
         assert media_facts(report.output)["frames"] == 5 * 24    # only sky is left
         assert (emu.created_count(), emu.agents_created_count()) == (1, 1)  # sky; the still once
+    finally:
+        emu.stop()
+
+
+def test_a_still_whose_create_answer_is_lost_is_not_sent_again(tmp_path, home, monkeypatch):
+    from reelflow.emulator.faults import Faults
+    from reelflow.errors import AnswerLost
+    from reelflow.flows.render import render_sequence
+    from reelflow.flows.resolve import resolve_send
+
+    emu = _own_emulator(tmp_path, monkeypatch, Faults(drop_after_create=1.0))
+    try:
+        shots = [{"id": "door", "prompt": "A red door swings open", "model": "ray-3.2",
+                  "resolution": "360p", "start": {"image": "A red door in a white wall"}}]
+        path = write_shotlist(tmp_path, shots, output={"path": "out.mp4", "resolution": "360p"})
+        with pytest.raises(AnswerLost, match="reelflow resolve door.start"):
+            render_sequence(str(path))
+        with pytest.raises(AnswerLost):
+            render_sequence(str(path))          # still in doubt: nothing is sent again
+        assert emu.agents_created_count() == 1  # made once, its answer lost
+        emu.set_faults(Faults())
+        made = [r["id"] for r in emu.agents.records() if r["request"]["prompt"] == "A red door in a white wall"]
+        resolve_send("door.start", generation_id=made[-1])  # the user adopts it
+        report = render_sequence(str(path))
+        assert [(s.label, s.status, s.generation_id) for s in report.stills] == [
+            ("door.start", "cached", made[-1])]
+        assert emu.agents_created_count() == 2  # only the shot: the still was adopted
     finally:
         emu.stop()
