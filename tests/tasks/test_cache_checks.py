@@ -107,21 +107,24 @@ def local_store(home, monkeypatch) -> ClipStore:
     return ClipStore.default()
 
 
+@pytest.mark.parametrize("suffix,kind", [(".mp4", "stored clip"), (".png", "stored image")])
 @pytest.mark.parametrize("damage", ["truncate", "flip"])
-def test_damaged_stored_clip_reads_as_absent(damage, local_store, tmp_path, caplog, hashes):
-    source = tmp_path / "clip.mp4"
+def test_damaged_stored_file_reads_as_absent(damage, suffix, kind, local_store, tmp_path, caplog,
+                                             hashes):
+    """Clips and stills (keyframes, generated images) alike."""
+    source = tmp_path / f"file{suffix}"
     source.write_bytes(secrets.token_bytes(80_000))
-    sha = local_store.put_file(source)
-    path = local_store.path_for(sha)
+    sha = local_store.put_file(source, suffix=suffix)
+    path = local_store.path_for(sha, suffix)
     hashes.clear()
-    assert local_store.has(sha) and hashes == []  # as written: no hash
+    assert local_store.has(sha, suffix) and hashes == []  # as written: no hash
 
     os.truncate(path, 20_000) if damage == "truncate" else flip_bytes(path)
 
-    assert not local_store.has(sha)
+    assert not local_store.has(sha, suffix)
     assert not path.exists()
     warnings = _warnings(caplog)
-    assert len(warnings) == 1 and "stored clip" in warnings[0] and sha in warnings[0], warnings
+    assert len(warnings) == 1 and kind in warnings[0] and sha in warnings[0], warnings
 
 
 def test_stored_file_without_record_is_hashed_then_trusted(local_store, tmp_path, hashes):
