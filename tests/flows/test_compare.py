@@ -175,3 +175,18 @@ def test_summary_is_a_rich_table_on_a_terminal_and_plain_text_in_a_pipe(tmp_path
     assert "31.5s" in tty.getvalue() and "$0.14" in tty.getvalue()
     assert totals[0].label == "ray-2 · 540p · $0.40 · gen 32s"
     assert json.loads(report.model_dump_json())["paid_usd"] == 0.40
+
+
+def test_cli_compare_prints_the_summary_table_when_piped(tmp_path, home, luma_env, prefect_api):
+    path = write_shotlist(tmp_path, [SHOTS[2]], output={"path": "out.mp4", "resolution": "540p"})
+    result = run_cli(["compare", str(path), "--models", "ray-flash-2,ray-2@draft"],
+                     env={"PREFECT_API_URL": prefect_api, "REELFLOW_HOME": str(home)})
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[0].split() == ["shot", "variant", "model", "res", "dur", "status", "price", "paid", "gen"]
+    rows = [line.split() for line in lines[1:3]]
+    assert [r[:3] for r in rows] == [["dog", "ray-flash-2", "ray-flash-2"],
+                                     ["dog", "ray-2@draft", "ray-flash-2"]]
+    assert [r[5] for r in rows] == ["paid", "cached"]  # the draft of ray-2 is the same request
+    assert lines[-3].startswith("paid this run: $") and lines[-2] == f"grid: {tmp_path / 'list.compare.mp4'}"
+    assert "INFO" not in result.stdout and "Traceback" not in result.stderr
