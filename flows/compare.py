@@ -30,7 +30,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from reelflow.config import DEFAULT_CONCURRENCY
 from reelflow.flows._compare_summary import CompareCell, CompareReport, VariantTotal, markdown
 from reelflow.flows._compare_variants import Variant, load_variants, parse_variants
-from reelflow.flows.endpoint import image_url_resolver, luma_credentials
+from reelflow.flows.endpoint import check_credentials, image_url_resolver, luma_credentials
 from reelflow.flows.generation import Refused, first_failure, generate_all
 from reelflow.flows.observe import ensure_limits, run_name
 from reelflow.flows.plan import RenderPlan, make_plan
@@ -90,6 +90,8 @@ def compare_models(shotlist_path: str, models: list[str], profile: str = "final"
     store = ClipStore.default()
     plans = [(v, sl, make_plan(sl, v.profile, store=store)) for v, sl in lists]  # every check first
     credentials = luma_credentials()
+    for _, _, plan in plans:
+        check_credentials(plan, credentials)
     ensure_limits()
     runs, stills_paid = [], 0.0
     for variant, shotlist, plan in plans:

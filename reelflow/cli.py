@@ -379,12 +379,14 @@ def _str(path) -> str | None:
 
 def _cmd_compare(args) -> int:
     from reelflow.flows._compare_variants import load_variants, parse_variants
-    from reelflow.flows.endpoint import image_url_resolver
+    from reelflow.flows.endpoint import check_credentials, image_url_resolver
     from reelflow.flows.plan import make_plan
 
     models = args.models.split(",")
     for variant, shotlist in load_variants(args.file, parse_variants(models, args.profile)):
-        urls = image_url_resolver(make_plan(shotlist, variant.profile))  # checked before Prefect
+        plan = make_plan(shotlist, variant.profile)       # keys and URLs checked before Prefect
+        check_credentials(plan)
+        urls = image_url_resolver(plan)
         if urls is not None:
             urls.close()
     from reelflow.flows.endpoint import luma_credentials

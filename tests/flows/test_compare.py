@@ -190,3 +190,15 @@ def test_cli_compare_prints_the_summary_table_when_piped(tmp_path, home, luma_en
     assert [r[5] for r in rows] == ["paid", "cached"]  # the draft of ray-2 is the same request
     assert lines[-3].startswith("paid this run: $") and lines[-2] == f"grid: {tmp_path / 'list.compare.mp4'}"
     assert "INFO" not in result.stdout and "Traceback" not in result.stderr
+
+
+def test_cli_compare_needing_a_missing_api_key_is_exit_2_before_prefect(tmp_path, home):
+    from tests.helpers import TEST_KEY
+
+    path = write_shotlist(tmp_path, [SHOTS[2]])
+    result = run_cli(["compare", str(path), "--models", "ray-2,ray-3.2"],
+                     env={"LUMAAI_API_KEY": TEST_KEY, "LUMAAI_BASE_URL": "http://127.0.0.1:9",
+                          "PREFECT_API_URL": "http://127.0.0.1:9/api"})  # nothing listens there
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "LUMA_AGENTS_API_KEY" in lines[0] and "shot dog" in lines[0], lines
