@@ -8,10 +8,11 @@ ever a task parameter), takes a slot of the global ``reelflow-luma-generations``
 like any local render, and pays through the shared S3 ledger (compare-and-swap), so any
 worker may generate any shot and a paid call still happens once.
 
-A worker that dies (kill -9, a lost machine) leaves its task run "Running" for good.
-While a remote shot runs, its worker rewrites a heartbeat object in the store
-(``<prefix>/heartbeats/<task run id>``, every HEARTBEAT_S); the flow polls the shots'
-task runs in one API call and, when a Running shot's heartbeat has not changed for
+A worker that dies (kill -9, a lost machine) leaves its task runs "Running" (or
+"Pending": taken from the queue, not started) for good. While a remote shot runs, its
+worker rewrites a heartbeat object in the store (``<prefix>/heartbeats/<task run id>``,
+every HEARTBEAT_S); the flow polls the shots' task runs in one API call and, when a
+Running or Pending shot's heartbeat has not changed for
 REELFLOW_STALE_S seconds (default 30) by the flow's own clock, marks that task run
 Crashed and delays the shot again. The next worker finds the generation id in the ledger
 and waits on it: nothing is paid again.
@@ -30,7 +31,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterId
 from prefect.runtime import task_run as current_task_run
-from prefect.states import Crashed
+from prefect.states import Cancelled, Crashed
 
 from reelflow.tasks import _s3
 from reelflow.tasks.luma import LumaCredentials
@@ -109,11 +110,7 @@ def generate_remote(request: GenerationRequest, *, shot_id: str, on_moderation: 
     """
     from reelflow.flows.generation import generate_shot
 
-    store = ClipStore.from_url(store_url)
-    mine = ClipStore.default()
-    if not mine.is_s3 or shared_store_url(mine) != store_url:
-        get_run_logger().warning("Worker store %s differs from the render's %s: using the render's",
-                                 os.environ.get("REELFLOW_STORE"), store_url)
+    store = ClipStore.from_url(store_url)  # the render's store (this machine's S3 keys)
     with Heartbeat(store, str(current_task_run.id)):
         return generate_shot.fn(request, shot_id=shot_id, on_moderation=on_moderation,
                                 credentials=LumaCredentials.from_env(), store=store)
@@ -127,6 +124,7 @@ class _Pending:
     seen_beat: str | None = None
     beat_changed_at: float = field(default_factory=time.monotonic)
     resumed: int = 0
+    phase: str = "SCHEDULED"
 
 
 @dataclass
@@ -196,16 +194,29 @@ class RemoteShots:
         with get_client(sync_client=True) as client:
             runs = client.read_task_runs(task_run_filter=TaskRunFilter(
                 id=TaskRunFilterId(any_=list(by_id))), limit=len(by_id) + 1)
+            active = any(r.state and (r.state.is_running() or r.state.is_pending()) for r in runs)
             for run in runs:
-                pending = by_id[run.id]
-                state = run.state
+                pending, state = by_id[run.id], run.state
                 if state is None:
                     continue
+                if state.type.value != pending.phase:  # the stale clocks start at each change
+                    pending.phase, pending.beat_changed_at = state.type.value, time.monotonic()
                 if state.is_final() and not state.is_crashed():
                     self.done[pending.shot_id] = state
                     del self.pending[pending.shot_id]
-                elif state.is_crashed() or (state.is_running() and self._lost(pending)):
-                    self._resume(client, pending, state)
+                elif state.is_crashed():
+                    self._resume(client, pending, state, mark=None)
+                elif (state.is_running() or state.is_pending()) and self._lost(pending):
+                    self._resume(client, pending, state, mark=Crashed(
+                        message=f"worker lost: no heartbeat for {stale_after_s():.0f}s"))
+                elif state.is_scheduled() and self.done and not active and self._swallowed(pending):
+                    self._resume(client, pending, state, mark=Cancelled(
+                        message=f"taken by no worker for {stale_after_s():.0f}s while none ran"))
+
+    def _swallowed(self, pending: _Pending) -> bool:
+        """Scheduled while no shot of this render runs: a dead worker took it off the queue
+        (a task worker receives one run ahead of its limit), or no worker is up at all."""
+        return time.monotonic() - pending.beat_changed_at > stale_after_s()
 
     def _lost(self, pending: _Pending) -> bool:
         found = _s3.read_versioned(self.store._client(), self.store.bucket_name,
@@ -217,12 +228,11 @@ class RemoteShots:
             return False
         return now - pending.beat_changed_at > stale_after_s()
 
-    def _resume(self, client, pending: _Pending, state) -> None:
-        if not state.is_crashed():
-            client.set_task_run_state(pending.task_run_id, Crashed(
-                message=f"worker lost: no heartbeat for {stale_after_s():.0f}s"), force=True)
-        self._log.warning("Shot %s: task run %s lost its worker (%s); delaying it again",
-                          pending.shot_id, pending.task_run_id, state.name)
+    def _resume(self, client, pending: _Pending, state, mark) -> None:
+        if mark is not None:
+            client.set_task_run_state(pending.task_run_id, mark, force=True)
+        self._log.warning("Shot %s: task run %s %s (%s); delaying it again", pending.shot_id,
+                          pending.task_run_id, mark.message if mark else "crashed", state.name)
         self.submit(pending.shot_id, pending.request)
 
     def _outcome(self, shot_id: str):

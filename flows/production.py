@@ -9,6 +9,8 @@ references (keyframe images, music), the URLs it references, and the profile. Th
 rendered fingerprint and the output's SHA-256 live in
 ``REELFLOW_HOME/production/<sha256 of the list's absolute path>.json`` (one entry per
 profile), so a run skips a list only if neither its inputs nor its output have changed.
+For an ``s3://`` folder with an S3 clip store, workers share that record instead
+(flows/list_claims.py): a list is rendered once per change, by one worker at a time.
 Bad lists are reported with their ``ShotListError`` lines and never stop the others.
 
 Example:
@@ -35,10 +37,11 @@ from pydantic import BaseModel
 from reelflow.config import reelflow_home
 from reelflow.errors import ReelflowError, ShotListError
 from reelflow.flows.observe import run_name
+from reelflow.flows.list_claims import ListClaims
 from reelflow.flows.render import render_sequence
 from reelflow.flows.s3_lists import mirror_s3_prefix
 from reelflow.flows.shotlist import ImageRef, ShotList, load_shotlist
-from reelflow.tasks.store import sha256_file
+from reelflow.tasks.store import ClipStore, sha256_file
 
 __all__ = ["Failure", "ProductionSummary", "Rendered", "fingerprint", "find_shotlists", "produce"]
 
@@ -149,16 +152,25 @@ def _up_to_date(path: Path, profile: str, print_: str) -> bool:
     return output.is_file() and sha256_file(output) == entry.get("output_sha256")
 
 
-def _render_one(path: Path, profile: str, budget_usd: float | None, summary: ProductionSummary) -> None:
-    """Skip, render or report one list; never raises for a problem with the list itself."""
+def _render_one(path: Path, profile: str, budget_usd: float | None, summary: ProductionSummary,
+                claims: ListClaims | None = None) -> None:
+    """Skip, render or report one list; never raises for a problem with the list itself.
+
+    With ``claims`` (an S3 folder and an S3 store: workers share them) the list is
+    rendered only by the worker that claims it, once per fingerprint.
+    """
     log = get_run_logger()
+    claimed = report = None
     try:
         shotlist = load_shotlist(path)
         print_ = fingerprint(path, shotlist, profile)
-        if _up_to_date(path, profile, print_):
-            log.info("%s: unchanged, skipped", path.name)
+        verdict = claims.claim(path.name, print_) if claims else None
+        if verdict in ("unchanged", "busy") or (not claims and _up_to_date(path, profile, print_)):
+            log.info("%s: %s, skipped", path.name,
+                     "being rendered by another worker" if verdict == "busy" else "unchanged")
             summary.skipped.append(str(path))
             return
+        claimed = path.name if claims else None
         report = render_sequence(str(path), profile=profile, budget_usd=budget_usd)
     except ShotListError as exc:
         _fail(summary, path, exc.problems)
@@ -169,6 +181,9 @@ def _render_one(path: Path, profile: str, budget_usd: float | None, summary: Pro
     except Exception as exc:  # one list's crash must not stop the folder; it is reported
         _fail(summary, path, [f"{path.name}: {type(exc).__name__}: {exc}"])
         return
+    finally:  # rendered or not, the claim goes; only a whole render records its fingerprint
+        if claimed:
+            claims.release(claimed, rendered=print_ if report is not None else None)
     _write_state(path, profile, {"fingerprint": print_, "output": str(report.output),
                                  "output_sha256": sha256_file(report.output)})
     summary.rendered.append(Rendered(shotlist=str(path), output=str(report.output),
@@ -227,8 +242,11 @@ def produce(folder: str, profile: str = "final", budget_usd: float | None = None
     paths = find_shotlists(local)
     log.info("Production of %s: %d shot lists, profile %s", folder, len(paths), profile)
     summary = ProductionSummary(folder=folder, profile=profile)
+    claims = None
+    if folder.startswith("s3://") and (store := ClipStore.default()).is_s3:
+        claims = ListClaims(store, folder, profile)  # workers share who renders which list
     for path in paths:
-        _render_one(path, profile, budget_usd, summary)
+        _render_one(path, profile, budget_usd, summary, claims)
     log.info("Production of %s: %d rendered ($%.2f), %d unchanged, %d failed", folder,
              len(summary.rendered), summary.cost_usd, len(summary.skipped), len(summary.failed))
     _publish(summary)

@@ -285,7 +285,7 @@ def start_machine(cluster: Cluster, index: int, *, limit: int = 5,
 
 
 def up(folder: Path, workers: int, latency: float | None, limit: int,
-       process_workers: bool = True) -> Cluster:
+       process_workers: bool = True, extra_env: dict[str, str] | None = None) -> Cluster:
     folder.mkdir(parents=True, exist_ok=True)
     cluster = Cluster(dir=folder.resolve())
     cluster.env.update({"PREFECT_SERVER_ANALYTICS_ENABLED": "false",
@@ -293,6 +293,7 @@ def up(folder: Path, workers: int, latency: float | None, limit: int,
                         # one folder (several machines: a shared storage block, docs/scaling.md)
                         "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(cluster.dir / "results"),
                         "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "true"})
+    cluster.env.update(extra_env or {})
     db_url = start_postgres(cluster)
     cluster.save()
     cluster.env.update(start_weed(cluster))
