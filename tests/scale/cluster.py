@@ -20,7 +20,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 #: Seconds from create to completed on the emulator (Luma takes minutes: scaled down).
-LATENCY_S = 6.0
+LATENCY_S = 10.0
 #: Creates a minute for the test's rate limit: Luma's 20 scaled up with the latency.
 CREATES_PER_MINUTE = 600
 

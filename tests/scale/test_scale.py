@@ -98,15 +98,20 @@ def test_forty_shots_over_three_workers_then_one_killed(cluster, tmp_path):
     second = finish(proc)
     records = created_since(account, base)
     prompts = Counter(r["request"]["prompt"] for r in records)
-    assert len(records) == SHOTS and len(prompts) == SHOTS, prompts.most_common(3)
-    assert sha(second["output"]) == sha(reference["output"])
+    # No request created twice. (A worker killed between writing "sending" and its create
+    # leaves a record the next worker resolves from the account after
+    # REELFLOW_SENDING_LIVE_S: it may adopt run 1's generation of the same request, so
+    # run 2 can need fewer than SHOTS creates, never more.)
+    assert len(records) <= SHOTS and max(prompts.values()) == 1, prompts.most_common(3)
+    assert second["shots"] == SHOTS and sha(second["output"]) == sha(reference["output"])
     lost = api(cluster, "/task_runs/filter", {"task_runs": {"state": {"type": {"any_": ["CRASHED"]}}}})
     lost = [run for run in lost if "worker lost" in (run["state"]["message"] or "")]
     assert lost, "no task run was detected lost after the kill"
     from datetime import datetime
 
-    for run in lost:
-        marked = datetime.fromisoformat(run["state"]["timestamp"].replace("Z", "+00:00")).timestamp()
-        assert marked - killed_at < 120, run["name"]
-    print(f"run2: worker killed {killed_at - records[-1]['created_ts']:.1f}s before the last "
-          f"create; {len(lost)} lost shots resumed; flow {second['flow_s']}s")
+    marks = [datetime.fromisoformat(run["state"]["timestamp"].replace("Z", "+00:00")).timestamp()
+             for run in lost]
+    assert max(marks) - killed_at < 120  # detected and resumed within two minutes
+    print(f"run2: {len(records)} creates; worker killed after {15} creates; {len(lost)} lost "
+          f"shots resumed, marked {max(m - killed_at for m in marks):.1f}s after the kill at "
+          f"most; flow {second['flow_s']}s")
