@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from fractions import Fraction
 from pathlib import Path
 
 import av
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["ClipInfo", "count_video_packets", "probe", "read_sidecar", "write_sidecar"]
+__all__ = ["ClipInfo", "count_video_packets", "probe"]
 
 
 class ClipInfo(BaseModel):
@@ -74,16 +73,3 @@ def count_video_packets(path: str | Path) -> int:
 def _count_packets(container: av.container.InputContainer, video: av.VideoStream) -> int:
     # Flush packets (size 0) and packets an edit list discards are not frames.
     return sum(1 for p in container.demux(video) if p.size and not p.is_discard)
-
-
-def write_sidecar(media: Path, info: ClipInfo) -> None:
-    """Store ``info`` next to a cached file, so later runs need not open it."""
-    media.with_suffix(".json").write_text(info.model_dump_json())
-
-
-def read_sidecar(media: Path) -> ClipInfo | None:
-    """Return the ClipInfo stored beside ``media``, or None when there is none."""
-    try:
-        return ClipInfo.model_validate(json.loads(media.with_suffix(".json").read_text()))
-    except (FileNotFoundError, ValueError):
-        return None
