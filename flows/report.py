@@ -112,7 +112,7 @@ def _outcome_cell(story, shot) -> str:
             f": {_cell(shot.failure_reason, 28)}"
     if shot.status == "paid" and tries > 1:
         return f"paid after {tries} tries"
-    return {"pending": "not finished", "card": "title card"}.get(shot.status, shot.status)
+    return {"pending": "not started", "card": "title card"}.get(shot.status, shot.status)
 
 
 def _attempt_cells(shot) -> list[tuple[str, str, str]]:

@@ -30,8 +30,8 @@ class Attempt(BaseModel):
     #: "completed", "failed" (resubmitted or given up), "refused" (moderation) or "dreaming".
     outcome: str
     reason: str | None = None
-    #: Billed by the account: charged at create, and given back when the generation fails
-    #: (Luma refunds failed jobs; the summary's reconciliation checks it against the balance).
+    #: Billed by the account: charged at create and given back when the generation fails
+    #: (as the emulator does; the summary checks it against the balance).
     billed: bool = True
     #: The call's price (what it costs when billed).
     cost_usd: float = 0.0

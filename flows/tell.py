@@ -17,7 +17,7 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact, cr
 from reelflow.flows.endpoint import account_balance
 from reelflow.flows.links import clip_link, output_link
 from reelflow.flows.observe import emit, tag_run
-from reelflow.flows.report import thumbnail, artifact_key, cost_ledger_rows, summary_markdown
+from reelflow.flows.report import artifact_key, cost_ledger_rows, summary_markdown, thumbnail
 
 __all__ = ["tell_story"]
 

@@ -292,8 +292,9 @@ def _paid_step(key: str, *, shot_id: str, provider: Provider, store: ClipStore, 
                 time.sleep(CONFLICT_BACKOFF_S)
             except LedgerConflict:
                 time.sleep(CONFLICT_BACKOFF_S)
-    # Of what was sent, only the generation that completed stays billed: Luma gives a
-    # failed generation's charge back (the ledger's history keeps every attempt).
+    # Of what was sent, only the generation that completed stays billed: a failed
+    # generation's charge is given back (as the emulator does; the ledger's history keeps
+    # every attempt, and the render's summary checks the balance).
     return clip.model_copy(update={"paid": bool(sent), "cost_usd": cost if sent else 0.0})
 
 

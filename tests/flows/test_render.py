@@ -126,7 +126,7 @@ def test_summary_artifact_lists_every_shot(tmp_path, home, luma_env):
     assert [row.split("|")[2].split("**")[1] for row in shots] == ["alpha", "beta", "gamma"]
     assert "| paid |" in shots[0] and "| title card |" in shots[2]
     assert all("](data:image/jpeg;base64," in row for row in shots)
-    assert "A red kite over green hills" in shots[0]
+    assert "“A red kite over green h…”" in shots[0]  # a short excerpt of the prompt
     assert "**total** (3 shots)" in total and f"**${report.cost_usd:.2f}**" in total
     with get_client(sync_client=True) as client:
         ledger = client.read_artifacts(
