@@ -10,6 +10,7 @@ sequence event) is published when it ends (flows/report.py).
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
@@ -21,7 +22,8 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from reelflow import _progress
 from reelflow.config import DEFAULT_CONCURRENCY
 from reelflow.flows.deliverables import deliver_extras
-from reelflow.flows.distribute import RemoteShots, distribute_default
+from reelflow.flows.distribute import Heartbeat, RemoteShots, distribute_default
+from reelflow.flows.sweep import flow_heartbeat_name
 from reelflow.flows.endpoint import (account_balance, check_credentials, check_credits,
                                      image_url_resolver, luma_credentials)
 from reelflow.flows.generation import Refused, first_failure, generate_all
@@ -135,8 +137,9 @@ def render_sequence(shotlist_path: str, profile: str = "final", out: str | None 
     story = RenderStory(sequence=Path(shotlist_path).stem, profile=profile,
                         policy=on_moderation, run_id=str(flow_run.id) if flow_run.id else None)
     try:
-        return _render(story, shotlist_path, profile, out, mezzanine, on_moderation, budget_usd,
-                       luma_block, store_block, distribute)
+        with contextlib.ExitStack() as held:  # a distributed run's heartbeat, to its end
+            return _render(story, shotlist_path, profile, out, mezzanine, on_moderation,
+                           budget_usd, luma_block, store_block, distribute, held)
     except BaseException as exc:
         story.error = one_line(exc)
         raise
@@ -145,7 +148,7 @@ def render_sequence(shotlist_path: str, profile: str = "final", out: str | None 
 
 
 def _render(story: RenderStory, shotlist_path, profile, out, mezzanine, on_moderation,
-            budget_usd, luma_block, store_block, distribute=None) -> RenderReport:
+            budget_usd, luma_block, store_block, distribute=None, held=None) -> RenderReport:
     started = time.monotonic()
     log = get_run_logger()
     shotlist = load_shotlist(local_shotlist(shotlist_path))
@@ -176,6 +179,8 @@ def _render(story: RenderStory, shotlist_path, profile, out, mezzanine, on_moder
     remote = None
     if distribute if distribute is not None else distribute_default():
         remote = RemoteShots(store, sequence=story.sequence, profile=profile, on_moderation=policy)
+        if flow_run.id and held is not None:  # `reelflow sweep` finds this run if it is lost
+            held.enter_context(Heartbeat(store, flow_heartbeat_name(flow_run.id)))
     try:
         stills = generate_stills(plan, credentials=credentials, store=store,
                                  sequence=story.sequence, on_moderation=policy)

@@ -51,3 +51,34 @@ def main(argv: list[str]) -> int:
     print(f"reelflow worker: serving shot generation (limit {args.limit})", file=sys.stderr, flush=True)
     serve(generate_remote, limit=args.limit)
     return 0
+
+
+def main_sweep(argv: list[str]) -> int:
+    """``reelflow sweep``: find distributed render runs whose machine was lost; run them again."""
+    parser = argparse.ArgumentParser(prog="reelflow sweep", description=main_sweep.__doc__)
+    parser.add_argument("--older-than", type=float, default=60.0, metavar="S",
+                        help="a Running run whose heartbeat is older than S seconds is lost "
+                             "(default 60)")
+    parser.add_argument("--every", type=float, default=None, metavar="S",
+                        help="keep sweeping every S seconds (default: once)")
+    args = parser.parse_args(argv)
+    problems = [f"reelflow sweep: {name} is not set" for name in ("PREFECT_API_URL", "REELFLOW_STORE")
+                if not os.environ.get(name)]
+    for line in problems:
+        print(line, file=sys.stderr)
+    if problems:
+        return 2
+    import time
+
+    from reelflow.flows.sweep import sweep
+    from reelflow.tasks.store import ClipStore
+
+    store = ClipStore.default()
+    while True:
+        for lost in sweep(store, args.older_than):
+            again = f"; run again as {lost.rerun_id}" if lost.rerun_id else "; no deployment to rerun"
+            print(f"reelflow sweep: {lost.name} ({lost.flow_run_id}) lost, no heartbeat for "
+                  f"{lost.age_s:.0f}s: marked Crashed{again}", flush=True)
+        if args.every is None:
+            return 0
+        time.sleep(args.every)

@@ -112,6 +112,7 @@ def _parser() -> argparse.ArgumentParser:
                          help=_VERBOSE_HELP)
     for name, text in (("emulator", "run the Luma API emulator"),
                        ("worker", "generate shots of distributed renders (a Prefect task worker)"),
+                       ("sweep", "find distributed renders whose machine was lost; run them again"),
                        ("serve", "serve the render and production deployments (schedules)"),
                        ("deploy", "register the deployments for a work pool")):
         commands.add_parser(name, help=text, add_help=False).add_argument("args", nargs=argparse.REMAINDER)
@@ -464,7 +465,7 @@ def _cmd_schema(_args) -> int:
     return EXIT_OK
 
 
-_PASSTHROUGH = ("emulator", "serve", "deploy", "worker")
+_PASSTHROUGH = ("emulator", "serve", "deploy", "worker", "sweep")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -499,10 +500,10 @@ def _dispatch(argv: list[str], verbose: bool) -> int:
         from reelflow.emulator import main as emulator_main
 
         return emulator_main(argv[1:])
-    if argv[:1] == ["worker"]:
-        from reelflow._worker import main as worker_main
+    if argv[:1] in (["worker"], ["sweep"]):
+        from reelflow._worker import main as worker_main, main_sweep
 
-        return worker_main(argv[1:])
+        return (worker_main if argv[0] == "worker" else main_sweep)(argv[1:])
     if argv[:1] in (["serve"], ["deploy"]):
         from reelflow.deployments.serve import main_deploy, main_serve  # configures Prefect's logs
 
