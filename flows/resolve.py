@@ -6,7 +6,8 @@ the generation was made, so it does not send it again. The shot fails with one l
 naming the ledger record, and the user decides here:
 
 * ``--generation-id ID``: adopt the generation found in Luma's dashboard (checked to
-  exist on the account first); the next render waits on it and pays nothing;
+  exist on the account first, and to belong to no other request: it is claimed in the
+  ledger, see ``Ledger.claim``); the next render waits on it and pays nothing;
 * ``--resend``: accept paying again; the next render sends the create anew.
 
 Nothing here sends a create.
@@ -92,6 +93,9 @@ def resolve_send(shot_id: str, *, generation_id: str | None = None, resend: bool
         if credentials is not None and not _exists(credentials, generation_id):
             raise ShotListError([f"resolve: no generation {generation_id} on the Luma "
                                  "account(s); nothing was recorded"])
+        if generation_id in ledger.generation_ids() or not ledger.claim(generation_id, entry.key):
+            raise ShotListError([f"resolve: generation {generation_id} already belongs to "
+                                 "another request in the ledger; nothing was recorded"])
         entry = with_generation(entry, generation_id, entry.sending_cost_usd or 0.0, adopted=True)
     else:
         entry = entry.model_copy(update={"sending_since": None, "sender": None,

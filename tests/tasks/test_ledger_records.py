@@ -72,3 +72,22 @@ def test_a_corrupt_step_record_is_refused_not_paid_again(tmp_path, home):
             == (1, 1)
     finally:
         emu.stop()
+
+
+def test_resolve_never_adopts_a_generation_another_request_holds(home):
+    from reelflow.errors import ShotListError
+    from reelflow.flows.resolve import resolve_send
+
+    ledger = Ledger(root=home / "ledger")
+    for key, shot in (("a" * 64, "one"), ("b" * 64, "two")):
+        ledger.write(LedgerEntry(key=key, shot_id=shot, sending_since="2026-01-01T00:00:00+00:00"))
+    ledger.write(LedgerEntry(key="c" * 64, shot_id="three", generation_id="g-recorded"))
+    assert ledger.claim("g-claimed", "d" * 64)
+    for taken in ("g-recorded", "g-claimed"):
+        with pytest.raises(ShotListError, match="already belongs to another request"):
+            resolve_send("one", generation_id=taken, ledger=ledger)
+    assert ledger.read("a" * 64).generation_id is None
+    resolve_send("one", generation_id="g-free", ledger=ledger)
+    assert ledger.read("a" * 64).generation_id == "g-free"
+    with pytest.raises(ShotListError, match="already belongs"):
+        resolve_send("two", generation_id="g-free", ledger=ledger)
