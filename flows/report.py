@@ -76,24 +76,37 @@ def status_line(story) -> str:
     return " · ".join([head, *counts, spent])
 
 
+def _on_balance(shot) -> bool:
+    """True when the shot's generations are billed to the account ``credits.get()`` reads
+    (the Dream Machine API's; ray-3.2 and uni-1 go through the Agents API)."""
+    from reelflow.spec import DREAM_MACHINE_API, MODEL_API
+
+    return MODEL_API.get(shot.model or "", DREAM_MACHINE_API) == DREAM_MACHINE_API
+
+
 def reconciliation(story) -> str:
     """The account's balance before and after, and whether it matches what the run counted."""
     before, after = story.balance_before, story.balance_after
     if before is None or after is None:
         return ("**Account:** the API offered no credit balance, so the spend above is "
                 "reelflow's price estimate for every billed attempt.")
+    shots = [s for s in story.shots if _on_balance(s)]
+    counted = round(sum(s.cost_usd for s in shots), 2)
+    elsewhere = round(story.cost_usd - counted, 2)
     charged = round((before - after) / 100, 2)
     text = (f"**Account:** {credits_text(before)} → {after:.2f}: charged {_usd(charged)}, "
-            f"counted {_usd(story.cost_usd)}")
-    calls = max(sum(len(s.attempts) for s in story.shots), 1)
-    if _near(charged, story.cost_usd, calls):
-        return text + (" ✓ reconciles" if round(charged - story.cost_usd, 2) == 0 else
+            f"counted {_usd(counted)}")
+    if elsewhere:
+        text += f" (and {_usd(elsewhere)} on the Agents API, whose balance is not read)"
+    calls = max(sum(len(s.attempts) for s in shots), 1)
+    if _near(charged, counted, calls):
+        return text + (" ✓ reconciles" if round(charged - counted, 2) == 0 else
                        " ✓ reconciles (prices are rounded to the cent per call)")
-    kept = sum(a.cost_usd for s in story.shots for a in s.attempts if not a.billed)
-    if kept and _near(charged, story.cost_usd + kept, calls):
-        return (text + f" ⚠ the account kept {_usd(kept)} for failed attempts that Luma "
-                "normally refunds: counted with them, it reconciles")
-    return (text + f" ⚠ differs by {_usd(charged - story.cost_usd)} (other spending on the account "
+    kept = sum(a.cost_usd for s in shots for a in s.attempts if not a.billed)
+    if kept and _near(charged, counted + kept, calls):
+        return (text + f" ⚠ the account kept {_usd(kept)} for failed attempts, which are "
+                "counted as refunded: counted with them, it reconciles")
+    return (text + f" ⚠ differs by {_usd(charged - counted)} (other spending on the account "
             "during this render, or prices that are estimates: upscale, audio)")
 
 

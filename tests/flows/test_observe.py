@@ -273,6 +273,7 @@ def test_reconciliation_names_what_the_account_did():
 
     def story(before, after):
         shots = [ShotResult(id="a", kind="generate", status="paid", length_s=5, cost_usd=0.40,
+                            model="ray-2",
                             attempts=[Attempt(generation_id="g1", outcome="failed", billed=False,
                                               cost_usd=0.40),
                                       Attempt(generation_id="g2", outcome="completed", cost_usd=0.40)])]
@@ -285,6 +286,12 @@ def test_reconciliation_names_what_the_account_did():
     assert "differs by $1.00" in reconciliation(story(10000, 9860))
     assert "offered no credit balance" in reconciliation(story(None, None))
     assert "10000.00 credits (USD cents, $100.00)" in reconciliation(story(10000, 9960))
+    mixed = story(10000, 9960)  # a ray-3.2 shot's spend is on the Agents API's account
+    mixed.shots.append(ShotResult(id="b", kind="generate", status="paid", length_s=5, model="ray-3.2",
+                                  cost_usd=1.20, attempts=[Attempt(generation_id="g3",
+                                                                   outcome="completed", cost_usd=1.20)]))
+    assert reconciliation(mixed).endswith(
+        "counted $0.40 (and $1.20 on the Agents API, whose balance is not read) ✓ reconciles")
 
 
 def test_summary_and_cost_ledger_of_a_shot_failed_after_three_tries():
