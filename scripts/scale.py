@@ -93,11 +93,16 @@ class Cluster:
     pg_data: str = ""
 
     def save(self) -> None:
-        (self.dir / "pids.json").write_text(json.dumps(
-            {"pids": self.pids, "pg_data": self.pg_data, "env": self.env}, indent=1))
+        state = self.dir / "pids.json"  # holds the env too: the throwaway bucket's keys
+        state.touch(mode=0o600)
+        state.chmod(0o600)
+        state.write_text(json.dumps({"pids": self.pids, "pg_data": self.pg_data, "env": self.env},
+                                    indent=1))
         lines = [f"export {k}={v}" for k, v in self.env.items()]
-        (self.dir / "env.sh").write_text("\n".join(lines) + "\n")
-        (self.dir / "env.sh").chmod(0o600)  # holds the S3 keys of this throwaway bucket
+        env_file = self.dir / "env.sh"
+        env_file.touch(mode=0o600)
+        env_file.chmod(0o600)  # holds the S3 keys of this throwaway bucket
+        env_file.write_text("\n".join(lines) + "\n")
 
     @classmethod
     def load(cls, folder: Path) -> "Cluster":
