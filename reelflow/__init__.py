@@ -10,7 +10,10 @@ import importlib
 from typing import Any
 
 __all__ = [
+    "AnswerLost",
     "ClipStore",
+    "CredentialsMissing",
+    "DownloadError",
     "FfmpegError",
     "GenerationFailed",
     "LumaCredentials",
@@ -18,12 +21,17 @@ __all__ = [
     "ReelflowError",
     "ShotList",
     "ShotListError",
+    "StoreNotConfigured",
+    "StoreUnavailable",
     "load_shotlist",
     "render_sequence",
 ]
 
 _WHERE = {
+    "AnswerLost": "reelflow.errors",
     "ClipStore": "reelflow.tasks.store",
+    "CredentialsMissing": "reelflow.errors",
+    "DownloadError": "reelflow.errors",
     "FfmpegError": "reelflow.errors",
     "GenerationFailed": "reelflow.errors",
     "LumaCredentials": "reelflow.tasks.luma",
@@ -31,6 +39,8 @@ _WHERE = {
     "ReelflowError": "reelflow.errors",
     "ShotList": "reelflow.flows.shotlist",
     "ShotListError": "reelflow.errors",
+    "StoreNotConfigured": "reelflow.errors",
+    "StoreUnavailable": "reelflow.errors",
     "load_shotlist": "reelflow.flows.shotlist",
     "render_sequence": "reelflow.flows.render",
 }

@@ -23,10 +23,3 @@ def test_wheel_has_only_namespaced_packages(tmp_path):
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "reelflow = reelflow.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
-
-def test_public_api_is_exactly_all():
-    import reelflow
-
-    assert reelflow.__all__ == sorted(reelflow.__all__)
-    for name in reelflow.__all__:
-        assert getattr(reelflow, name) is not None
