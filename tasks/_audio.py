@@ -13,7 +13,6 @@ One track for the whole sequence (shared/media-notes.md, step 4):
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -28,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ._ffmpeg import cache_output, cached_file, content_key, run_stream
 from ._plan import Slot
 from ._render import fan_out
+from ._verify import sha256_file
 
 __all__ = ["AUDIO_RATE", "AudioMix", "audio_output_args", "audio_track", "check_music",
            "master_track", "sequence_samples"]
@@ -77,17 +77,9 @@ class AudioMix(BaseModel):
         """What decides the mixed audio: settings, recipe and the music's content hash."""
         sha = None
         if self.music is not None:
-            sha = self.music_sha256 or _file_sha256(self.music)
+            sha = self.music_sha256 or sha256_file(self.music)
         return {"music": sha, "volume": self.music_volume, "duck": self.duck,
                 "loudness": self.loudness, "version": MIX_VERSION}
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def check_music(mix: AudioMix | None) -> None:

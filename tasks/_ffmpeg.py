@@ -7,8 +7,6 @@ command lines (with ffmpeg-python where it helps) and keeps track of cached file
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import logging
 import os
 import shlex
@@ -25,6 +23,7 @@ from reelflow.errors import FfmpegError
 
 from ._scratch import run_dir
 from ._verify import check, write_record
+from .models import canonical_hash
 
 __all__ = [
     "RECIPE_VERSION",
@@ -130,8 +129,7 @@ class OutputFormat(BaseModel):
 
 def content_key(value: Any) -> str:
     """Hash a JSON-able value (sorted keys) into a 64-bit hex key for cache file names."""
-    blob = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return canonical_hash(value, ascii_only=True, default=str)[:16]
 
 
 def x264_output_args(fmt: OutputFormat) -> dict[str, Any]:

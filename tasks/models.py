@@ -19,9 +19,14 @@ __all__ = ["CACHE_SALT", "Clip", "GenerationRequest", "Keyframe", "PinnedKeyfram
 CACHE_SALT = "reelflow-generation-v1"
 
 
-def canonical_hash(payload: Any) -> str:
-    """SHA-256 of the canonical JSON of ``payload`` (sorted keys, no spaces)."""
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+def canonical_hash(payload: Any, *, ascii_only: bool = False, default: Any = None) -> str:
+    """SHA-256 (hex) of the canonical JSON of ``payload``: sorted keys, no spaces, UTF-8.
+
+    ``ascii_only`` escapes non-ASCII text (``\\uXXXX``) and ``default`` turns what JSON
+    cannot hold into JSON (``_ffmpeg.content_key`` uses both: its keys stay as they were).
+    """
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=ascii_only,
+                      default=default)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
