@@ -27,7 +27,7 @@ from reelflow.errors import AnswerLost, GenerationFailed
 from reelflow.spec import AGENTS_API
 from reelflow.tasks._agents_files import AgentsFiles, media_type
 from reelflow.tasks._calls import PaidCall
-from reelflow.tasks._create import NothingSent, create_once
+from reelflow.tasks._create import NothingSent, create_once, status_kind
 from reelflow.tasks._ledger import Ledger
 from reelflow.tasks._providers import Polled
 from reelflow.tasks.models import GenerationRequest, Keyframe
@@ -44,10 +44,9 @@ def agents_error(exc: BaseException):
     """How a ``luma_agents`` error reads (``_providers.ErrorKind``). A connection that was
     never established sent nothing; any other connection error, a timeout, a 5xx, 408 or
     409 leaves the create's outcome unknown."""
-    if isinstance(exc, luma_agents.RateLimitError):
-        return "rate_limited"
-    if isinstance(exc, luma_agents.APIStatusError):
-        return "unknown" if exc.status_code >= 500 or exc.status_code in (408, 409) else "refused"
+    answered = status_kind(exc, luma_agents)
+    if answered is not None:
+        return answered
     if isinstance(exc, luma_agents.APITimeoutError):
         return "unknown"
     if isinstance(exc, luma_agents.APIConnectionError):

@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 from reelflow._binaries import ffmpeg_exe
 from reelflow.emulator import Emulator, Faults
 from reelflow.tasks._asset_server import asset_scope
-from reelflow.tasks._calls import base_call
-from reelflow.tasks._create import request_form
+from reelflow.tasks._dream_machine import base_call
+from reelflow.tasks._dream_machine import request_form
 from reelflow.tasks._ledger import Ledger
 from reelflow.tasks.models import GenerationRequest, Keyframe
 from reelflow.tasks.store import ClipStore, sha256_file
