@@ -23,6 +23,7 @@ __all__ = [
     "ShotListError",
     "StoreNotConfigured",
     "StoreUnavailable",
+    "TimelineError",
     "load_shotlist",
     "render_sequence",
 ]
@@ -41,6 +42,7 @@ _WHERE = {
     "ShotListError": "reelflow.errors",
     "StoreNotConfigured": "reelflow.errors",
     "StoreUnavailable": "reelflow.errors",
+    "TimelineError": "reelflow.errors",
     "load_shotlist": "reelflow.flows.shotlist",
     "render_sequence": "reelflow.flows.render",
 }

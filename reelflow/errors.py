@@ -9,10 +9,14 @@
     ├── StoreNotConfigured     a store that is not set up: no credentials, refused, bad bucket name
     ├── StoreUnavailable       the S3 store cannot be reached, or its server failed
     ├── DownloadError          a finished clip could not be fetched or failed verification
+    ├── TimelineError          a timeline that cannot be cut: .problems (also a ValueError)
     └── FfmpegError            an ffmpeg call failed: .argv, .stderr_tail
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
 
 __all__ = [
     "AnswerLost",
@@ -25,6 +29,7 @@ __all__ = [
     "ShotListError",
     "StoreNotConfigured",
     "StoreUnavailable",
+    "TimelineError",
 ]
 
 
@@ -82,6 +87,18 @@ class StoreUnavailable(ReelflowError):
 
 class DownloadError(ReelflowError):
     """A clip could not be downloaded whole, or did not verify."""
+
+
+class TimelineError(ReelflowError, ValueError):
+    """A timeline that cannot be rendered; ``problems`` holds each reason.
+
+    Each problem (``reelflow.tasks._timeline.TimelineProblem``) has the ``index`` of its
+    span and a ``message`` without the span's name; ``names[index]`` is that name.
+    """
+
+    def __init__(self, problems: Sequence[Any], names: Sequence[str]):
+        self.problems = list(problems)
+        super().__init__("; ".join(f"{names[p.index]}: {p.message}" for p in self.problems))
 
 
 class FfmpegError(ReelflowError):

@@ -24,7 +24,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from reelflow.errors import ReelflowError
+from reelflow.errors import TimelineError
 
 from ._ffmpeg import XFADE_TRANSITIONS
 from ._text import OverlayWindow, TextOverlaySpec
@@ -107,14 +107,6 @@ class TimelineProblem:
     index: int
     kind: ProblemKind
     message: str
-
-
-class TimelineError(ReelflowError, ValueError):
-    """A timeline that cannot be rendered; ``problems`` holds each reason."""
-
-    def __init__(self, problems: list[TimelineProblem], names: Sequence[str]):
-        self.problems = list(problems)
-        super().__init__("; ".join(f"{names[p.index]}: {p.message}" for p in self.problems))
 
 
 Namer = Callable[[int], str]

@@ -26,6 +26,7 @@ PUBLIC = {
     "ShotListError": "reelflow.errors",
     "StoreNotConfigured": "reelflow.errors",
     "StoreUnavailable": "reelflow.errors",
+    "TimelineError": "reelflow.errors",
     "load_shotlist": "reelflow.flows.shotlist",
     "render_sequence": "reelflow.flows.render",
 }
@@ -77,8 +78,19 @@ def test_every_error_is_drawn_in_the_tree_under_its_parent():
     assert set(drawn) == set(defined)
     for name, cls in defined.items():
         assert issubclass(cls, errors.ReelflowError), name
-        if cls is not errors.ReelflowError:
-            assert cls.__bases__ == (defined[drawn[name]],), f"{name} is drawn under {drawn[name]}"
+        if cls is not errors.ReelflowError:  # drawn under its first base; any other is a builtin
+            assert cls.__bases__[0] is defined[drawn[name]], f"{name} is drawn under {drawn[name]}"
+            assert all(base.__module__ == "builtins" for base in cls.__bases__[1:]), name
+
+
+def test_the_timeline_error_is_the_one_in_the_tree_and_a_value_error():
+    from reelflow.tasks._timeline import TimelineSpan, resolve
+
+    with pytest.raises(errors.TimelineError) as raised:
+        resolve([TimelineSpan(length_s=1.0, transition="crossfade", transition_s=2.0, label="a"),
+                 TimelineSpan(length_s=1.0, label="b")], 24)
+    assert isinstance(raised.value, ValueError) and raised.value.problems
+    assert str(raised.value).startswith("item 1 (a): ")
 
 
 def test_every_error_is_exported():
