@@ -29,6 +29,23 @@ def run_cli(args: list[str], env: dict[str, str] | None = None, timeout: float =
                           text=True, env=full_env, timeout=timeout, cwd=cwd)
 
 
+def render_together(path: Path, env: dict[str, str], out_dir: Path, count: int = 2) -> list[dict]:
+    """Start `reelflow render PATH --json` COUNT times at once (outputs out0.mp4, out1.mp4, ...
+    in OUT_DIR); assert each exits 0 and return their JSON reports in start order."""
+    import json
+
+    runs = [subprocess.Popen([sys.executable, "-m", "reelflow.cli", "render", str(path), "--json",
+                              "--out", str(out_dir / f"out{i}.mp4")], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for i in range(count)]
+    reports = []
+    for run in runs:
+        out, err = run.communicate(timeout=300)
+        assert run.returncode == 0, err
+        reports.append(json.loads(out))
+    return reports
+
+
 def start_standalone_emulator(data: Path, latency: float = 0) -> tuple[subprocess.Popen, str]:
     """`reelflow emulator` in a child process; returns it and the URL it printed."""
     proc = subprocess.Popen([sys.executable, "-m", "reelflow.cli", "emulator", "--port", "0",

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import subprocess
-import sys
 
-from tests.helpers import TEST_KEY, emulator_created, sha256, start_standalone_emulator, write_shotlist
+from tests.helpers import (TEST_KEY, emulator_created, render_together, sha256,
+                           start_standalone_emulator, write_shotlist)
 
 SHOTS = [
     {"id": "north", "prompt": "Snow falls on a northern forest", "resolution": "540p"},
@@ -22,15 +20,7 @@ def test_two_concurrent_renders_pay_once(tmp_path, prefect_api):
         path = write_shotlist(tmp_path, SHOTS)
         env = {**os.environ, "LUMAAI_API_KEY": TEST_KEY, "LUMAAI_BASE_URL": url,
                "PREFECT_API_URL": prefect_api, "REELFLOW_HOME": str(tmp_path / "home")}
-        runs = [subprocess.Popen([sys.executable, "-m", "reelflow.cli", "render", str(path), "--json",
-                                  "--out", str(tmp_path / f"out{i}.mp4")], env=env,
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                for i in range(2)]
-        reports = []
-        for run in runs:
-            out, err = run.communicate(timeout=300)
-            assert run.returncode == 0, err
-            reports.append(json.loads(out))
+        reports = render_together(path, env, tmp_path)
 
         assert emulator_created(url) == 2
         assert sum(r["generated"] for r in reports) == 2  # paid once in total, by whichever got there first

@@ -21,8 +21,8 @@ import httpx
 import pytest
 
 from reelflow.emulator import Emulator, Faults
-from tests.helpers import (TEST_KEY, agents_created, run_cli, sha256, start_standalone_emulator,
-                           write_shotlist)
+from tests.helpers import (TEST_KEY, agents_created, render_together, run_cli, sha256,
+                           start_standalone_emulator, write_shotlist)
 
 SHOTS = [
     {"id": "dawn", "model": "ray-3.2", "prompt": "Dawn over a sleeping city, slow pan",
@@ -208,15 +208,7 @@ def test_two_concurrent_renders_pay_once(tmp_path, prefect_api):
     try:
         env = _env(url, tmp_path / "home", prefect_api)
         path = write_shotlist(tmp_path, SHOTS)
-        runs = [subprocess.Popen([sys.executable, "-m", "reelflow.cli", "render", str(path),
-                                  "--json", "--out", str(tmp_path / f"out{i}.mp4")], env=env,
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                for i in range(2)]
-        reports = []
-        for run in runs:
-            out, err = run.communicate(timeout=300)
-            assert run.returncode == 0, err
-            reports.append(json.loads(out))
+        reports = render_together(path, env, tmp_path)
         assert agents_created(url) == 2
         assert sum(r["generated"] for r in reports) == 2
         assert sha256(tmp_path / "out0.mp4") == sha256(tmp_path / "out1.mp4")
