@@ -131,8 +131,8 @@ def _sha(path: Path) -> str:
 
 def _items(spec: dict, fmt, cache: Path) -> list:
     """Timeline items for the spec; a ``{"title": text}`` entry becomes a title card."""
-    from reelflow.tasks._plan import TimelineItem
-    from reelflow.tasks._render import render_title_card
+    from reelflow.tasks._pieces import TimelineItem
+    from reelflow.tasks._encode import render_title_card
 
     items = []
     for i, src in enumerate(spec["sources"]):
@@ -291,7 +291,7 @@ def run_all(args: argparse.Namespace) -> list[tuple[str, dict]]:
 def _title_file(work: Path, w: int, h: int, text: str, dest: Path) -> None:
     """The same title card as a file for MoviePy (rendered by reelflow, not timed)."""
     from reelflow.tasks._ffmpeg import OutputFormat
-    from reelflow.tasks._render import render_title_card
+    from reelflow.tasks._encode import render_title_card
 
     fmt = OutputFormat(width=w, height=h, fps=FPS)
     path = render_title_card(text, background="#203040", duration_s=CLIP_S, fmt=fmt,

@@ -37,7 +37,7 @@ from . import spec
 from .faults import FailureDecision, Faults
 from ._util import NotFound, stem as _stem, write_json as _write_json
 from .limits import WINDOW, InsufficientCredits, LimitExceeded, check_limits
-from .rendering import Rendering
+from .lazy_clips import LazyClips
 
 __all__ = ["Account", "InsufficientCredits", "LimitExceeded", "NotFound", "parse_asset_name"]
 
@@ -64,7 +64,7 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-class Account(Rendering):
+class Account(LazyClips):
     """One account in ``data_dir``; safe for many threads and several processes."""
 
     def __init__(self, data_dir: str | os.PathLike[str], *, latency: float = 0.0,

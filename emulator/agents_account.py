@@ -34,7 +34,7 @@ from ._util import NotFound, write_json
 from .account import QUEUED_FRACTION, _iso
 from .agents_files import Files
 from .agents_inputs import InputProblem, Resolver
-from .agents_render import output_size, render_image, render_video
+from .agents_clips import output_size, make_image, make_video
 from .faults import Faults
 from .limits import WINDOW, InsufficientCredits, check_limits
 
@@ -289,11 +289,11 @@ class AgentsAccount(Files):
                     frames = aspec.frame_count(record["request"]) \
                         if record["request"]["type"] == "video" else \
                         max(1, round(record["source_seconds"] * 24))
-                    render_video(record["request"], inputs, size, frames, out)
+                    make_video(record["request"], inputs, size, frames, out)
                 else:
                     layer = dict(record["request"], layer=index) if index else \
                         record["request"]
-                    render_image(layer, inputs, size, out)
+                    make_image(layer, inputs, size, out)
             log.info("agents rendered %s in %.2f s", record["id"], time.monotonic() - started)
 
     def _prerender(self, record: dict[str, Any]) -> None:

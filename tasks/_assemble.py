@@ -32,11 +32,11 @@ from ._ffmpeg import (
     run_stream,
     x264_output_args,
 )
-from ._plan import CopyPiece, EncodePiece, Slot, TimelineItem, check_ranges, plan_pieces, slots_for
+from ._pieces import CopyPiece, EncodePiece, Slot, TimelineItem, check_ranges, pieces_for, slots_for
 from ._probe import count_video_packets
 from ._scratch import run_dir
 from ._verify import read_record
-from ._render import (
+from ._encode import (
     Join,
     chain,
     conform_cached,
@@ -119,7 +119,7 @@ def assemble(items: list[TimelineItem], fmt: OutputFormat, out_path: str | Path,
     reused = len(conformed) - encoded
     totals = [conformed_info(clip).frames for clip in clips]
     check_ranges(slots, totals, fmt.fps)
-    pieces = plan_pieces(slots, clips, totals, fmt)
+    pieces = pieces_for(slots, clips, totals, fmt)
     frames = sum(p.frames for p in pieces)
     audio = [_has_audio(it.source) for it in items]
     final_key = {

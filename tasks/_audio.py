@@ -25,8 +25,8 @@ import ffmpeg
 from pydantic import BaseModel, ConfigDict, Field
 
 from ._ffmpeg import cache_output, cached_file, content_key, run_stream
-from ._plan import Slot
-from ._render import fan_out
+from ._pieces import Slot
+from ._encode import fan_out
 from ._verify import sha256_file
 
 __all__ = ["AUDIO_RATE", "AudioMix", "audio_output_args", "audio_track", "check_music",

@@ -20,7 +20,7 @@ from reelflow._binaries import font_file
 
 from . import _ffmpeg
 from ._ffmpeg import atomic_output, run_stream
-from ._plan import TimelineItem, slots_for
+from ._pieces import TimelineItem, slots_for
 from ._probe import probe
 
 __all__ = ["MEZZANINE_CODECS", "SheetEntry", "edit_sheet_entries", "export_mezzanine",

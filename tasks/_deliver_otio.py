@@ -1,6 +1,6 @@
 """The OpenTimelineIO timeline of a rendered sequence (``sequence.otio``).
 
-Frames come from the same :func:`reelflow.tasks._plan.slots_for` the assembler uses, so
+Frames come from the same :func:`reelflow.tasks._pieces.slots_for` the assembler uses, so
 the OTIO track is exactly as long as the MP4: ``sum(frames) - sum(transition frames)``.
 
 How a transition of ``T`` frames between clips A and B is written. In the MP4, A's last
@@ -25,7 +25,7 @@ from typing import Any
 import opentimelineio as otio
 
 from ._ffmpeg import OutputFormat, atomic_output
-from ._plan import Slot, TimelineItem, slots_for
+from ._pieces import Slot, TimelineItem, slots_for
 from ._probe import probe
 
 __all__ = ["build_timeline", "split_transition", "write_otio"]

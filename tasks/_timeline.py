@@ -2,7 +2,7 @@
 
 Pure Python (no Prefect, no ffmpeg is run): ``reelflow plan`` and the checks before
 ``render`` build it from the shot list before anything is spent, and the assembler
-renders the same one (:func:`reelflow.tasks._plan.slots_for` is :func:`resolve`).
+renders the same one (:func:`reelflow.tasks._pieces.slots_for` is :func:`resolve`).
 
 At ``fps`` frames a second, span i keeps frames ``[s_i, s_i + L_i)`` of its clip, with
 ``s_i = round(start_s * fps)`` and ``L_i = round(length_s * fps)``; its outgoing

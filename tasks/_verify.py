@@ -12,7 +12,7 @@ record refreshed, anything else is discarded, with one warning naming the file a
 was wrong, so its maker rebuilds it (a stored clip is fetched again). So an unchanged
 rerun hashes nothing; a file changed in place costs one hash. Bytes that rot on disk
 without any write (size and mtime intact) pass the fast check; a stored clip is hashed in
-full before it is conformed (``_render._check_source``). See README, "Cache checks".
+full before it is conformed (``_encode._check_source``). See README, "Cache checks".
 """
 
 from __future__ import annotations

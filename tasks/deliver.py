@@ -24,7 +24,7 @@ from ._deliver_media import (
 )
 from ._deliver_otio import build_timeline, split_transition, write_otio
 from ._ffmpeg import OutputFormat
-from ._plan import TimelineItem
+from ._pieces import TimelineItem
 
 __all__ = [
     "MEZZANINE_CODECS",

@@ -23,9 +23,9 @@ from reelflow.config import reelflow_home
 from ._assemble import AssemblyResult, assemble
 from ._audio import AudioMix
 from ._ffmpeg import XFADE_TRANSITIONS, OutputFormat, cached_file
-from ._plan import TimelineItem
+from ._pieces import TimelineItem
 from ._probe import ClipInfo, probe
-from ._render import conform, conform_path, render_title_card, title_card_cached
+from ._encode import conform, conform_path, render_title_card, title_card_cached
 from ._text import TextOverlaySpec
 
 __all__ = [

@@ -2,7 +2,7 @@
 
 The property tests build shot lists at random, load and plan them as `reelflow plan`
 does, and hand the assembler's own frame rules (``slots_for``, ``check_ranges``,
-``plan_pieces``) the items a render would give it, read independently from the raw list.
+``pieces_for``) the items a render would give it, read independently from the raw list.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from reelflow.flows.plan import make_plan
 from reelflow.flows.shotlist import load_shotlist
 from reelflow.flows.timeline import without_skipped
 from reelflow.tasks._ledger import Ledger
-from reelflow.tasks._plan import TimelineItem, check_ranges, plan_pieces, slots_for
+from reelflow.tasks._pieces import TimelineItem, check_ranges, pieces_for, slots_for
 from reelflow.tasks._text import TextOverlaySpec
 from reelflow.tasks._timeline import TimelineSpan, output_frames, resolve
 from reelflow.tasks.media import OutputFormat
@@ -174,7 +174,7 @@ def _assembler_accepts(doc: dict) -> bool:
         note(f"assembler refuses: {exc}")
         return False
     fmt = OutputFormat(width=960, height=540, fps=fps)
-    pieces = plan_pieces(slots, [it.source for it in items], totals, fmt)
+    pieces = pieces_for(slots, [it.source for it in items], totals, fmt)
     assert sum(p.frames for p in pieces) == output_frames(slots)
     return True
 

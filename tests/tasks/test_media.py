@@ -15,7 +15,7 @@ from reelflow._binaries import ffmpeg_exe
 from reelflow.errors import FfmpegError, ReelflowError
 from reelflow.tasks import media
 from reelflow.tasks._assemble import _single_pass_reference
-from reelflow.tasks._plan import CopyPiece, EncodePiece, plan_pieces, slots_for
+from reelflow.tasks._pieces import CopyPiece, EncodePiece, pieces_for, slots_for
 from reelflow.tasks.media import OutputFormat, TimelineItem, assemble, conform, probe
 from tests.tasks.conftest import (
     FMT,
@@ -309,7 +309,7 @@ def test_changing_one_item_reencodes_only_its_pieces(clips, tmp_path):
                              transition_s=0.5), base[2]]
     result = assemble(changed, FMT, tmp_path / "b.mp4", cache)
     red = sha256(clips["red"])
-    touching = [p for p in _plan(changed, cache) if isinstance(p, EncodePiece)
+    touching = [p for p in _pieces(changed, cache) if isinstance(p, EncodePiece)
                 and any(r.sha256 == red for r in p.runs)]
     assert len(touching) == 2  # its two seams (its trim edges are inside them)
     assert result.encoded_pieces == 1 + len(touching)  # its conform + those seams
@@ -322,7 +322,7 @@ def test_reordering_reencodes_only_the_affected_seams(clips, tmp_path):
     cache = tmp_path / "cache"
     assemble([a, b, c, d], FMT, tmp_path / "abcd.mp4", cache)
     reordered = [a, b, d, c]
-    seams = [p for p in _plan(reordered, cache) if isinstance(p, EncodePiece)]
+    seams = [p for p in _pieces(reordered, cache) if isinstance(p, EncodePiece)]
     labels = [[next(it.label for it in reordered if it.source_sha256 == r.sha256)
                for r in p.runs] for p in seams]
     assert labels == [["pattern", "tone"], ["tone", "wide"], ["wide", "tone2"]]
@@ -331,15 +331,15 @@ def test_reordering_reencodes_only_the_affected_seams(clips, tmp_path):
     assert_exact(result.path, 4 * 72 - 3 * 12)
 
 
-def _plan(items: list[TimelineItem], cache: Path):
+def _pieces(items: list[TimelineItem], cache: Path):
     slots = slots_for(items, FMT.fps)
     clips = [conform(it.source, it.source_sha256, FMT, cache) for it in items]
-    return plan_pieces(slots, clips, [probe(c, decode=False).frames for c in clips], FMT)
+    return pieces_for(slots, clips, [probe(c, decode=False).frames for c in clips], FMT)
 
 
 def test_plan_copies_whole_gops_and_reencodes_only_edges(clips, tmp_path):
     items = [item(clips["pattern"], length_s=5), item(clips["tone"], start_s=0.25, length_s=4)]
-    pieces = _plan(items, tmp_path)
+    pieces = _pieces(items, tmp_path)
     kinds = [(type(p).__name__, p.frames) for p in pieces]
     # whole clip: one copy; frames 6..102: partial GOPs at both trim edges encoded,
     # the whole GOPs between (12..96) copied

@@ -15,8 +15,8 @@ import pytest
 from reelflow._binaries import ffmpeg_exe
 from reelflow.tasks import media
 from reelflow.tasks._ffmpeg import atomic_output, run_stream, x264_output_args
-from reelflow.tasks._plan import CopyPiece, EncodePiece, plan_pieces, slots_for
-from reelflow.tasks._render import Join, chain, conform_filters, frame_range
+from reelflow.tasks._pieces import CopyPiece, EncodePiece, pieces_for, slots_for
+from reelflow.tasks._encode import Join, chain, conform_filters, frame_range
 from reelflow.tasks._text import PLACEHOLDER, TextOverlaySpec, draw_overlays, printable_text
 from reelflow.tasks.media import OutputFormat, TimelineItem, assemble, conform, probe
 from tests.tasks.conftest import FMT, item, psnr, sha256, video_pts
@@ -89,14 +89,14 @@ def test_overlay_must_show_on_some_frame(clips):
 def test_plan_reencodes_only_the_gops_an_overlay_touches(clips):
     spec = TextOverlaySpec(content="hi", start_s=1.1, end_s=1.6)  # frames 26..38
     items = [item(clips["pattern"], overlays=(spec,))]
-    pieces = plan_pieces(slots_for(items, 24), [Path("clip.mp4")], [120], FMT)
+    pieces = pieces_for(slots_for(items, 24), [Path("clip.mp4")], [120], FMT)
     kinds = [(type(p).__name__, p.frames) for p in pieces]
     assert kinds == [("CopyPiece", 24), ("EncodePiece", 24), ("CopyPiece", 72)]
     run = pieces[1].runs[0]
     assert (run.start, run.end) == (24, 48)
     assert [(w.start, w.end) for w in run.overlays] == [(2, 14)]  # counted from the run
     # the key follows what is drawn; the copied spans do not depend on the text
-    other = plan_pieces(slots_for([item(clips["pattern"], overlays=(
+    other = pieces_for(slots_for([item(clips["pattern"], overlays=(
         spec.model_copy(update={"content": "ho"}),))], 24), [Path("clip.mp4")], [120], FMT)
     assert [p.key for p in other] != [p.key for p in pieces]
     assert other[0].key == pieces[0].key and other[2].key == pieces[2].key
@@ -215,7 +215,7 @@ def test_changing_overlay_text_reencodes_only_its_pieces(clips, tmp_path):
     cache = tmp_path / "cache"
     first = assemble(timeline("one"), FMT, tmp_path / "a.mp4", cache)
     slots = slots_for(timeline("two"), FMT.fps)
-    pieces = plan_pieces(slots, [Path(f"{i}.mp4") for i in range(3)], [120] * 3, FMT)
+    pieces = pieces_for(slots, [Path(f"{i}.mp4") for i in range(3)], [120] * 3, FMT)
     overlaid = [p for p in pieces if isinstance(p, EncodePiece)
                 and any(r.overlays for r in p.runs)]
     assert len(overlaid) == 1 and any(isinstance(p, CopyPiece) for p in pieces)

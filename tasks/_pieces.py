@@ -1,13 +1,13 @@
-"""Timeline items (planned spans with their clips) and the piece plan of the smart render.
+"""Timeline items (planned spans with their clips) and the pieces of the smart render.
 
-Pure Python: no ffmpeg here, so the planning rules are testable on their own. The frames
-and their checks are :mod:`reelflow.tasks._timeline`'s, the same the plan checks before
-any spend.
+Pure Python: no ffmpeg here, so the rules that cut the output into pieces are testable on
+their own. The frames and their checks are :mod:`reelflow.tasks._timeline`'s, the same
+the render plan checks before any spend.
 
 A timeline in frames: item i keeps frames ``[s_i, s_i + L_i)`` of its conformed clip, and
 its outgoing transition overlaps the last ``T_i`` of them with the first ``T_i`` frames of
-item i+1. The output therefore holds ``sum(L) - sum(T)`` frames. The plan covers that
-output with pieces, in order:
+item i+1. The output therefore holds ``sum(L) - sum(T)`` frames. ``pieces_for`` covers
+that output with pieces, in order:
 
 * ``CopyPiece``: GOP-aligned frames of one conformed clip that no trim edge or
   transition touches, cut by stream copy;
@@ -25,12 +25,12 @@ from pathlib import Path
 from pydantic import Field
 
 from ._ffmpeg import OutputFormat, content_key
-from ._render import Join, Run
+from ._encode import Join, Run
 from ._text import TextOverlaySpec
 from ._timeline import Slot, TimelineSpan, output_frames, resolve
 
 __all__ = ["CopyPiece", "EncodePiece", "Slot", "TextOverlaySpec", "TimelineItem", "check_ranges",
-           "plan_pieces", "slots_for"]
+           "pieces_for", "slots_for"]
 
 
 class TimelineItem(TimelineSpan):
@@ -108,7 +108,7 @@ def check_ranges(slots: list[Slot], totals: list[int], fps: int) -> None:
         raise ValueError("; ".join(problems))
 
 
-def plan_pieces(slots: list[Slot], clips: list[Path], totals: list[int],
+def pieces_for(slots: list[Slot], clips: list[Path], totals: list[int],
                 fmt: OutputFormat) -> list[CopyPiece | EncodePiece]:
     """Cover the output with copyable GOP spans and the fewest re-encoded frames around them.
 
@@ -152,7 +152,7 @@ def plan_pieces(slots: list[Slot], clips: list[Path], totals: list[int],
             close()
         previous = sl
     close()
-    assert sum(p.frames for p in pieces) == output_frames(slots), "piece plan does not cover the timeline"
+    assert sum(p.frames for p in pieces) == output_frames(slots), "the pieces do not cover the timeline"
     return pieces
 
 

@@ -17,16 +17,16 @@ from typing import Any
 from ._util import NotFound, stem as _stem, write_json as _write_json
 from .faults import INPUT_FRAMES_FAILED
 from .keyframes import InputUnavailable, extract_frame, fetch_image
-from .render import RenderJob, render
+from .clips import ClipJob, make_clip
 
-__all__ = ["Rendering"]
+__all__ = ["LazyClips"]
 
 log = logging.getLogger("reelflow.emulator.account")
 
 _RENDER_SLOTS = 2  # concurrent ffmpeg renders per process: the machines have 2 cores
 
 
-class Rendering:
+class LazyClips:
     """Render threads, their errors, and keyframe input preparation."""
 
     def _init_rendering(self) -> None:
@@ -81,13 +81,13 @@ class Rendering:
             except NotFound:  # deleted meanwhile
                 return
             revision = record["revisions"][rev]
-            job = RenderJob(record["request"], revision["resolution"], revision["audio_prompt"],
+            job = ClipJob(record["request"], revision["resolution"], revision["audio_prompt"],
                             frames=tuple(sorted(frames.items())))
             with self._slots, self._locked(f"{key}.lock"):
                 if mp4.exists():
                     return
                 started = time.monotonic()
-                render(job, mp4, jpg)
+                make_clip(job, mp4, jpg)
                 log.info("rendered %s in %.2f s", key, time.monotonic() - started)
             if not self._record_path(record["id"]).exists():  # deleted while rendering
                 mp4.unlink(missing_ok=True)

@@ -27,16 +27,16 @@ from reelflow.errors import FfmpegError
 
 from . import spec
 
-__all__ = ["RenderJob", "render"]
+__all__ = ["ClipJob", "make_clip"]
 
-log = logging.getLogger("reelflow.emulator.render")
+log = logging.getLogger("reelflow.emulator.clips")
 
 _MAX_TEXT_LINES = 3
 _X264_THREADS = "2"  # x264's output depends on its thread count: pin it for determinism
 
 
 @dataclass(frozen=True)
-class RenderJob:
+class ClipJob:
     """What to render: the video request, the output resolution, optional audio."""
 
     request: dict[str, Any]
@@ -84,7 +84,7 @@ def _font_sizes(width: int, height: int) -> tuple[int, int]:
     return max(12, short // 18), max(10, short // 32)
 
 
-def _filtergraph(job: RenderJob, width: int, height: int, seconds: float,
+def _filtergraph(job: ClipJob, width: int, height: int, seconds: float,
                  look: dict[str, Any]) -> str:
     """Build the filter_complex: moving boxes, prompt, label, counter; split for the thumb."""
     loop = bool(job.request.get("loop"))
@@ -111,7 +111,7 @@ def _filtergraph(job: RenderJob, width: int, height: int, seconds: float,
     return ";".join(graph)
 
 
-def _command(job: RenderJob, width: int, height: int, frames: int,
+def _command(job: ClipJob, width: int, height: int, frames: int,
              look: dict[str, Any]) -> list[str]:
     """The ffmpeg argv, run inside the work directory (relative file names only)."""
     seconds = frames / spec.FPS
@@ -150,7 +150,7 @@ def _still_stream(index: int, direction: str, width: int, height: int, frames: i
             f":y='(ih-ih/zoom)*{pan_y:.4f}':d=1:s={width}x{height}:fps={spec.FPS}[s{index}]")
 
 
-def _still_command(job: RenderJob, width: int, height: int, frames: int,
+def _still_command(job: ClipJob, width: int, height: int, frames: int,
                    look: dict[str, Any]) -> list[str]:
     """The ffmpeg argv of a keyframe clip (images given as absolute paths)."""
     images = dict(job.frames)
@@ -179,7 +179,7 @@ def _still_command(job: RenderJob, width: int, height: int, frames: int,
     return argv + ["-filter_complex", ";".join(graph)] + _outputs(job, frames)
 
 
-def _outputs(job: RenderJob, frames: int) -> list[str]:
+def _outputs(job: ClipJob, frames: int) -> list[str]:
     """The output half of the argv: bit-exact H.264 MP4 (+AAC) and the JPEG thumbnail."""
     argv = ["-map", "[v]", "-frames:v", str(frames),
             "-c:v", "libx264", "-preset", "ultrafast", "-threads", _X264_THREADS,
@@ -192,7 +192,7 @@ def _outputs(job: RenderJob, frames: int) -> list[str]:
                    "-map_metadata", "-1", "-f", "image2", "thumb.jpg"]
 
 
-def _prepare_workdir(workdir: Path, job: RenderJob, width: int, height: int) -> None:
+def _prepare_workdir(workdir: Path, job: ClipJob, width: int, height: int) -> None:
     """Write the text files and make the font reachable under a relative name."""
     try:
         os.symlink(font_file(), workdir / "font.ttf")
@@ -209,7 +209,7 @@ def _prepare_workdir(workdir: Path, job: RenderJob, width: int, height: int) -> 
     (workdir / "label.txt").write_text(label, encoding="utf-8")
 
 
-def render(job: RenderJob, mp4_path: Path, jpg_path: Path) -> None:
+def make_clip(job: ClipJob, mp4_path: Path, jpg_path: Path) -> None:
     """Render ``job`` to ``mp4_path`` and its first frame to ``jpg_path``, atomically.
 
     Both files appear by ``os.replace`` (thumbnail first, video last), so a reader that

@@ -1,6 +1,6 @@
 """Procedural outputs of the Agents API: ray-3.2 clips, uni-1 stills, edits and reframes.
 
-ray-3.2's look differs from ray-2's (render.py: a flat colour with two moving boxes) so a
+ray-3.2's look differs from ray-2's (clips.py: a flat colour with two moving boxes) so a
 side-by-side shows two models: smooth animated colour gradients (ffmpeg's ``gradients``
 source, colours and pattern from the request's hash), a bold ``ray-3.2`` label at the top
 centre and the prompt under it. Keyframed clips (start/end frames or keyframes pinned on
@@ -26,9 +26,9 @@ from reelflow._binaries import ffmpeg_exe, font_file
 from reelflow.errors import FfmpegError
 
 from . import agents_spec as aspec
-from .render import _wrap
+from .clips import _wrap
 
-__all__ = ["render_image", "render_video"]
+__all__ = ["make_image", "make_video"]
 
 _FFMPEG = ["-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-fflags", "+bitexact"]
 _MP4 = ["-c:v", "libx264", "-preset", "ultrafast", "-threads", "2", "-pix_fmt", "yuv420p",
@@ -150,7 +150,7 @@ def _source_graph(request: dict[str, Any], width: int, height: int) -> str:
             f"[bg][fg]overlay=x={x}:y={y},format=yuv420p[base]")
 
 
-def render_video(request: dict[str, Any], inputs: dict[str, Path], size: tuple[int, int],
+def make_video(request: dict[str, Any], inputs: dict[str, Path], size: tuple[int, int],
                  frames: int, out: Path) -> None:
     """Render a ray-3.2 video/video_edit/video_reframe to ``out`` (MP4), atomically."""
     width, height = size
@@ -188,7 +188,7 @@ def render_video(request: dict[str, Any], inputs: dict[str, Path], size: tuple[i
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def render_image(request: dict[str, Any], inputs: dict[str, Path], size: tuple[int, int],
+def make_image(request: dict[str, Any], inputs: dict[str, Path], size: tuple[int, int],
                  out: Path) -> None:
     """Render a uni-1 still (PNG or JPEG by ``out``'s suffix), atomically."""
     width, height = size
