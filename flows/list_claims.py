@@ -20,6 +20,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Literal
 
+from reelflow.errors import WriteConflict
 from reelflow.tasks import _s3
 from reelflow.tasks.store import ClipStore
 
@@ -74,7 +75,7 @@ class ListClaims:
         record.update(holder=self.holder, until=time.time() + lease_s(), fingerprint=fingerprint)
         try:
             self._write(name, record, etag)
-        except _s3.Conflict:  # another worker claimed (or finished) it first
+        except WriteConflict:  # another worker claimed (or finished) it first
             return "busy"
         return "claimed"
 
@@ -90,5 +91,5 @@ class ListClaims:
             try:
                 self._write(name, record, etag)
                 return
-            except _s3.Conflict:
+            except WriteConflict:
                 continue

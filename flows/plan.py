@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from reelflow.errors import ShotListError
+from reelflow.errors import BudgetExceeded, ShotListError
 from reelflow.spec import AGENTS_API, DREAM_MACHINE_API, MODEL_API
 from reelflow.flows._shotlist_checks import output_problem
 from reelflow.flows.shotlist import Shot, ShotList, ShotRef, StillRef
@@ -207,10 +207,15 @@ def make_plan(shotlist: ShotList, profile: str = "final", *, out: Path | None = 
 
 
 def check_budget(plan: RenderPlan, budget_usd: float | None) -> None:
-    """Refuse, before any spend, a plan whose remaining cost exceeds ``budget_usd``."""
+    """Refuse, before any spend, a plan whose remaining cost exceeds ``budget_usd``.
+
+    Raises:
+        BudgetExceeded: a ``ShotListError`` (exit 2) with the one line to print.
+    """
     if budget_usd is not None and plan.cost_usd > budget_usd:
-        raise ShotListError([f"{plan.source.name}: budget: this render would pay ${plan.cost_usd:.2f}, "
-                             f"more than the budget of ${budget_usd:.2f} (see `reelflow plan`)"])
+        raise BudgetExceeded(f"{plan.source.name}: budget: this render would pay ${plan.cost_usd:.2f}, "
+                             f"more than the budget of ${budget_usd:.2f} (see `reelflow plan`)",
+                             cost_usd=plan.cost_usd, budget_usd=budget_usd)
 
 
 def local_images(plan: RenderPlan) -> list[Keyframe]:

@@ -1,16 +1,28 @@
 """reelflow's exceptions, one tree.
 
     ReelflowError
-    ├── ShotListError          bad shot list: .problems, one line each
+    ├── ShotListError          bad input, before any spend (exit 2): .problems, one line each
+    │   └── BudgetExceeded     the plan would pay more than the budget: .cost_usd, .budget_usd
     ├── GenerationFailed       a generation ended failed: .shot_id, .generation_id, .failure_reason
     │   ├── ModerationRefused  the API refused the prompt or image (resubmitting won't help)
-    │   └── AnswerLost         a create's answer was lost where the API cannot be asked
+    │   ├── AnswerLost         a create's answer was lost where the API cannot be asked
+    │   └── NothingSent        the create is known not to have been made: nothing to adopt
     ├── CredentialsMissing     the list needs an API whose key is not set
     ├── StoreNotConfigured     a store that is not set up: no credentials, refused, bad bucket name
     ├── StoreUnavailable       the S3 store cannot be reached, or its server failed
+    ├── WriteConflict          a conditional S3 write lost: the object changed since it was read
+    │   └── LedgerConflict     a ledger record changed since it was read: read it, follow it
+    │       └── SendingElsewhere  another machine is sending this request's create now: .since
     ├── DownloadError          a finished clip could not be fetched or failed verification
     ├── TimelineError          a timeline that cannot be cut: .problems (also a ValueError)
     └── FfmpegError            an ffmpeg call failed: .argv, .stderr_tail
+
+Every exception raised on purpose is one of these. Two private ones never leave the
+module that raises them: ``flows/_shotlist_read._Refused`` and
+``flows/_image_header.ImageDamaged`` are caught there and become ``ShotListError``
+lines (tests/test_exports.py checks that no other exception class is defined).
+The CLI prints these by message only; exit 2 for ``ShotListError``,
+``CredentialsMissing`` and ``StoreNotConfigured``, exit 1 for the rest.
 """
 
 from __future__ import annotations
@@ -20,16 +32,21 @@ from typing import Any
 
 __all__ = [
     "AnswerLost",
+    "BudgetExceeded",
     "CredentialsMissing",
     "DownloadError",
     "FfmpegError",
     "GenerationFailed",
+    "LedgerConflict",
     "ModerationRefused",
+    "NothingSent",
     "ReelflowError",
+    "SendingElsewhere",
     "ShotListError",
     "StoreNotConfigured",
     "StoreUnavailable",
     "TimelineError",
+    "WriteConflict",
 ]
 
 
@@ -47,6 +64,15 @@ class ShotListError(ReelflowError):
     def __init__(self, problems: list[str]):
         self.problems = list(problems)
         super().__init__("\n".join(self.problems))
+
+
+class BudgetExceeded(ShotListError):
+    """The plan would pay more than the budget allows; refused before any spend (exit 2)."""
+
+    def __init__(self, line: str, *, cost_usd: float, budget_usd: float):
+        self.cost_usd = cost_usd
+        self.budget_usd = budget_usd
+        super().__init__([line])
 
 
 class GenerationFailed(ReelflowError):
@@ -73,6 +99,10 @@ class AnswerLost(GenerationFailed):
     adopts the generation or accepts paying again (``reelflow resolve``)."""
 
 
+class NothingSent(GenerationFailed):
+    """The create is known not to have been made (refused, or never sent): nothing to adopt."""
+
+
 class CredentialsMissing(ReelflowError):
     """The shot list needs a Luma API whose key is not set (the other API's key is)."""
 
@@ -83,6 +113,22 @@ class StoreNotConfigured(ReelflowError):
 
 class StoreUnavailable(ReelflowError):
     """The S3 store did not answer (unreachable endpoint, server error): try again later."""
+
+
+class WriteConflict(ReelflowError):
+    """A conditional write lost: the object changed (or appeared) since it was read."""
+
+
+class LedgerConflict(WriteConflict):
+    """Another machine changed the ledger record since it was read: read it again and follow it."""
+
+
+class SendingElsewhere(LedgerConflict):
+    """Another machine recorded that it is sending this request right now (since ``since``)."""
+
+    def __init__(self, since: str):
+        super().__init__(f"sending elsewhere since {since}")
+        self.since = since
 
 
 class DownloadError(ReelflowError):

@@ -23,11 +23,11 @@ from typing import Any
 import httpx
 import luma_agents
 
-from reelflow.errors import AnswerLost, GenerationFailed
+from reelflow.errors import AnswerLost, GenerationFailed, NothingSent
 from reelflow.spec import AGENTS_API
 from reelflow.tasks._agents_files import AgentsFiles, media_type
 from reelflow.tasks._calls import PaidCall
-from reelflow.tasks._create import NothingSent, create_once, status_kind
+from reelflow.tasks._create import create_once, status_kind
 from reelflow.tasks._ledger import Ledger
 from reelflow.tasks._providers import Polled
 from reelflow.tasks.models import GenerationRequest, Keyframe

@@ -21,9 +21,9 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from reelflow.errors import GenerationFailed
+from reelflow.errors import GenerationFailed, NothingSent
 
-__all__ = ["CLOCK_SKEW_S", "MAX_CREATE_ATTEMPTS", "NothingSent", "create_once",
+__all__ = ["CLOCK_SKEW_S", "MAX_CREATE_ATTEMPTS", "create_once",
            "recover_interrupted", "retry_after", "sdk_error", "status_kind"]
 
 _log = logging.getLogger("reelflow.tasks.create")
@@ -34,10 +34,6 @@ MAX_CREATE_ATTEMPTS = 12
 CLOCK_SKEW_S = 120
 #: The longest single wait a 429 is given.
 MAX_RATE_LIMIT_WAIT_S = 60.0
-
-
-class NothingSent(GenerationFailed):
-    """The create is known not to have been made (refused, or never sent): nothing to adopt."""
 
 
 def status_kind(exc: BaseException, sdk) -> str | None:

@@ -27,10 +27,11 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 
 from reelflow import _progress
-from reelflow.errors import GenerationFailed, ModerationRefused
+from reelflow.errors import (GenerationFailed, LedgerConflict, ModerationRefused, NothingSent,
+                             SendingElsewhere)
 from reelflow.tasks._calls import PaidCall
-from reelflow.tasks._create import NothingSent, recover_interrupted
-from reelflow.tasks._ledger import Ledger, LedgerConflict, LedgerEntry, PaidAttempt
+from reelflow.tasks._create import recover_interrupted
+from reelflow.tasks._ledger import Ledger, LedgerEntry, PaidAttempt
 from reelflow.tasks._outputs import STILL, VIDEO, Output
 from reelflow.tasks._providers import Provider
 from reelflow.tasks.models import Clip, GenerationRequest
@@ -203,14 +204,6 @@ def _record_sent(entry: LedgerEntry, ledger: Ledger, generation_id: str, cost: f
                             "for the same request meanwhile; %s is left unused", entry.shot_id,
                             generation_id, entry.generation_id, generation_id)
             return entry
-
-
-class SendingElsewhere(LedgerConflict):
-    """Another machine recorded that it is sending this request right now."""
-
-    def __init__(self, since: str):
-        super().__init__(f"sending elsewhere since {since}")
-        self.since = since
 
 
 def _sending_elsewhere(entry: LedgerEntry, ledger: Ledger) -> bool:

@@ -48,6 +48,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, PrivateAttr, ValidationError, field_validator
 
 from reelflow.config import reelflow_home
+from reelflow.errors import LedgerConflict, WriteConflict
 from reelflow.tasks.store import ClipStore, atomic_write_path
 
 __all__ = ["Ledger", "LedgerConflict", "LedgerEntry", "PaidAttempt"]
@@ -58,10 +59,6 @@ _log = logging.getLogger("reelflow.tasks.ledger")
 _WARNED: set[tuple[str, bytes]] = set()
 #: What a generation id may look like to name a claim file (the API's are UUIDs).
 _GENERATION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
-
-
-class LedgerConflict(Exception):
-    """Another machine changed the record since it was read: read it again and follow it."""
 
 
 class PaidAttempt(BaseModel):
@@ -223,7 +220,7 @@ class Ledger(BaseModel):
                 self._etags[entry.key] = _s3.write_if(
                     self.shared._client(), self.shared.bucket_name, self._object_key(entry.key),
                     entry.model_dump_json().encode(), self._etags.get(entry.key))
-            except _s3.Conflict as conflict:
+            except WriteConflict as conflict:
                 raise LedgerConflict(str(conflict)) from None
             return
         target = self._path(entry.key)
@@ -291,7 +288,7 @@ class Ledger(BaseModel):
             try:
                 _s3.write_if(client, bucket, object_key, body, None)
                 return None
-            except _s3.Conflict:
+            except WriteConflict:
                 found = _s3.read_versioned(client, bucket, object_key)
                 return _claim_owner(found[0] if found else b"", self._uri(object_key))
         path = self.root / "claims" / generation_id[:2] / f"{generation_id}.json"

@@ -25,8 +25,9 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from reelflow.errors import WriteConflict
+
 __all__ = [
-    "Conflict",
     "S3Credentials",
     "bucket_name_problem",
     "check_access",
@@ -276,10 +277,6 @@ def presign_get(client, bucket: str, key: str, expires_s: int) -> str:
                                          ExpiresIn=int(expires_s))
 
 
-class Conflict(Exception):
-    """A conditional write lost: the object changed (or appeared) since it was read."""
-
-
 def read_versioned(client, bucket: str, key: str) -> tuple[bytes, str] | None:
     """The object's bytes and ETag, or None when it does not exist."""
     response = _get_object(client, bucket, key)
@@ -290,7 +287,7 @@ def write_if(client, bucket: str, key: str, body: bytes, etag: str | None) -> st
     """Write ``body`` only if the object is still at ``etag`` (None: still absent).
 
     Compare-and-swap on S3's conditional PUT (``If-Match`` / ``If-None-Match``): of two
-    writers that read the same version, one wins and the other gets Conflict.
+    writers that read the same version, one wins and the other gets ``WriteConflict``.
 
     Returns:
         The new ETag.
@@ -303,7 +300,7 @@ def write_if(client, bucket: str, key: str, body: bytes, etag: str | None) -> st
                                      ContentType="application/json", **condition)
     except ClientError as error:
         if status_of(error) in (409, 412):
-            raise Conflict(f"s3://{bucket}/{key} changed since it was read") from None
+            raise WriteConflict(f"s3://{bucket}/{key} changed since it was read") from None
         raise
     return response["ETag"]
 
