@@ -6,21 +6,24 @@ schema problems (a wrong type, an unknown enum value, a missing required field) 
 combinations the service refuses (10s with a start frame, HDR below 720p, keyframes with
 start/end, ...) are 400. Both carry one line per problem naming the field.
 
-Prices are USD cents (like the Dream Machine side's credits): Luma's published
-pay-as-you-go table for uni-1 (2026-10) and the emulator's estimate for ray-3.2 video by
-type, resolution, dynamic range and 5 s block (10 s bills as two 5 s blocks).
+Prices are USD cents (like the Dream Machine side's credits), billed by Luma's
+pay-as-you-go list prices in ``reelflow.pricing`` (the same table ``plan`` estimates with,
+without REELFLOW_PRICES overrides): uni-1 per image plus references, ray-3.2 by type
+(video, extend, edit, reframe), resolution, dynamic range and duration.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from reelflow import pricing
+
 from .spec import pixel_size
 
 __all__ = [
     "ASPECTS", "DURATION_FRAMES", "FAILURE_CODES", "IMAGE_MODELS", "IMAGE_TYPES", "MODELS",
     "PRICES_DATED", "RAY_ASPECTS", "RESOLUTIONS", "STRENGTHS", "TYPES", "VIDEO_TYPES",
-    "AgentsInvalid", "frame_count", "generation_cost", "image_size", "normalize",
+    "AgentsInvalid", "frame_count", "generation_cost", "image_size", "normalize", "price_kind",
     "refs_of", "validate", "video_size",
 ]
 
@@ -44,18 +47,7 @@ MAX_KEYFRAMES = 64
 #: A video_edit source is at most 18 s, a video_reframe source at most 30 s.
 MAX_SOURCE_SECONDS = {"video_edit": 18.0, "video_reframe": 30.0}
 
-PRICES_DATED = "2026-10"
-#: USD per image; +UNI_REF_USD per reference image (image_ref) or edit source.
-UNI_USD = {"uni-1": 0.0404, "uni-1-max": 0.1000}
-UNI_REF_USD = 0.0030
-#: USD per 5 s block of ray-3.2 output: (kind, resolution) -> SDR price; HDR x2, HDR+EXR x3.
-RAY_USD_PER_BLOCK = {
-    ("video", "360p"): 0.06, ("video", "540p"): 0.36, ("video", "720p"): 0.54,
-    ("video", "1080p"): 1.08,
-    ("edit", "360p"): 0.12, ("edit", "540p"): 0.72, ("edit", "720p"): 1.08,
-    ("edit", "1080p"): 2.16,
-}
-HDR_FACTOR, EXR_FACTOR = 2.0, 3.0
+PRICES_DATED = pricing.PRICES_DATED
 
 
 class AgentsInvalid(Exception):
@@ -119,22 +111,31 @@ def refs_of(request: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return [(path, ref) for path, ref in refs if isinstance(ref, dict)]
 
 
+def price_kind(request: dict[str, Any]) -> str:
+    """The price table's row of a video request: video, extend, edit or reframe."""
+    if request["type"] != "video":
+        return {"video_edit": "edit", "video_reframe": "reframe"}[request["type"]]
+    video = request["video"]
+    ends = [video[n] for n in ("start_frame", "end_frame") if isinstance(video.get(n), dict)]
+    chained = len(ends) == 1 and ends[0].get("generation_id") and not video.get("keyframes")
+    return "extend" if chained else "video"
+
+
 def generation_cost(request: dict[str, Any], source_seconds: float | None = None) -> float:
-    """Price in USD cents of a normalized, valid request."""
+    """Price in USD cents of a normalized, valid request (Luma's list prices)."""
     if request["type"] in IMAGE_TYPES:
         refs = len(request.get("image_ref") or []) + (1 if request.get("source") else 0)
-        usd = UNI_USD[request["model"]] + UNI_REF_USD * refs
+        usd = pricing.list_image_usd(request["model"], refs)
         if request["type"] == "layering":
-            usd *= 2  # two layers rendered
+            usd *= 2  # two layers rendered (not on Luma's page: the emulator's choice)
         return round(usd * 100, 2)
     video = request["video"]
-    kind = "video" if request["type"] == "video" else "edit"
     seconds = 5.0 * (2 if video["duration"] == "10s" else 1)
     if source_seconds is not None and request["type"] != "video":
         seconds = source_seconds
-    blocks = max(1, -(-int(round(seconds * 1000)) // 5000))
-    factor = EXR_FACTOR if video.get("exr_export") else HDR_FACTOR if video.get("hdr") else 1.0
-    return round(RAY_USD_PER_BLOCK[(kind, video["resolution"])] * factor * blocks * 100, 2)
+    usd = pricing.list_ray32_usd(price_kind(request), video["resolution"], seconds,
+                                 hdr=bool(video.get("hdr")), exr=bool(video.get("exr_export")))
+    return round(usd * 100, 2)
 
 
 # -- validation -----------------------------------------------------------------------

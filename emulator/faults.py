@@ -66,6 +66,9 @@ class Faults(BaseModel):
         "Regex (case-insensitive search): matching prompts end failed on moderation."))
     fail_rate: Probability = Field(0.0, description=(
         "A new generation ends failed with 'Job failed' (decided at create, persisted)."))
+    fail_first: int = Field(0, ge=0, description=(
+        "The first N new generations end failed like fail_rate's (fail_code), whatever the "
+        "draw: a deterministic failure, e.g. one rate_limited generation that a retry cures."))
     fail_code: str = Field("generation_failed", description=(
         "Agents API: the failure_code of a generation failed by fail_rate (generation_failed, "
         "rate_limited, output_not_found, ...)."))
@@ -220,6 +223,10 @@ class FaultInjector:
         if self._pattern is not None and isinstance(prompt, str) and self._pattern.search(prompt):
             self.count("moderation")
             return FailureDecision(reason=MODERATION_FAILED, when="dreaming")
-        if self._draw("fail_rate", self._faults.fail_rate):
+        with self._lock:
+            first = self._injected["fail_first"] < self._faults.fail_first
+            if first:
+                self._injected["fail_first"] += 1
+        if first or self._draw("fail_rate", self._faults.fail_rate):
             return FailureDecision(reason=JOB_FAILED, when="done")
         return None

@@ -135,6 +135,16 @@ class GenerationRequest(BaseModel):
         return "video_edit" if self.edit else "video_reframe" if self.reframe else "video"
 
     @property
+    def price_kind(self) -> str:
+        """ray-3.2's row of the price table: video, extend (chained from exactly one prior
+        generation), edit or reframe (``reelflow.pricing``)."""
+        if self.kind != "video":
+            return {"video_edit": "edit", "video_reframe": "reframe"}[self.kind]
+        ends = [f for f in (self.frame0, self.frame1) if f is not None]
+        chained = len(ends) == 1 and ends[0].kind == "generation" and not self.keyframes
+        return "extend" if chained else "video"
+
+    @property
     def seconds(self) -> float:
         """The clip's length in seconds (``duration`` is "5s", "10s", or a source's "7.25s")."""
         return float(self.duration.rstrip("s"))
@@ -221,8 +231,7 @@ class GenerationRequest(BaseModel):
             return image_cost(self.model, len(self.refs))
         seconds = self.seconds
         if self.api == AGENTS_API:
-            kind = {"video_edit": "edit", "video_reframe": "reframe"}.get(self.kind, "video")
-            return ray32_cost(kind, self.resolution, seconds, hdr=self.hdr, exr=self.exr)
+            return ray32_cost(self.price_kind, self.resolution, seconds, hdr=self.hdr, exr=self.exr)
         if step == "audio":
             return audio_cost(seconds)
         if step == "upscale":

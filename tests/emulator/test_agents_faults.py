@@ -160,7 +160,7 @@ def test_hdr_where_the_account_allows_it(tmp_path):
         created = _agents(emu).generations.create(prompt=PROMPT, model="ray-3.2",
                                                   video={"resolution": "720p", "hdr": True,
                                                          "exr_export": True})
-        assert emu.agents.record(created.id)["cost"] == 3 * 54.0  # HDR+EXR: 3x SDR 720p
+        assert emu.agents.record(created.id)["cost"] == 90.0  # Luma: 720p HDR + EXR 5s $0.90
 
 
 def test_concurrent_jobs_beyond_the_limit_answer_429(tmp_path):

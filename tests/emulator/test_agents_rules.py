@@ -8,6 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from reelflow import pricing
 from reelflow.emulator import agents_spec as aspec
 
 URL = {"url": "https://example.com/a.png"}
@@ -132,10 +133,9 @@ def test_video_option_rules_match_the_documented_table(resolution, duration, hdr
     else:
         assert not refused
         cost = aspec.generation_cost(request)
-        blocks = 2 if duration == "10s" else 1
-        factor = 3 if exr else 2 if hdr else 1
-        assert cost == round(aspec.RAY_USD_PER_BLOCK[("video", resolution)] * factor *
-                             blocks * 100, 2)
+        dynamic = "hdr+exr" if exr else "hdr" if hdr else "sdr"
+        key = f"ray-3.2:video:{resolution}:{dynamic}" + (":10s" if duration == "10s" else "")
+        assert cost == round(pricing.RAY32_USD[key] * 100, 2)  # Luma's cell, in cents
 
 
 def test_defaults_a_create_with_only_a_prompt_is_a_uni_1_image(agents):

@@ -309,6 +309,7 @@ RAY32_MATRIX = [
     ("drop before create", Faults(drop_before_create=0.5), 14),
     ("drop after create", Faults(drop_after_create=0.5), 14),
     ("Job failed", Faults(fail_rate=0.3), 14),
+    ("rate_limited failure", Faults(fail_first=1, fail_code="rate_limited"), 0),
     ("truncated downloads", Faults(truncate_download_rate=0.5), 14),
     ("corrupt downloads", Faults(corrupt_download_rate=0.5), 14),
     ("jitter", Faults(latency_jitter=1.0), 14),
@@ -352,7 +353,7 @@ def test_fault_matrix_ray32(name, faults, seed, tmp_path, home, faulty):
     lost = injected.get("drop_before_create", 0) + injected.get("drop_after_create", 0)
     if name.startswith("drop"):
         assert stopped == lost > 0
-    want = 3 + injected.get("fail_rate", 0)
+    want = 3 + injected.get("fail_rate", 0) + injected.get("fail_first", 0)
     created = emu.agents_created_count()
     prompts = [r["request"]["prompt"] for r in emu.agents.records()]
     frames = media_facts(report.output)["frames"]
@@ -361,6 +362,37 @@ def test_fault_matrix_ray32(name, faults, seed, tmp_path, home, faulty):
     assert created == want and len(set(prompts)) == 3
     assert emu.created_count() == 0  # the Dream Machine API was never asked
     assert frames == FRAMES
+
+
+def test_rate_limited_generation_is_waited_out_and_sent_again_ray32(tmp_path, home, faulty):
+    """A ray-3.2 generation that fails ``rate_limited`` (the Agents API refunds it) is waited
+    out and sent again; the render finishes with one extra create, billed once per clip."""
+    from reelflow.flows.render import render_sequence
+    from reelflow.tasks import _generate
+    from reelflow.tasks._ledger import Ledger
+
+    emu = faulty(Faults(fail_first=1, fail_code="rate_limited"), 0)
+    path = write_shotlist(tmp_path, RAY32_SHOTS)
+
+    report = render_sequence(str(path))
+
+    records = emu.agents.records()
+    failed = [r for r in records if r["failure"]]
+    assert len(records) == 4 and [r["failure"]["code"] for r in failed] == ["rate_limited"]
+    resent = [r for r in records if r["request"]["prompt"] == failed[0]["request"]["prompt"]]
+    assert [r["seq"] for r in resent][0] == failed[0]["seq"] and len(resent) == 2
+    waited = resent[1]["created_ts"] - failed[0]["created_ts"]
+    assert waited >= _generate.RATE_LIMITED_WAIT_S  # waited out, not resent at once
+    account = emu.agents.summary()
+    assert (account["credits_spent"], account["credits_refunded"]) == (3 * 6.0, 6.0)  # cents
+    assert report.generated == 3 and report.cost_usd == 0.18
+    assert media_facts(report.output)["frames"] == FRAMES
+    entry = next(e for e in Ledger.default().entries() if len(e.history) > 1)
+    assert [a.state for a in entry.history] == ["failed", "completed"]
+    assert entry.history[0].generation_id == failed[0]["id"]
+
+    again = render_sequence(str(path))
+    assert (again.generated, emu.agents_created_count()) == (0, 4)
 
 
 def test_moderation_and_budget_exhausted_ray32(tmp_path, home, faulty):

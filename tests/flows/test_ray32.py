@@ -39,7 +39,7 @@ def test_mixed_list_renders_through_both_sdks_and_rerun_pays_nothing(tmp_path, h
     assert facts["frames"] == (5 + 5 + 10 + 5) * 24
     by_id = {r.id: r for r in report.shot_results}
     assert (by_id["new"].model, by_id["new"].cost_usd) == ("ray-3.2", 0.06)
-    assert by_id["long"].cost_usd == 0.12  # 10s bills as two 5s blocks
+    assert by_id["long"].cost_usd == 0.18  # Luma: 360p 10s is $0.18 (3x the 5s $0.06)
     assert round(report.cost_usd, 2) == round(sum(r.cost_usd for r in report.shot_results), 2)
     ledger = [json.loads(p.read_text()) for p in (home / "ledger").glob("*/*.json")]
     assert sorted(e["cost_usd"] for e in ledger) == sorted(r.cost_usd for r in report.shot_results)

@@ -72,18 +72,23 @@ def test_every_ray32_option_changes_the_key():
     assert len(keys) == len(variants) + 1
 
 
+# Luma's published cells (https://docs.agents.lumalabs.ai/guides/pricing/, see reelflow.pricing).
 @pytest.mark.parametrize("kind,resolution,seconds,hdr,exr,usd", [
-    ("video", "360p", 5, False, False, 0.06), ("video", "720p", 10, False, False, 0.60),
-    ("video", "1080p", 5, True, False, 2.40), ("video", "1080p", 5, True, True, 3.60),
-    ("edit", "720p", 7.5, False, False, 2.16), ("reframe", "720p", 5, False, False, 0.60),
+    ("video", "360p", 5, False, False, 0.06), ("video", "720p", 10, False, False, 0.90),
+    ("video", "1080p", 10, False, False, 3.60), ("video", "1080p", 5, True, False, 2.40),
+    ("video", "1080p", 5, True, True, 3.60), ("extend", "720p", 5, False, False, 0.30),
+    ("edit", "720p", 5, False, False, 1.08), ("edit", "720p", 7.5, False, False, 2.16),
+    ("edit", "1080p", 10, True, True, 12.96), ("edit", "540p", 15, False, False, 2.16),
+    ("reframe", "720p", 5, False, False, 0.60), ("reframe", "1080p", 4.2, False, False, 1.80),
 ])
-def test_ray32_prices_in_blocks(kind, resolution, seconds, hdr, exr, usd):
+def test_ray32_prices_are_lumas_cells(kind, resolution, seconds, hdr, exr, usd):
     assert ray32_cost(kind, resolution, seconds, hdr=hdr, exr=exr) == usd
 
 
 def test_prices_are_overridable(monkeypatch):
-    monkeypatch.setenv("REELFLOW_PRICES", '{"ray-3.2:video:360p:sdr": 0.5, "uni-1": 0.05}')
-    assert ray32_cost("video", "360p", 10) == 1.0
+    monkeypatch.setenv("REELFLOW_PRICES", '{"ray-3.2:video:360p:sdr:10s": 0.5, "uni-1": 0.05}')
+    assert ray32_cost("video", "360p", 10) == 0.5
+    assert ray32_cost("video", "360p", 5) == 0.06
     assert image_cost("uni-1", references=2) == 0.056
     assert image_cost("uni-1-max") == 0.1
 
