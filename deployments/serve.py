@@ -22,8 +22,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from reelflow._server import (SERVER_START_TIMEOUT_S, healthy, port_free, spawn_prefect_server,
-                              stop_process, wait_healthy)
+from reelflow._prefect_process import (SERVER_START_TIMEOUT_S, healthy, port_free,
+                                       spawn_prefect_server, stop_process, wait_healthy)
 from reelflow.errors import ReelflowError
 
 __all__ = [

@@ -6,7 +6,7 @@ Agents API lives under ``/v1`` (agents_server.py). JSON errors carry
 so the SDK raises ``BadRequestError``. Assets (``/assets/...``) and the test counters
 (``/_emulator/stats``) need no token, as the real API's CDN URLs need none.
 
-Injected faults (see ``faults.py``) act here: a 429/500/503 answered instead of a route
+The routes themselves are ``routes.py``. Injected faults (see ``faults.py``) act here: a 429/500/503 answered instead of a route
 (after authentication, before anything is recorded), a create's connection closed
 without an answer before or after the generation is recorded, an MP4 download cut
 short or with flipped bytes. Test-only: ``GET/POST /_emulator/faults`` reads/replaces
@@ -22,7 +22,6 @@ import re
 import socket
 import threading
 import time
-import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
@@ -30,29 +29,18 @@ from urllib.parse import parse_qs, urlsplit
 from pydantic import ValidationError
 
 from . import agents_server, conformance, spec
-from .account import Account, InsufficientCredits, LimitExceeded, NotFound, parse_asset_name
+from .account import Account, NotFound
 from .agents_account import AgentsAccount
-from .assets import DropConnection, send_file
+from .assets import DropConnection
 from .faults import FaultInjector, Faults
+from .routes import ROUTES, ApiError, DreamMachineRoutes
 
 __all__ = ["EmulatorServer"]
 
 log = logging.getLogger("reelflow.emulator.server")
 
-NOT_SUPPORTED = "not supported by the emulator yet"
-_DEFAULT_LIMIT, _MAX_LIMIT = 10, 1000
 _FAULT_DETAIL = {429: "Too many requests, please retry later", 500: "Internal Server Error",
                  503: "Service temporarily unavailable"}
-
-
-class ApiError(Exception):
-    """An error answer: HTTP status, the detail text and extra headers."""
-
-    def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None,
-                 body: Any = None):
-        self.status, self.detail, self.headers = status, detail, headers or {}
-        self.body = body if body is not None else {"detail": detail}
-        super().__init__(f"{status} {detail}")
 
 
 class EmulatorServer(ThreadingHTTPServer):
@@ -115,26 +103,9 @@ class EmulatorServer(ThreadingHTTPServer):
             return dict(self._counts)
 
 
-Route = tuple[str, re.Pattern[str], str, str]  # method, path, route key, handler name
-_ID = r"(?P<id>[^/]+)"
-_ROUTES: list[Route] = [(m, re.compile(f"^{p}$"), key, fn) for m, p, key, fn in [
-    ("GET", "/ping", "ping", "_ping"),
-    ("GET", "/credits", "credits", "_credits"),
-    ("GET", "/generations/concepts/list", "concepts", "_concepts"),
-    ("GET", "/generations", "list", "_list"),
-    ("POST", "/generations", "create", "_create"),
-    ("POST", "/generations/video", "create", "_create"),
-    ("POST", "/generations/(?:image|image/reframe|video/reframe|video/modify)",
-     "unsupported", "_unsupported"),
-    ("GET", f"/generations/{_ID}", "get", "_get"),
-    ("DELETE", f"/generations/{_ID}", "delete", "_delete"),
-    ("POST", f"/generations/{_ID}/upscale", "upscale", "_upscale"),
-    ("POST", f"/generations/{_ID}/audio", "audio", "_audio"),
-]]
-
-
-class _Handler(BaseHTTPRequestHandler):
-    """One request: route, authenticate, call the account, answer JSON."""
+class _Handler(DreamMachineRoutes, BaseHTTPRequestHandler):
+    """One request: route, authenticate, call the account, answer JSON (the Dream Machine
+    routes are `DreamMachineRoutes`' methods)."""
 
     protocol_version = "HTTP/1.1"  # keep-alive for the SDK's connection pool
     server_version = "reelflow-emulator"
@@ -263,7 +234,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _route(self, method: str, path: str) -> tuple[Callable[..., Any], re.Match[str], str]:
         allowed = False
-        for route_method, pattern, key, name in _ROUTES:
+        for route_method, pattern, key, name in ROUTES:
             match = pattern.match(path)
             if match and route_method == method:
                 return getattr(self, name), match, key
@@ -297,110 +268,3 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _stats(self) -> dict[str, Any]:
         return self.server.stats()
-
-    # -- routes ------------------------------------------------------------------------
-
-    def _ping(self, match: re.Match[str], query: dict, body: bytes) -> tuple[int, Any]:
-        return 200, {"message": "pong"}
-
-    def _credits(self, match: re.Match[str], query: dict, body: bytes) -> tuple[int, Any]:
-        return 200, {"credit_balance": self.server.account.credit_balance()}
-
-    def _concepts(self, match: re.Match[str], query: dict, body: bytes) -> tuple[int, Any]:
-        return 200, list(spec.CONCEPTS)
-
-    def _unsupported(self, match: re.Match[str], query: dict, body: bytes) -> tuple[int, Any]:
-        if self.server.conformance:  # a stand-in: never rendered
-            kind = "image" if "/image" in self.path else "video"
-            return 201, conformance.dream_machine_generation(str(uuid.uuid4()), kind)
-        raise ApiError(400, f"{self.path.split('?')[0]}: {NOT_SUPPORTED}")
-
-    def _create(self, match: re.Match[str], query: dict, body: bytes) -> tuple[int, Any]:
-        payload = self._parse_json(body)
-        if isinstance(payload, dict) and payload.get("generation_type") not in (None, "video"):
-            raise ApiError(400, f"generation_type {payload['generation_type']!r}: {NOT_SUPPORTED}")
-        injector, account = self.server.injector, self.server.account
-        if injector.drop_before_create():
-            raise DropConnection()
-        strict = not self.server.conformance
-        spec.validate_video_request(payload, strict=strict)  # refused: draws no failure
-        try:
-            record = account.create(payload, latency=injector.latency(account.latency),
-                                    failure=lambda: injector.failure_for(payload.get("prompt")),
-                                    limits=injector.faults, strict=strict)
-        except LimitExceeded as err:
-            injector.count("limit_429")
-            raise ApiError(429, err.detail, {"retry-after": str(err.retry_after)}) from None
-        except InsufficientCredits as err:
-            injector.count("insufficient_credits")
-            raise ApiError(402, err.args[0]) from None
-        account.prefetch_images(record)
-        if injector.drop_after_create():
-            raise DropConnection()  # recorded and billed; the client never hears of it
-        if injector.faults.create_answer_delay:
-            time.sleep(injector.faults.create_answer_delay)  # recorded; the answer is late
-        # A create always answers "queued", as the API does; rendering stays lazy.
-        return 201, account.public(record, self.server.base_url, block=False, fresh=True)
-
-    def _get(self, match: re.Match[str], query: dict, body: bytes) -> tuple[int, Any]:
-        account = self.server.account
-        return 200, account.public(account.record(match["id"]), self.server.base_url,
-                                   block=True)
-
-    def _list(self, match: re.Match[str], query: dict, body: bytes) -> tuple[int, Any]:
-        low = 0 if self.server.conformance else 1
-        limit = spec.query_int(query, "limit", _DEFAULT_LIMIT, low, _MAX_LIMIT)
-        offset = spec.query_int(query, "offset", 0, 0, None)
-        account = self.server.account
-        records = account.records()
-        page = records[offset:offset + limit]
-        generations = [account.public(r, self.server.base_url, block=False) for r in page]
-        return 200, {"generations": generations, "count": len(records),
-                     "has_more": offset + len(page) < len(records),
-                     "limit": limit, "offset": offset}
-
-    def _delete(self, match: re.Match[str], query: dict, body: bytes) -> tuple[int, Any]:
-        self.server.account.delete(match["id"])
-        return 204, None
-
-    def _upscale(self, match: re.Match[str], query: dict, body: bytes) -> tuple[int, Any]:
-        return self._revise(match["id"], "upscale_video", body)
-
-    def _audio(self, match: re.Match[str], query: dict, body: bytes) -> tuple[int, Any]:
-        return self._revise(match["id"], "add_audio", body)
-
-    def _revise(self, gen_id: str, kind: str, body: bytes) -> tuple[int, Any]:
-        account, injector = self.server.account, self.server.injector
-        try:
-            record = account.revise(gen_id, kind, self._parse_json(body) or {},
-                                    latency=injector.latency(account.latency),
-                                    limits=injector.faults)
-        except InsufficientCredits as err:
-            injector.count("insufficient_credits")
-            raise ApiError(402, err.args[0]) from None
-        return 201, account.public(record, self.server.base_url, block=False)
-
-    # -- assets ------------------------------------------------------------------------
-
-    def _asset(self, name: str, *, head: bool) -> None:
-        """Serve a rendered clip or thumbnail, rendering it first if it is due."""
-        parsed = parse_asset_name(name)
-        if parsed is None:
-            raise ApiError(404, "Not Found")
-        gen_id, rev, ext = parsed
-        account = self.server.account
-        path = account.asset_path(gen_id, rev, ext)
-        if not path.exists():
-            record = account.asset_due(gen_id, rev)
-            if not account.ensure_rendered(record, rev, wait=account.render_wait):
-                raise ApiError(503, "asset is still rendering")
-        fault = None
-        if ext == "mp4" and not head:  # download faults hit clips, not thumbnails
-            injector = self.server.injector
-            fault = "truncate" if injector.truncate_download() else \
-                "corrupt" if injector.corrupt_download() else None
-        try:
-            send_file(self, path, "video/mp4" if ext == "mp4" else "image/jpeg", head=head,
-                      fault=fault)
-        except FileNotFoundError:  # deleted in between
-            raise ApiError(404, "Not Found") from None

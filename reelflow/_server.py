@@ -19,7 +19,8 @@ and on SIGTERM (``reelflow server stop``). A command takes its shared lock befor
 at the state, so a server is never stopped under a command that is about to use it.
 
 REELFLOW_PREFECT=ephemeral opts out (Prefect's temporary server per command, as before).
-Nothing here imports Prefect except ``use_prefect`` (to read the effective settings).
+Nothing here imports Prefect except ``use_prefect`` (to read the effective settings); the
+server process itself is started and stopped by ``_prefect_process.py``.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ import hashlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -38,19 +38,17 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from reelflow._prefect_process import (free_port, healthy, port_free, server_env,
+                                       spawn_prefect_server, stop_process, wait_healthy)
 from reelflow.config import apply_prefect_defaults, reelflow_home
 from reelflow.errors import ReelflowError
 
-__all__ = ["ServerState", "duration", "ensure_server", "healthy", "running_server", "server_dir",
-           "spawn_prefect_server", "stop_process", "stop_server", "use_prefect", "wait_healthy"]
+__all__ = ["ServerState", "configured_api_url", "duration", "ensure_server", "running_server",
+           "server_dir", "stop_server", "use_prefect"]
 
 #: Seconds without a command before the managed server stops (REELFLOW_SERVER_IDLE).
 DEFAULT_IDLE_S = 1800.0
-#: `prefect server start` was ready in ~19 s on a loaded 2-core machine: leave room.
-SERVER_START_TIMEOUT_S = 120.0
 _WATCHDOG_MARK = "reelflow._server"
-#: Environment the server never needs (keys stay out of its process and log).
-_SECRET_PREFIXES = ("LUMAAI_", "LUMA_", "AWS_")
 
 
 @dataclass
@@ -68,75 +66,6 @@ class ServerState:
     @property
     def ui_url(self) -> str:
         return self.api_url.removesuffix("/api")
-
-
-def healthy(api_url: str, timeout: float = 2.0) -> bool:
-    """True when ``<api_url>/health`` answers 200."""
-    import httpx
-
-    try:
-        return httpx.get(f"{api_url.rstrip('/')}/health", timeout=timeout).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-def port_free(port: int) -> bool:
-    """True when nothing listens on 127.0.0.1:PORT."""
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) != 0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def server_env() -> dict[str, str]:
-    """The server's environment: no API URL of its own, no analytics, no secrets."""
-    env = {k: v for k, v in os.environ.items()
-           if k != "PREFECT_API_URL" and not k.startswith(_SECRET_PREFIXES)}
-    env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
-    return env
-
-
-def spawn_prefect_server(port: int, log_path: Path, **popen: object) -> subprocess.Popen:
-    """Start ``prefect server start`` on 127.0.0.1:PORT (foreground, one process), its
-    output appended to LOG_PATH. The one place reelflow starts a Prefect server."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-             "--port", str(port)], stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, env=server_env(), **popen)
-
-
-def wait_healthy(api_url: str, proc: subprocess.Popen, log_path: Path,
-                 timeout_s: float = SERVER_START_TIMEOUT_S) -> None:
-    """Wait until the server answers; stop PROC and raise with the log's tail otherwise."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if healthy(api_url):
-            return
-        if proc.poll() is not None:
-            break
-        time.sleep(0.25)
-    stop_process(proc)
-    tail = log_path.read_text(errors="replace")[-800:] if log_path.exists() else ""
-    raise ReelflowError(f"the Prefect server did not become healthy on {api_url} "
-                        f"(log {log_path}):\n{tail}")
-
-
-def stop_process(proc: subprocess.Popen | None, timeout_s: float = 20) -> None:
-    """SIGTERM, then SIGKILL after TIMEOUT_S."""
-    if proc is None or proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 # -- where the managed server is recorded ------------------------------------------------
@@ -263,7 +192,7 @@ def ensure_server(announce: Callable[[str], None] = lambda _l: None, *,
 def _start(folder: Path, announce, port: int | None, idle_s: float) -> ServerState:
     previous = _previous_port(folder)
     if port is None:
-        port = previous if previous and port_free(previous) else _free_port()
+        port = previous if previous and port_free(previous) else free_port()
     elif not port_free(port):
         raise ReelflowError(f"port {port} is in use: pick another (--port) or stop what listens")
     api_url = f"http://127.0.0.1:{port}/api"

@@ -6,13 +6,13 @@ import argparse
 
 import pytest
 
-from reelflow.cli import _parser
+from reelflow._cli_parser import build_parser
 from reelflow.deployments.serve import deploy_parser, serve_parser
 from reelflow.emulator import _parser as emulator_parser
 
 
 def _parsers() -> dict[str, argparse.ArgumentParser]:
-    main = _parser()
+    main = build_parser()
     found = {"reelflow": main, "emulator": emulator_parser(), "serve": serve_parser(),
              "deploy": deploy_parser()}
     for action in main._actions:

@@ -1,0 +1,182 @@
+"""The commands that read a shot list and run flows: plan, render, watch, compare.
+
+Each validates and plans before Prefect is imported (a bad list is refused in about a
+second, nothing spent), then makes the checks a render needs before Prefect
+(`preflight`), settles the Prefect API (`prefect_api`) and runs the flow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from pathlib import Path
+
+from reelflow._cli_console import EXIT_OK, err, quiet_console
+
+__all__ = ["cmd_compare", "cmd_plan", "cmd_render", "cmd_watch", "preflight", "prefect_api",
+           "validated"]
+
+
+def validated(path: Path, profile: str, out: Path | None = None, budget: float | None = None):
+    from reelflow.flows.plan import check_budget, make_plan
+    from reelflow.flows.shotlist import load_shotlist
+
+    shotlist = load_shotlist(path)
+    plan = make_plan(shotlist, profile, out=out)
+    for line in shotlist.warnings:
+        err(line)
+    check_budget(plan, budget)
+    return plan
+
+
+def cmd_plan(args) -> int:
+    plan = validated(args.file, args.profile)
+    if args.json:
+        print(json.dumps({
+            "source": str(plan.source), "profile": plan.profile, "output": str(plan.output),
+            "shots": [s.model_dump(mode="json", exclude={"request"}) for s in plan.shots],
+            "stills": [s.model_dump(mode="json", exclude={"request"}) for s in plan.stills],
+            "cost_usd": plan.cost_usd,
+        }))
+        return EXIT_OK
+    from reelflow.flows.plan import plan_table
+
+    print(plan_table(plan))
+    return EXIT_OK
+
+
+def cmd_render(args) -> int:
+    plan = validated(args.file, args.profile, args.out, args.budget)
+    say = (lambda _line: None) if args.quiet else err
+    preflight(plan, args.luma_block, args.store_block, say)
+    ui = prefect_api(say)
+    from reelflow.flows.render import render_sequence
+
+    if not args.verbose:
+        quiet_console()
+    view = None if args.quiet else render_view(plan)
+    with view or contextlib.nullcontext():
+        report = render_sequence(str(args.file.resolve()), profile=args.profile,
+                                 out=str(plan.output), mezzanine=args.mezzanine,
+                                 on_moderation=args.on_moderation, budget_usd=args.budget,
+                                 luma_block=args.luma_block, store_block=args.store_block,
+                                 distribute=args.distribute)
+    if view:
+        view.summary(report)
+    if report.flow_run_url and ui:
+        say(f"Flow run: {report.flow_run_url}")
+    if args.json:
+        print(json.dumps({
+            "output": str(report.output), "duration_s": report.duration_s, "frames": report.frames,
+            "shots": report.shots, "generated": report.generated, "cached": report.cached,
+            "cost_usd": report.cost_usd, "profile": report.profile,
+            "encoded_pieces": report.encoded_pieces, "reused_pieces": report.reused_pieces,
+            "flow_s": report.flow_s, "poster": _str(report.poster),
+            "contact_sheet": _str(report.contact_sheet), "otio": _str(report.otio),
+            "mezzanine": _str(report.mezzanine), "output_uri": report.output_uri,
+            "shot_results": [s.model_dump(mode="json") for s in report.shot_results],
+            "stills": [s.model_dump(mode="json") for s in report.stills],
+        }))
+    else:
+        print(report.output)
+    return EXIT_OK
+
+
+def preflight(plan, luma_block: str | None, store_block: str | None, say) -> None:
+    """The checks `render` (and `watch`) make after the plan and before Prefect."""
+    from reelflow.flows.endpoint import check_credentials, image_url_resolver, luma_credentials
+
+    if not luma_block:
+        check_credentials(plan)  # a list needing an API whose key is missing: before Prefect
+        luma_credentials(announce=say)  # starts the embedded emulator now, and says so
+    if not store_block:  # (a block's store is checked in the flow, still before any spend)
+        urls = image_url_resolver(plan)  # local keyframes with the real API need S3: refuse
+        if urls is not None:             # before Prefect (the flow opens its own asset scope)
+            urls.close()
+
+
+def cmd_watch(args) -> int:
+    from reelflow._watch import Watch
+    from reelflow.flows.plan import check_budget, make_plan
+    from reelflow.flows.shotlist import load_shotlist
+
+    def check(path: Path, profile: str, budget: float | None):
+        shotlist = load_shotlist(path)
+        plan = make_plan(shotlist, profile, out=args.out)
+        for line in shotlist.warnings:
+            err(line)
+        check_budget(plan, budget)
+        preflight(plan, None, None, err)
+        return shotlist, plan
+
+    def render(path: Path, profile: str, budget: float | None, plan):
+        from reelflow.flows.render import render_sequence
+
+        report = render_sequence(str(path.resolve()), profile=profile, out=str(plan.output),
+                                 on_moderation=args.on_moderation, budget_usd=budget)
+        if report.flow_run_url and ui:
+            err(f"Flow run: {report.flow_run_url}")
+        return report
+
+    ui = prefect_api(err)
+    import reelflow.flows.render  # noqa: F401 - Prefect and the flow warm before the first save
+
+    if not args.verbose:
+        quiet_console()
+    return Watch(args.file, "draft" if args.draft else "final", args.budget, check, render,
+                 err).run(keys=sys.stdin)  # None when there is no stdin
+
+
+def prefect_api(say) -> str | None:
+    """The Prefect UI this command reports to (reelflow's managed server unless one is
+    configured), or None in ephemeral mode, which says so."""
+    from reelflow._server import use_prefect
+
+    ui = use_prefect(say)
+    if ui is None:
+        say("Prefect runs ephemeral (REELFLOW_PREFECT=ephemeral: a temporary server per "
+            "command, no UI)")
+    return ui
+
+
+def render_view(plan):
+    """The progress view on stderr: live on a terminal, plain lines otherwise."""
+    from reelflow._live import RenderView
+
+    return RenderView(plan, stream=sys.stderr, live=sys.stderr.isatty())
+
+
+def _str(path) -> str | None:
+    return None if path is None else str(path)
+
+
+def cmd_compare(args) -> int:
+    from reelflow.flows._compare_variants import load_variants, parse_variants
+    from reelflow.flows.endpoint import check_credentials, image_url_resolver
+    from reelflow.flows.plan import make_plan
+
+    models = args.models.split(",")
+    for variant, shotlist in load_variants(args.file, parse_variants(models, args.profile)):
+        plan = make_plan(shotlist, variant.profile)       # keys and URLs checked before Prefect
+        check_credentials(plan)
+        urls = image_url_resolver(plan)
+        if urls is not None:
+            urls.close()
+    from reelflow.flows.endpoint import luma_credentials
+
+    luma_credentials(announce=err)
+    if ui := prefect_api(err):
+        err(f"Prefect UI: {ui}")
+    from reelflow.flows._compare_summary import print_summary
+    from reelflow.flows.compare import compare_models
+
+    if not args.verbose:
+        quiet_console()
+    report = compare_models(str(args.file.resolve()), models, profile=args.profile,
+                            out=str(args.out.resolve()) if args.out else None)
+    if args.json:
+        print(report.model_dump_json())
+    else:
+        print_summary(report, sys.stdout)
+    return EXIT_OK
