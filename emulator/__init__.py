@@ -49,13 +49,14 @@ class Emulator:
                  host: str = "127.0.0.1", port: int = 0,
                  credits: float = spec.DEFAULT_CREDITS, faults: Faults | None = None,
                  seed: int = 0, conformance: bool = False, output_url_ttl: float = 3600.0,
-                 image_long_side: int = DEFAULT_IMAGE_LONG_SIDE, hdr_access: bool = True):
+                 image_long_side: int = DEFAULT_IMAGE_LONG_SIDE, hdr_access: bool = True,
+                 trust_ca: str | os.PathLike[str] | None = None):
         self.data_dir = Path(data_dir)
         self.latency = float(latency)
         self.host, self.port = host, port
         self.account = Account(self.data_dir, latency=self.latency, credits=credits)
         self.agents = AgentsAccount(self.data_dir, latency=self.latency, budget=credits,
-                                    image_long_side=image_long_side)
+                                    image_long_side=image_long_side, trust_ca=trust_ca)
         self.conformance, self.output_url_ttl = conformance, output_url_ttl
         self.hdr_access = hdr_access
         self.injector = FaultInjector(faults, seed)
@@ -164,6 +165,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-hdr-access", dest="hdr_access", action="store_false",
                         help="an account without HDR access: hdr requests answer 403 "
                              "(default: HDR allowed)")
+    parser.add_argument("--trust-ca", type=Path, default=None, metavar="PEM",
+                        help="also trust this CA when fetching https inputs (URLs in Agents "
+                             "API requests), e.g. a private server's self-signed certificate "
+                             "(default: the system's trust store only)")
     parser.add_argument("--conformance", action="store_true",
                         help="answer like a schema-level mock server, for the SDKs' "
                              "generated test suites: unknown ids get stand-ins (default: off)")
@@ -229,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
                         host=args.host, port=args.port, credits=args.credits,
                         faults=faults, seed=args.seed, conformance=args.conformance,
                         output_url_ttl=args.output_url_ttl, image_long_side=args.image_size,
-                        hdr_access=args.hdr_access)
+                        hdr_access=args.hdr_access, trust_ca=args.trust_ca)
     url = emulator.start()
     try:
         for signum in (signal.SIGINT, signal.SIGTERM):

@@ -34,6 +34,7 @@ from ._util import NotFound, write_json
 from .account import QUEUED_FRACTION, _iso
 from .agents_files import Files
 from .agents_inputs import InputProblem, Resolver
+from .keyframes import fetch_tls
 from .agents_clips import output_size, make_image, make_video
 from .faults import Faults
 from .limits import WINDOW, InsufficientCredits, check_limits
@@ -55,8 +56,10 @@ class AgentsAccount(Files):
     """One Agents API account in ``<data>/agents``; safe for threads and processes."""
 
     def __init__(self, data_dir: str | Path, *, latency: float = 0.0,
-                 budget: float = 10000.0, image_long_side: int = DEFAULT_IMAGE_LONG_SIDE):
+                 budget: float = 10000.0, image_long_side: int = DEFAULT_IMAGE_LONG_SIDE,
+                 trust_ca: str | Path | None = None):
         self.root = Path(data_dir).resolve() / "agents"
+        self._verify = fetch_tls(trust_ca)
         self.latency = float(latency)
         self.image_long_side = int(image_long_side)
         for sub in ("generations", "outputs", "inputs", "files", "blobs", "locks"):
@@ -157,7 +160,8 @@ class AgentsAccount(Files):
 
     def _ingest(self, request: dict[str, Any], strict: bool):
         """Local files for every ref, the source length, the output size; or a failure."""
-        resolver = Resolver(self.root / "inputs", self._generation_output, self.file_blob)
+        resolver = Resolver(self.root / "inputs", self._generation_output, self.file_blob,
+                            self._verify)
         inputs: dict[str, Path] = {}
         for where, ref in aspec.refs_of(request):
             try:

@@ -61,10 +61,11 @@ def _store(inputs: Path, data: bytes, where: str, *, video_ok: bool) -> Path:
     return path
 
 
-def _fetch(url: str, where: str) -> bytes:
+def _fetch(url: str, where: str, verify: Any = True) -> bytes:
     chunks, size = [], 0
     try:
-        with httpx.stream("GET", url, timeout=FETCH_TIMEOUT, follow_redirects=True) as response:
+        with httpx.stream("GET", url, timeout=FETCH_TIMEOUT, follow_redirects=True,
+                          verify=verify) as response:
             if response.status_code != 200:
                 raise InputProblem("corrupt_input", f"{where}: HTTP {response.status_code}")
             for chunk in response.iter_bytes():
@@ -82,12 +83,13 @@ class Resolver:
 
     ``generation_output(id)`` returns the local output path of a completed generation
     (raise InputProblem when missing or not completed); ``file_blob(id)`` the bytes path of
-    a ready file (raise InputProblem otherwise).
+    a ready file (raise InputProblem otherwise); ``verify`` is how a URL's https is
+    checked (``keyframes.fetch_tls``).
     """
 
     def __init__(self, inputs: Path, generation_output: Callable[[str, str], Path],
-                 file_blob: Callable[[str, str], Path]):
-        self.inputs = inputs
+                 file_blob: Callable[[str, str], Path], verify: Any = True):
+        self.inputs, self.verify = inputs, verify
         self._generation_output = generation_output
         self._file_blob = file_blob
 
@@ -95,7 +97,8 @@ class Resolver:
         """The local file of one ref at ``where`` (``source``, ``video.start_frame``...)."""
         video_ok = where == "source"
         if ref.get("url"):
-            return _store(self.inputs, _fetch(ref["url"], where), where, video_ok=video_ok)
+            return _store(self.inputs, _fetch(ref["url"], where, self.verify), where,
+                          video_ok=video_ok)
         if ref.get("data"):
             try:
                 data = base64.b64decode(ref["data"], validate=True)

@@ -22,7 +22,7 @@ import httpx
 from reelflow._binaries import ffmpeg_exe
 from reelflow.spec import MAX_IMAGE_BYTES
 
-__all__ = ["FETCH_TIMEOUT", "MAX_IMAGE_BYTES", "InputUnavailable", "extract_frame",
+__all__ = ["FETCH_TIMEOUT", "MAX_IMAGE_BYTES", "InputUnavailable", "extract_frame", "fetch_tls",
            "fetch_image", "sniff_image"]
 
 log = logging.getLogger("reelflow.emulator.keyframes")
@@ -46,6 +46,19 @@ def sniff_image(data: bytes) -> str | None:
     if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "webp"
     return None
+
+
+def fetch_tls(trust_ca: str | Path | None) -> "ssl.SSLContext | bool":
+    """What an input fetch verifies https with: the default trust store, plus ``trust_ca``
+    (a PEM file) when given: the emulator told to trust a private CA, e.g. a test's
+    loopback HTTPS server with a self-signed certificate."""
+    if trust_ca is None:
+        return True
+    import ssl
+
+    context = ssl.create_default_context()
+    context.load_verify_locations(cafile=str(trust_ca))
+    return context
 
 
 def fetch_image(url: str, inputs_dir: Path) -> str:
