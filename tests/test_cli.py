@@ -96,7 +96,7 @@ def test_render_cli_against_a_standalone_emulator_with_a_key(tmp_path, prefect_a
         assert first.returncode == 0, first.stderr
         report = json.loads(first.stdout)
         assert (report["generated"], report["cached"], report["shots"]) == (2, 0, 2)
-        assert report["cost_usd"] > 0
+        assert report["cost_usd"] == 0.80  # 2 ray-2 shots, 540p 5 s, at $0.40
         assert "emulator" not in first.stderr.lower()  # a key was given: no embedded emulator
         assert emulator_created(url) == 2
         facts = media_facts(Path(report["output"]))

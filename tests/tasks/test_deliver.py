@@ -248,7 +248,8 @@ def test_tasks_are_thin_wrappers(clips, tmp_path):
         assert task.cache_policy is NO_CACHE
         assert all(word in task.fn.__doc__ for word in ("Args:", "Returns:", "Example:"))
     with disable_run_logger():
-        assert deliver.poster_task.fn(clips["red"], tmp_path / "p.jpg").exists()
+        poster = rgb(deliver.poster_task.fn(clips["red"], tmp_path / "p.jpg"))
+        assert poster.shape == (FMT.height, FMT.width, 3) and poster[90, 160, 0] > 200  # red
         sheet = deliver.contact_sheet_task.fn(
             [SheetEntry(label="only", video=clips["blue"], at_s=0)], tmp_path / "s.png",
             thumb_width=64)
@@ -256,4 +257,5 @@ def test_tasks_are_thin_wrappers(clips, tmp_path):
         otio_file = deliver.otio_task.fn([item(clips["red"], 1)], FMT, tmp_path / "t.otio",
                                          name="one")
         assert otio.adapters.read_from_file(str(otio_file)).duration().to_frames() == 24
-        assert deliver.mezzanine_task.fn(clips["red"], tmp_path / "m.mov").exists()
+        mezzanine = probe(deliver.mezzanine_task.fn(clips["red"], tmp_path / "m.mov"))
+        assert (mezzanine.video_codec, mezzanine.frames) == ("prores", probe(clips["red"]).frames)

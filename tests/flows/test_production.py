@@ -46,7 +46,7 @@ def test_renders_changed_lists_only(tmp_path, home, luma_env):
     assert (first.skipped, first.failed) == ([], [])
     assert luma_env.created_count() - start == 2
     assert (folder / "renders" / "a.mp4").is_file() and (folder / "renders" / "b.mp4").is_file()
-    assert first.cost_usd > 0
+    assert first.cost_usd == 0.80  # one ray-2 shot per list, 540p 5 s, at $0.40
 
     second = _produce(folder)
     assert (second.rendered, _names(second.skipped)) == ([], ["a.yaml", "b.yml"])

@@ -17,9 +17,9 @@ from reelflow.errors import ShotListError
 from reelflow.flows.shotlist import (
     BUILTIN_DEFAULTS, CUT, ImageRef, ShotRef, Transition, load_shotlist, shotlist_json_schema,
 )
-from tests.helpers import SHOTLISTS
+from tests.helpers import REPO, SHOTLISTS
 
-BAD_DIR = Path(__file__).parent / "bad_shotlists"
+BAD_DIR = REPO / "tests" / "bad_shotlists"
 EXPECTED: dict[str, list[str]] = yaml.safe_load((BAD_DIR / "expected.yaml").read_text(encoding="utf-8"))
 EXAMPLES = SHOTLISTS  # the project's own lists (tests/data/shotlists)
 
