@@ -7,6 +7,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+import opentimelineio as otio
 import pytest
 
 from tests.helpers import REPO, decode_errors, media_facts
@@ -74,8 +75,13 @@ def test_example_renders(name, examples, home, luma_env):
     facts = _check_delivery(report.output, shotlist, RENDERED[name]["size"])
     if RENDERED[name]["sound"]:                       # the music bed is under the whole video
         assert abs(facts["audio_s"] - facts["video_s"]) < 0.1 and _loudest(report.output) > 0.01
-    for extra in (report.poster, report.contact_sheet, report.otio):
-        assert extra is not None and extra.stat().st_size > 0
+    assert report.poster.read_bytes()[:3] == b"\xff\xd8\xff"                  # a JPEG
+    with av.open(str(report.poster)) as poster:
+        assert (poster.streams.video[0].width, poster.streams.video[0].height) == \
+            RENDERED[name]["size"]
+    assert report.contact_sheet.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    timeline = otio.adapters.read_from_file(str(report.otio))
+    assert timeline.duration().to_frames() == facts["frames"]    # the edit, frame for frame
 
 
 def test_draft_then_final(examples, home, luma_env):

@@ -9,10 +9,21 @@ from pathlib import Path
 
 import av
 import pytest
+from prefect.testing.standard_test_suites import BlockStandardTestSuite
 
 from reelflow._binaries import ffmpeg_exe
 from reelflow.tasks import _ffmpeg
 from reelflow.tasks.media import OutputFormat, TimelineItem
+
+class OfflineBlockSuite(BlockStandardTestSuite):
+    """Prefect's block standards for a block (the subclass's ``block`` fixture), with the
+    logo check offline: the suite's own downloads the logo (no network here). reelflow's
+    blocks ship none, so the UI draws Prefect's default; a logo added must pass the
+    suite's download check instead."""
+
+    def test_has_a_valid_image(self, block):
+        assert block._logo_url is None
+
 
 #: The test delivery format: small, so every encode takes a fraction of a second.
 FMT = OutputFormat(width=320, height=180, fps=24)
