@@ -6,6 +6,7 @@ before `render` answer in well under a second.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -22,7 +23,7 @@ from reelflow.tasks._timeline import TimelineSpan, output_frames
 from reelflow.tasks.models import GenerationRequest, Keyframe, PinnedKeyframe
 from reelflow.tasks.store import ClipStore, sha256_file
 
-__all__ = ["PROFILES", "RenderPlan", "ShotPlan", "make_plan", "plan_table"]
+__all__ = ["PROFILES", "PlannedRender", "RenderPlan", "ShotPlan", "make_plan", "plan_render", "plan_table"]
 
 Profile = Literal["draft", "final"]
 PROFILES: tuple[str, ...] = ("draft", "final")
@@ -204,6 +205,35 @@ def make_plan(shotlist: ShotList, profile: str = "final", *, out: Path | None = 
                       output=output, shots=shots,
                       timeline=spans_for(shotlist), frames=output_frames(slots),
                       stills=plan_stills(shotlist, ledger, store))
+
+
+@dataclass(frozen=True)
+class PlannedRender:
+    """A shot list planned once, against the store its render uses.
+
+    Whoever starts a render plans it: the CLI (before Prefect, so problems are exit 2)
+    hands it to the flow with ``flows.render.render_planned``; a flow started any other
+    way (a deployment, ``render_sequence`` called directly) makes its own.
+    """
+
+    shotlist: ShotList
+    plan: RenderPlan
+    store: ClipStore
+    store_block: str | None = None
+
+
+def plan_render(shotlist: ShotList, profile: str = "final", *, out: Path | None = None,
+                store_block: str | None = None) -> PlannedRender:
+    """``make_plan`` against the render's store: the saved ``ClipStoreBlock`` ``store_block``
+    (read from Prefect's API), else ``ClipStore.default()``."""
+    if store_block:
+        from reelflow.tasks.store_block import store_from_block  # Prefect: only for a block
+
+        store = store_from_block(store_block)
+    else:
+        store = ClipStore.default()
+    return PlannedRender(shotlist, make_plan(shotlist, profile, out=out, store=store), store,
+                         store_block)
 
 
 def check_budget(plan: RenderPlan, budget_usd: float | None) -> None:

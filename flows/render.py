@@ -11,6 +11,7 @@ sequence event) is published when it ends (flows/report.py).
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from reelflow.flows.endpoint import (account_balance, check_credentials, check_c
 from reelflow.flows.generation import Refused, first_failure, generate_all
 from reelflow.flows.lineage import record_lineage
 from reelflow.flows.observe import emit_shot, ensure_limits, run_name, step_name
-from reelflow.flows.plan import RenderPlan, check_budget, make_plan
+from reelflow.flows.plan import PlannedRender, RenderPlan, check_budget, plan_render
 from reelflow.flows.s3_lists import local_shotlist, publish_to_origin, s3_origin
 from reelflow.flows.shotlist import ShotList, load_shotlist
 from reelflow.flows.stills import generate_stills
@@ -41,9 +42,12 @@ from reelflow.tasks.models import Clip
 from reelflow.flows.tell import tell_story
 from reelflow.flows.story import RenderReport, RenderStory, ShotResult, one_line
 from reelflow.tasks._ledger import Ledger
-from reelflow.tasks.store_block import store_from_block
 
-__all__ = ["RenderReport", "ShotResult", "render_sequence"]
+__all__ = ["RenderReport", "ShotResult", "render_planned", "render_sequence"]
+
+#: Plans handed to the flow by ``render_planned``, by the flow parameters they were made for.
+_handed: dict[tuple[str, str, str | None, str | None], PlannedRender] = {}
+_handed_lock = threading.Lock()
 
 
 def _run_name() -> str:
@@ -147,18 +151,47 @@ def render_sequence(shotlist_path: str, profile: str = "final", out: str | None 
         tell_story(story)
 
 
+def render_planned(planned: PlannedRender, shotlist_path: str, **options) -> RenderReport:
+    """Run ``render_sequence`` on a plan already made (the CLI's): the flow does not plan again.
+
+    ``shotlist_path`` is the flow's parameter (the list ``planned`` was loaded from); the
+    profile, output and store block are the plan's. ``options`` are the flow's others.
+    """
+    key = (shotlist_path, planned.plan.profile, str(planned.plan.output), planned.store_block)
+    with _handed_lock:
+        _handed[key] = planned
+    try:
+        return render_sequence(shotlist_path, profile=planned.plan.profile,
+                               out=str(planned.plan.output), store_block=planned.store_block,
+                               **options)
+    finally:
+        with _handed_lock:
+            _handed.pop(key, None)
+
+
+def _planned(shotlist_path: str, profile: str, out: str | None,
+             store_block: str | None) -> PlannedRender:
+    """The plan handed over for these parameters, else one made now (load, then plan)."""
+    with _handed_lock:
+        planned = _handed.get((shotlist_path, profile, out, store_block))
+    shotlist = planned.shotlist if planned else load_shotlist(local_shotlist(shotlist_path))
+    for line in shotlist.warnings:  # the run's log keeps them (the CLI printed them too)
+        get_run_logger().warning("%s", line)
+    return planned or plan_render(shotlist, profile, out=Path(out) if out else None,
+                                  store_block=store_block)
+
+
 def _render(story: RenderStory, shotlist_path, profile, out, mezzanine, on_moderation,
             budget_usd, luma_block, store_block, distribute=None, held=None) -> RenderReport:
     started = time.monotonic()
     log = get_run_logger()
-    shotlist = load_shotlist(local_shotlist(shotlist_path))
-    for line in shotlist.warnings:
-        log.warning("%s", line)
+    planned = _planned(shotlist_path, profile, out, store_block)
+    shotlist, store = planned.shotlist, planned.store
     story.title, story.prompts = shotlist.title or story.sequence, {
         shot.id: shot.prompt or shot.title for shot in shotlist.shots}
     story.policy = policy = on_moderation or shotlist.on_moderation
-    store = story.store = store_from_block(store_block)
-    plan = story.plan = make_plan(shotlist, profile, out=Path(out) if out else None, store=store)
+    story.store, story.plan = store, planned.plan
+    plan = planned.plan
     check_budget(plan, budget_usd)
     credentials = story.credentials = luma_credentials(block=luma_block)
     check_credentials(plan, credentials)

@@ -8,26 +8,39 @@ second, nothing spent), then makes the checks a render needs before Prefect
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import sys
 from pathlib import Path
 
 from reelflow._cli_console import EXIT_OK, err, quiet_console
 
-__all__ = ["cmd_compare", "cmd_plan", "cmd_render", "cmd_watch", "preflight", "prefect_api",
-           "validated"]
+__all__ = ["cmd_compare", "cmd_plan", "cmd_render", "cmd_watch", "planned", "preflight",
+           "prefect_api", "validated"]
 
 
-def validated(path: Path, profile: str, out: Path | None = None, budget: float | None = None):
-    from reelflow.flows.plan import check_budget, make_plan
+def planned(path: Path, profile: str, out: Path | None = None, budget: float | None = None,
+            store_block: str | None = None, before_block=None):
+    """Load and plan the list once, against the store its render uses (``PlannedRender``).
+
+    Problems in the list are exit 2 before Prefect; a saved store block is read from
+    Prefect's API, so ``before_block()`` (starting it) runs only then, after the list checks.
+    """
+    from reelflow.flows.plan import check_budget, plan_render
     from reelflow.flows.shotlist import load_shotlist
 
     shotlist = load_shotlist(path)
-    plan = make_plan(shotlist, profile, out=out)
+    if store_block and before_block is not None:
+        before_block()
+    made = plan_render(shotlist, profile, out=out, store_block=store_block)
     for line in shotlist.warnings:
         err(line)
-    check_budget(plan, budget)
-    return plan
+    check_budget(made.plan, budget)
+    return made
+
+
+def validated(path: Path, profile: str, out: Path | None = None, budget: float | None = None):
+    return planned(path, profile, out, budget).plan
 
 
 def cmd_plan(args) -> int:
@@ -47,21 +60,22 @@ def cmd_plan(args) -> int:
 
 
 def cmd_render(args) -> int:
-    plan = validated(args.file, args.profile, args.out, args.budget)
     say = (lambda _line: None) if args.quiet else err
+    prefect = functools.cache(lambda: prefect_api(say))   # settled once, when first needed
+    made = planned(args.file, args.profile, args.out, args.budget, args.store_block,
+                   before_block=prefect)
+    plan = made.plan
     preflight(plan, args.luma_block, args.store_block, say)
-    ui = prefect_api(say)
-    from reelflow.flows.render import render_sequence
+    ui = prefect()
+    from reelflow.flows.render import render_planned
 
     if not args.verbose:
         quiet_console()
     view = None if args.quiet else render_view(plan)
-    with view or contextlib.nullcontext():
-        report = render_sequence(str(args.file.resolve()), profile=args.profile,
-                                 out=str(plan.output), mezzanine=args.mezzanine,
-                                 on_moderation=args.on_moderation, budget_usd=args.budget,
-                                 luma_block=args.luma_block, store_block=args.store_block,
-                                 distribute=args.distribute)
+    with view or contextlib.nullcontext():     # the flow renders this plan: no second one
+        report = render_planned(made, str(args.file.resolve()), mezzanine=args.mezzanine,
+                                on_moderation=args.on_moderation, budget_usd=args.budget,
+                                luma_block=args.luma_block, distribute=args.distribute)
     if view:
         view.summary(report)
     if report.flow_run_url and ui:
@@ -98,23 +112,17 @@ def preflight(plan, luma_block: str | None, store_block: str | None, say) -> Non
 
 def cmd_watch(args) -> int:
     from reelflow._watch import Watch
-    from reelflow.flows.plan import check_budget, make_plan
-    from reelflow.flows.shotlist import load_shotlist
 
     def check(path: Path, profile: str, budget: float | None):
-        shotlist = load_shotlist(path)
-        plan = make_plan(shotlist, profile, out=args.out)
-        for line in shotlist.warnings:
-            err(line)
-        check_budget(plan, budget)
-        preflight(plan, None, None, err)
-        return shotlist, plan
+        made = planned(path, profile, args.out, budget)
+        preflight(made.plan, None, None, err)
+        return made.shotlist, made
 
-    def render(path: Path, profile: str, budget: float | None, plan):
-        from reelflow.flows.render import render_sequence
+    def render(path: Path, profile: str, budget: float | None, made):
+        from reelflow.flows.render import render_planned
 
-        report = render_sequence(str(path.resolve()), profile=profile, out=str(plan.output),
-                                 on_moderation=args.on_moderation, budget_usd=budget)
+        report = render_planned(made, str(path.resolve()), on_moderation=args.on_moderation,
+                                budget_usd=budget)
         if report.flow_run_url and ui:
             err(f"Flow run: {report.flow_run_url}")
         return report

@@ -81,7 +81,8 @@ def describe_change(before, after) -> str:
 class Watch:
     """The watch loop. ``check(path, profile, budget)`` validates and plans as `render`
     does (raising ShotListError / ReelflowError) and returns ``(shotlist, plan)``;
-    ``render(path, profile, budget, plan)`` runs the flow and returns its RenderReport."""
+    ``render(path, profile, budget, plan)`` runs the flow on that plan (opaque here: the
+    CLI's ``PlannedRender``) and returns its RenderReport."""
 
     path: Path
     profile: str

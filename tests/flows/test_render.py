@@ -247,3 +247,54 @@ def test_output_presets_any_aspect_and_frame_rate(tmp_path, home, luma_env, fps,
     assert len(facts["pts_steps"]) == 1
     assert abs(facts["audio_s"] - facts["video_s"]) <= 1 / fps
     assert decode_errors(report.output) == ""
+
+
+def _count_plans(monkeypatch) -> list:
+    """Every make_plan call of this test, as the store it planned against (None: default)."""
+    import sys
+
+    import reelflow.flows.plan
+    import reelflow.flows.render  # noqa: F401 - every module that may hold make_plan
+
+    original, calls = reelflow.flows.plan.make_plan, []
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs.get("store"))
+        return original(*args, **kwargs)
+
+    for name, module in list(sys.modules.items()):
+        if name.startswith("reelflow") and getattr(module, "make_plan", None) is original:
+            monkeypatch.setattr(module, "make_plan", counting)
+    return calls
+
+
+def test_cli_render_plans_once(tmp_path, home, luma_env, monkeypatch, capsys):
+    from reelflow.cli import main
+
+    path = write_shotlist(tmp_path, [SMALL[0], SMALL[2]])
+    calls = _count_plans(monkeypatch)
+    before = luma_env.created_count()
+
+    assert main(["render", str(path), "--json"]) == 0
+
+    assert len(calls) == 1                          # the CLI's plan is the one the flow renders
+    assert luma_env.created_count() - before == 1
+    assert '"generated": 1' in capsys.readouterr().out
+
+
+def test_cli_render_with_store_block_plans_once_against_the_block(tmp_path, home, luma_env,
+                                                                   monkeypatch, capsys):
+    from reelflow.cli import main
+    from reelflow.tasks.store_block import ClipStoreBlock
+
+    root = tmp_path / "block-clips"
+    ClipStoreBlock(root=str(root)).save("test-plan-once-store", overwrite=True)
+    path = write_shotlist(tmp_path, [SMALL[0], SMALL[2]])
+    calls = _count_plans(monkeypatch)
+
+    assert main(["render", str(path), "--store-block", "test-plan-once-store", "--json"]) == 0
+
+    assert len(calls) == 1 and calls[0] is not None and calls[0].root == root
+    assert len(list(root.rglob("*.mp4"))) == 1      # the clip went where the plan looked
+    assert not list((home / "clips").rglob("*.mp4"))
+    assert '"generated": 1' in capsys.readouterr().out
