@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import SHOTLISTS, write_shotlist
+from tests.helpers import SHOTLISTS, media_facts, write_shotlist
 
 LIST_A = [{"id": "kite", "prompt": "A red kite over green hills", "resolution": "540p"}]
 LIST_B = [{"id": "boat", "prompt": "A blue boat on a calm lake", "resolution": "540p"}]
@@ -45,7 +45,9 @@ def test_renders_changed_lists_only(tmp_path, home, luma_env):
     assert _names(r.shotlist for r in first.rendered) == ["a.yaml", "b.yml"]
     assert (first.skipped, first.failed) == ([], [])
     assert luma_env.created_count() - start == 2
-    assert (folder / "renders" / "a.mp4").is_file() and (folder / "renders" / "b.mp4").is_file()
+    for name in ("a.mp4", "b.mp4"):                  # one 5 s shot each, 540p at 24 fps
+        facts = media_facts(folder / "renders" / name)
+        assert (facts["frames"], facts["width"], facts["height"]) == (120, 960, 540)
     assert first.cost_usd == 0.80  # one ray-2 shot per list, 540p 5 s, at $0.40
 
     second = _produce(folder)
@@ -130,7 +132,7 @@ def test_render_a_shot_list_from_s3(tmp_path, home, luma_env, s3_server, s3_cred
 
     assert report.generated == 1
     assert report.output == home / "production" / "s3" / s3_server.bucket / "lists" / "out.mp4"
-    assert report.output.is_file()
+    assert media_facts(report.output)["frames"] == 120
     # the whole render is published back beside the list, deliverables included
     assert report.output_uri == f"s3://{s3_server.bucket}/lists/out.mp4"
     for local in (report.output, report.poster, report.contact_sheet, report.otio):
