@@ -83,7 +83,22 @@ def write_shotlist(directory: Path, shots: list[dict], *, name: str = "list.yaml
 
 
 def sha256(path: Path) -> str:
+    """The content hash the store and the caches are keyed by."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def spy(monkeypatch, owner, name: str, record=lambda value: value) -> list:
+    """Replace ``owner.name`` with a wrapper that still calls it and appends
+    ``record(first argument)`` of every call to the list returned."""
+    calls: list = []
+    real = getattr(owner, name)
+
+    def spying(first, *args, **kwargs):
+        calls.append(record(first))
+        return real(first, *args, **kwargs)
+
+    monkeypatch.setattr(owner, name, spying)
+    return calls
 
 
 def media_facts(path: Path) -> dict:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 import subprocess
 from pathlib import Path
@@ -14,6 +13,7 @@ from prefect.testing.standard_test_suites import BlockStandardTestSuite
 from reelflow._binaries import ffmpeg_exe
 from reelflow.tasks import _ffmpeg
 from reelflow.tasks.media import OutputFormat, TimelineItem
+from tests.helpers import sha256, spy  # noqa: F401 - sha256: the tests import it from here
 
 class OfflineBlockSuite(BlockStandardTestSuite):
     """Prefect's block standards for a block (the subclass's ``block`` fixture), with the
@@ -59,11 +59,6 @@ def clips(tmp_path_factory) -> dict[str, Path]:
     }
 
 
-def sha256(path: Path) -> str:
-    """The content hash the tasks are keyed by."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def item(path: Path, length_s: float = 5, **kwargs) -> TimelineItem:
     """A TimelineItem for a source file, hashed for real."""
     return TimelineItem(source=path, source_sha256=sha256(path), length_s=length_s, **kwargs)
@@ -72,15 +67,7 @@ def item(path: Path, length_s: float = 5, **kwargs) -> TimelineItem:
 @pytest.fixture()
 def ffmpeg_calls(monkeypatch) -> list[list[str]]:
     """Record every ffmpeg argv that goes through _run_ffmpeg (and still run it)."""
-    calls: list[list[str]] = []
-    real = _ffmpeg._run_ffmpeg
-
-    def recording(args):
-        calls.append(list(args))
-        return real(args)
-
-    monkeypatch.setattr(_ffmpeg, "_run_ffmpeg", recording)
-    return calls
+    return spy(monkeypatch, _ffmpeg, "_run_ffmpeg", record=list)
 
 
 def video_pts(path: Path) -> list[int]:

@@ -23,7 +23,7 @@ from reelflow.tasks._asset_server import asset_scope
 from reelflow.tasks._ffmpeg import cache_output, cached_file
 from reelflow.tasks._verify import read_record, record_path
 from reelflow.tasks.store import ClipStore
-from tests.helpers import flip_bytes
+from tests.helpers import flip_bytes, spy
 
 
 def _warnings(caplog) -> list[str]:
@@ -33,15 +33,7 @@ def _warnings(caplog) -> list[str]:
 @pytest.fixture()
 def hashes(monkeypatch) -> list[Path]:
     """Every file _verify hashes (a spy on the real function)."""
-    seen: list[Path] = []
-    real = _verify.sha256_file
-
-    def spy(path):
-        seen.append(Path(path))
-        return real(path)
-
-    monkeypatch.setattr(_verify, "sha256_file", spy)
-    return seen
+    return spy(monkeypatch, _verify, "sha256_file", record=Path)
 
 
 def _entry(cache: Path, data: bytes, kind: str = "pieces") -> Path:
