@@ -16,6 +16,12 @@ Running or Pending shot's heartbeat has not changed for
 REELFLOW_STALE_S seconds (default 30) by the flow's own clock, marks that task run
 Crashed and delays the shot again. The next worker finds the generation id in the ledger
 and waits on it: nothing is paid again.
+
+Local inputs (keyframe images, uni-1 stills the flow made, an edit's source clip) travel
+through the store: the flow puts each under its SHA-256 before delaying the shot
+(``ship_inputs``), the worker fetches them by hash into its own cache (``land_inputs``)
+and turns images into presigned URLs for the Dream Machine API; the cache key names
+inputs by hash, so it is the same on every machine.
 """
 
 from __future__ import annotations
@@ -35,11 +41,11 @@ from prefect.states import Cancelled, Crashed
 
 from reelflow.tasks import _s3
 from reelflow.tasks.luma import LumaCredentials
-from reelflow.tasks.models import Clip, GenerationRequest
+from reelflow.tasks.models import Clip, GenerationRequest, Keyframe
 from reelflow.tasks.store import ClipStore
 
 __all__ = ["DISTRIBUTE_ENV", "Heartbeat", "RemoteShots", "distribute_default", "generate_remote",
-           "shared_store_url"]
+           "land_inputs", "shared_store_url", "ship_inputs"]
 
 DISTRIBUTE_ENV = "REELFLOW_DISTRIBUTE"
 STALE_ENV = "REELFLOW_STALE_S"
@@ -79,8 +85,13 @@ class Heartbeat:
         return self
 
     def __exit__(self, *exc) -> None:
+        """Stop beating and remove the heartbeat: one left behind means its process died."""
         self._stop.set()
         self._thread.join(timeout=self.every_s + 5)
+        try:
+            self.store._client().delete_object(Bucket=self.store.bucket_name, Key=self.key)
+        except Exception:  # noqa: BLE001 - left behind: a sweep clears it (the run ended)
+            pass
 
     def _beat(self) -> None:
         count = 0
@@ -110,10 +121,47 @@ def generate_remote(request: GenerationRequest, *, shot_id: str, on_moderation: 
     """
     from reelflow.flows.generation import generate_shot
 
+    from reelflow.flows.endpoint import ImageUrls
+
     store = ClipStore.from_url(store_url)  # the render's store (this machine's S3 keys)
     with Heartbeat(store, str(current_task_run.id)):
+        request = land_inputs(request, store)
         return generate_shot.fn(request, shot_id=shot_id, on_moderation=on_moderation,
-                                credentials=LumaCredentials.from_env(), store=store)
+                                credentials=LumaCredentials.from_env(), store=store,
+                                image_url=ImageUrls(store, loopback_ok=False))
+
+
+def _suffix(frame: Keyframe) -> str:
+    return frame.path.suffix.lower() or (".mp4" if frame.kind == "video" else ".png")
+
+
+def ship_inputs(request: GenerationRequest, store: ClipStore) -> GenerationRequest:
+    """Put every local input of ``request`` (images, stills made by the flow, an edit's
+    source clip) into the shared store under its content hash, so any worker can land it.
+
+    Idempotent: a file already in the store is not uploaded again.
+    """
+    def ship(frame: Keyframe) -> Keyframe:
+        if frame.path is None:
+            return frame
+        sha = store.put_file(frame.path, suffix=_suffix(frame), keep_source=True)
+        if frame.sha256 and sha != frame.sha256:
+            raise ValueError(f"{frame.path} changed since it was planned (its SHA-256 differs)")
+        return frame.model_copy(update={"sha256": sha})
+
+    return request.map_inputs(ship)
+
+
+def land_inputs(request: GenerationRequest, store: ClipStore) -> GenerationRequest:
+    """The worker's side of ``ship_inputs``: every local input fetched from the store by its
+    hash into this machine's cache; the request's paths are this machine's copies (the
+    cache key, which names inputs by hash, is unchanged)."""
+    def land(frame: Keyframe) -> Keyframe:
+        if frame.path is None or not frame.sha256:
+            return frame
+        return frame.model_copy(update={"path": store.fetch(frame.sha256, _suffix(frame))})
+
+    return request.map_inputs(land)
 
 
 @dataclass
@@ -160,8 +208,8 @@ class RemoteShots:
             task_run_name=step_name("generate", shot_id),
             tags=[f"model:{request.model}", f"sequence:{self.sequence}", f"profile:{self.profile}",
                   "distributed"])
-        future = task_.delay(request, shot_id=shot_id, on_moderation=self.on_moderation,
-                             store_url=self.url)
+        future = task_.delay(ship_inputs(request, self.store), shot_id=shot_id,
+                             on_moderation=self.on_moderation, store_url=self.url)
         previous = self.pending.get(shot_id)
         self.pending[shot_id] = _Pending(shot_id, request, future.task_run_id,
                                          resumed=previous.resumed + 1 if previous else 0)

@@ -192,6 +192,10 @@ def _render(story: RenderStory, shotlist_path, profile, out, mezzanine, on_moder
     story.policy = policy = on_moderation or shotlist.on_moderation
     story.store, story.plan = store, planned.plan
     plan = planned.plan
+    distributed = distribute if distribute is not None else distribute_default()
+    if distributed and store.is_s3 and flow_run.id and held is not None:
+        # kept from here to the run's end (removed then): a sweep resumes the run if it stays
+        held.enter_context(Heartbeat(store, flow_heartbeat_name(flow_run.id)))
     check_budget(plan, budget_usd)
     credentials = story.credentials = luma_credentials(block=luma_block)
     check_credentials(plan, credentials)
@@ -210,10 +214,8 @@ def _render(story: RenderStory, shotlist_path, profile, out, mezzanine, on_moder
         emit_shot(story.sequence, story.results[shot_id], policy)
 
     remote = None
-    if distribute if distribute is not None else distribute_default():
+    if distributed:
         remote = RemoteShots(store, sequence=story.sequence, profile=profile, on_moderation=policy)
-        if flow_run.id and held is not None:  # `reelflow sweep` finds this run if it is lost
-            held.enter_context(Heartbeat(store, flow_heartbeat_name(flow_run.id)))
     try:
         stills = generate_stills(plan, credentials=credentials, store=store,
                                  sequence=story.sequence, on_moderation=policy)

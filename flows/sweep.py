@@ -1,34 +1,72 @@
-"""Lost render runs: a flow run left "Running" by a dead machine, found and run again.
+"""Lost render runs: a flow run whose machine died, found and run again, automatically.
 
 A distributed render (``render_sequence(..., distribute=True)``) rewrites a heartbeat in
-the shared store while it runs (``<prefix>/heartbeats/flow-<flow run id>``, every 5 s).
-``sweep`` lists the server's Running flow runs and, for each that has such a heartbeat
-older than ``older_than_s`` (judged on the S3 server's own clock: its Date header
-against the object's Last-Modified, so machines' clocks do not matter), marks the run
-Crashed and, when it came from a deployment, starts a new run of that deployment with
-the same parameters. The new run pays nothing again: every shot's generation is in the
-shared ledger. Runs without a heartbeat (not distributed, or from before this) are left
-alone. ``reelflow sweep`` runs it once; ``--every S`` keeps sweeping.
+the shared store while it runs (``<prefix>/heartbeats/flow-<flow run id>``, every 5 s)
+and deletes it when it ends, however it ends. So a heartbeat that stays behind names a
+render whose process died. ``sweep`` lists those heartbeats and, for each:
+
+- the run is **Running** and the heartbeat is older than ``older_than_s`` (judged on the
+  S3 server's own clock: its Date header against the object's Last-Modified, so the
+  machines' clocks do not matter): the machine was lost; the run is marked Crashed;
+- the run is **Crashed** (Prefect's process worker saw its process die) and the heartbeat
+  is older than ``CRASHED_QUIET_S`` (its process really stopped beating);
+- the run finished some other way (or no longer exists): the heartbeat is removed.
+
+A lost or crashed run that came from a deployment is started again with the same
+parameters (at most ``MAX_RESUMES`` times, counted in a ``reelflow-resume:N`` tag), and
+its heartbeat is removed so it is resumed once. The new run pays nothing again: every
+shot's generation is in the shared ledger.
+
+Who sweeps: every ``reelflow worker`` runs ``AutoSweep`` (every REELFLOW_SWEEP_S, default
+15 s), and a lease in the store (``<prefix>/sweep/lease.json``, compare-and-swap) lets
+one of them sweep at a time; the lease outlives its holder by LEASE_S at most, so a
+lost sweeper is replaced. ``reelflow sweep`` runs it by hand.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import socket
+import threading
+import time
+import uuid
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from uuid import UUID
 
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
-from prefect.client.schemas.objects import StateType
+from prefect.exceptions import ObjectNotFound
 from prefect.states import Crashed
 
-from reelflow.flows.distribute import heartbeat_key
+from reelflow.errors import WriteConflict
+from reelflow.flows.distribute import HEARTBEAT_S, heartbeat_key
 from reelflow.tasks import _s3
 from reelflow.tasks.store import ClipStore
 
-__all__ = ["Swept", "flow_heartbeat_name", "heartbeat_age_s", "sweep"]
+__all__ = ["AutoSweep", "SweepLease", "Swept", "flow_heartbeat_name", "heartbeat_age_s",
+           "sweep", "sweep_every_s", "flow_stale_s"]
 
 _log = logging.getLogger("reelflow.flows.sweep")
+
+SWEEP_ENV = "REELFLOW_SWEEP_S"
+FLOW_STALE_ENV = "REELFLOW_FLOW_STALE_S"
+#: A Crashed run's heartbeat must be this old before it is resumed (its process stopped).
+CRASHED_QUIET_S = 3 * HEARTBEAT_S
+#: A render resumed this many times is left Crashed (something kills it every time).
+MAX_RESUMES = 3
+_RESUME_TAG = "reelflow-resume:"
+
+
+def sweep_every_s() -> float:
+    """Seconds between a worker's sweeps (REELFLOW_SWEEP_S, default 15; 0: no sweeping)."""
+    return float(os.environ.get(SWEEP_ENV, "15"))
+
+
+def flow_stale_s() -> float:
+    """A Running render whose heartbeat is older than this is lost (default 45 s)."""
+    return float(os.environ.get(FLOW_STALE_ENV, "45"))
 
 
 @dataclass
@@ -39,6 +77,7 @@ class Swept:
     name: str
     age_s: float
     rerun_id: str | None
+    state: str = "RUNNING"
 
 
 def flow_heartbeat_name(flow_run_id) -> str:
@@ -57,21 +96,135 @@ def heartbeat_age_s(store: ClipStore, name: str) -> float | None:
     return (now - head["LastModified"]).total_seconds()
 
 
-def sweep(store: ClipStore, older_than_s: float = 60.0) -> list[Swept]:
-    """Mark lost distributed runs Crashed and start their deployments again."""
+def _flow_heartbeats(store: ClipStore) -> dict[str, tuple[str, float]]:
+    """Flow run id -> (heartbeat key, age in seconds on the S3 server's clock)."""
+    prefix = heartbeat_key(store, flow_heartbeat_name(""))
+    found = {}
+    pages = store._client().get_paginator("list_objects_v2").paginate(
+        Bucket=store.bucket_name, Prefix=prefix)
+    for page in pages:
+        now = parsedate_to_datetime(page["ResponseMetadata"]["HTTPHeaders"]["date"])
+        for obj in page.get("Contents", []):
+            found[obj["Key"][len(prefix):]] = (obj["Key"], (now - obj["LastModified"]).total_seconds())
+    return found
+
+
+def _resumes(tags) -> int:
+    return max([int(t[len(_RESUME_TAG):]) for t in tags or () if t.startswith(_RESUME_TAG)
+                and t[len(_RESUME_TAG):].isdigit()] or [0])
+
+
+def sweep(store: ClipStore, older_than_s: float | None = None,
+          crashed_quiet_s: float = CRASHED_QUIET_S) -> list[Swept]:
+    """Mark lost distributed runs Crashed and start their deployments again (once each)."""
+    older_than_s = flow_stale_s() if older_than_s is None else older_than_s
     swept = []
     with get_client(sync_client=True) as client:
-        running = client.read_flow_runs(flow_run_filter=FlowRunFilter(state=FlowRunFilterState(
-            type=FlowRunFilterStateType(any_=[StateType.RUNNING]))), limit=200)
-        for run in running:
-            age = heartbeat_age_s(store, flow_heartbeat_name(run.id))
-            if age is None or age <= older_than_s:
+        for run_id, (key, age) in _flow_heartbeats(store).items():
+            try:
+                run = client.read_flow_run(UUID(run_id))
+            except (ObjectNotFound, ValueError):  # gone, or not a run id: clear the beat
+                run = None
+            kind = run.state.type.value if run is not None and run.state else None
+            if kind in ("RUNNING", "PENDING", "SCHEDULED") and age <= older_than_s:
+                continue  # alive (or not started)
+            if kind == "CRASHED" and age <= crashed_quiet_s:
                 continue
-            client.set_flow_run_state(run.id, Crashed(
-                message=f"machine lost: no heartbeat for {age:.0f}s (reelflow sweep)"), force=True)
-            rerun = None
-            if run.deployment_id is not None:
-                rerun = client.create_flow_run_from_deployment(
-                    run.deployment_id, parameters=run.parameters, tags=list(run.tags or ()))
-            swept.append(Swept(str(run.id), run.name, age, str(rerun.id) if rerun else None))
+            store._client().delete_object(Bucket=store.bucket_name, Key=key)
+            if kind not in ("RUNNING", "PENDING", "CRASHED"):
+                continue  # it ended (or is gone): only the heartbeat was left to clear
+            if kind != "CRASHED":
+                client.set_flow_run_state(run.id, Crashed(
+                    message=f"machine lost: no heartbeat for {age:.0f}s (reelflow sweep)"), force=True)
+            swept.append(Swept(str(run.id), run.name, age, _rerun(client, run), kind))
     return swept
+
+
+def _rerun(client, run) -> str | None:
+    """A new run of ``run``'s deployment with its parameters; None: no deployment, or resumed
+    MAX_RESUMES times already."""
+    count = _resumes(run.tags)
+    if run.deployment_id is None or count >= MAX_RESUMES:
+        return None
+    tags = [t for t in run.tags or () if not t.startswith(_RESUME_TAG)] + [f"{_RESUME_TAG}{count + 1}"]
+    rerun = client.create_flow_run_from_deployment(run.deployment_id, parameters=run.parameters,
+                                                   tags=tags)
+    return str(rerun.id)
+
+
+@dataclass
+class SweepLease:
+    """Who sweeps now: a record in the store, taken and renewed by compare-and-swap."""
+
+    store: ClipStore
+    lease_s: float
+    holder: str = ""
+
+    def __post_init__(self):
+        self.holder = self.holder or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        prefix = f"{self.store.bucket_folder}/" if self.store.bucket_folder else ""
+        self.key = f"{prefix}sweep/lease.json"
+
+    def take(self) -> bool:
+        """True when this holder has the lease (taken, renewed, or the last holder's expired)."""
+        client = self.store._client()
+        found = _s3.read_versioned(client, self.store.bucket_name, self.key)
+        record, etag = {}, None
+        if found is not None:
+            etag = found[1]
+            try:
+                record = json.loads(found[0])
+            except ValueError:
+                record = {}
+        if (record.get("holder") not in (None, self.holder)
+                and float(record.get("until") or 0) > time.time()):
+            return False
+        body = json.dumps({"holder": self.holder, "until": time.time() + self.lease_s}).encode()
+        try:
+            _s3.write_if(client, self.store.bucket_name, self.key, body, etag)
+        except WriteConflict:
+            return False
+        return True
+
+
+class AutoSweep:
+    """A daemon thread sweeping every ``every_s`` while this process holds the sweep lease."""
+
+    def __init__(self, store: ClipStore, every_s: float | None = None,
+                 older_than_s: float | None = None, report=print):
+        self.store, self.every_s = store, sweep_every_s() if every_s is None else every_s
+        self.older_than_s, self.report = older_than_s, report
+        self.lease = SweepLease(store, lease_s=3 * self.every_s)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="reelflow-sweep")
+
+    def start(self) -> "AutoSweep":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def once(self) -> list[Swept]:
+        """One sweep if the lease is this process's; [] otherwise."""
+        if not self.lease.take():
+            return []
+        found = sweep(self.store, self.older_than_s)
+        for lost in found:
+            self.report(describe(lost))
+        return found
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_s):
+            try:
+                self.once()
+            except Exception as exc:  # noqa: BLE001 - the server or store is away; next time
+                self.report(f"reelflow sweep: skipped ({type(exc).__name__}: {exc})")
+
+
+def describe(lost: Swept) -> str:
+    how = "crashed" if lost.state == "CRASHED" else f"lost, no heartbeat for {lost.age_s:.0f}s"
+    again = f"run again as {lost.rerun_id}" if lost.rerun_id else "not run again (no deployment, " \
+        f"or resumed {MAX_RESUMES} times)"
+    return f"reelflow sweep: {lost.name} ({lost.flow_run_id}) {how}: {again}"

