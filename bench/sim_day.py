@@ -13,10 +13,16 @@ process, which stands in for many render flows, and measures while they run:
 - the S3 store: latency of a small PUT + GET (p50/p95), sampled every 0.5 s;
 - CPU seconds per component (server, Postgres, SeaweedFS, workers, emulator), from /proc.
 
-The flow side (conform, assemble: ffmpeg on the render's machine) is not run here; its
-cost per shot is bench/scale_bench.py's. Usage (opt-in, a few minutes)::
+Reading it: only Luma's dream time is scaled; the server, the store, the workers and the
+submitting "flows" run at real speed. So the shots per second a step sustains is what the
+rest of the system can carry per real second (its column of sequences a day), to set
+against what Luma's slots allow at the real latency (slots / latency). The step whose
+rest-of-system figure is below Luma's is bound by the rest, and the CPU and latency
+columns say which part. The flow side (conform, assemble: ffmpeg on the render's
+machine) is not run here; its cost per shot is bench/scale_bench.py's.
+Usage (opt-in, a few minutes)::
 
-    python bench/sim_day.py [--scale 60] [--latency 120] [--shots 60]
+    python bench/sim_day.py [--scale 60] [--latency 120] [--shots 40] [--flows 10]
 """
 
 from __future__ import annotations
@@ -130,17 +136,28 @@ def _set_slots(cluster, slots: int, creates_per_minute: int) -> None:
                                                      "slot_decay_per_second": decay})
 
 
-def _run_step(cluster, store_url: str, shots: int, tag: str) -> tuple[float, list[str]]:
+def _run_step(cluster, store_url: str, shots: int, tag: str, flows: int) -> tuple[float, list[str]]:
+    """Delay ``shots`` distinct shots from ``flows`` threads (as many renders submitting at
+    once), wait for all; wall seconds and notes (the delay call's own latency)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from reelflow.flows.distribute import generate_remote
     from reelflow.tasks.models import GenerationRequest
 
-    ids = []
-    began = time.monotonic()
-    for i in range(shots):
+    delays = []
+
+    def delay(i: int) -> str:
         request = GenerationRequest(model="ray-flash-2", prompt=f"{tag} shot {i}: a paper boat",
                                     resolution="540p", duration="5s")
-        ids.append(str(generate_remote.delay(request, shot_id=f"s{i}", on_moderation="fail",
-                                             store_url=store_url).task_run_id))
+        began = time.perf_counter()
+        future = generate_remote.delay(request, shot_id=f"s{i}", on_moderation="fail",
+                                       store_url=store_url)
+        delays.append(time.perf_counter() - began)
+        return str(future.task_run_id)
+
+    began = time.monotonic()
+    with ThreadPoolExecutor(flows) as pool:
+        ids = list(pool.map(delay, range(shots)))
     submit_s = time.monotonic() - began
     left = set(ids)
     while left:
@@ -152,7 +169,9 @@ def _run_step(cluster, store_url: str, shots: int, tag: str) -> tuple[float, lis
                 left.discard(run["id"])
                 if run["state_type"] != "COMPLETED":
                     print(f"  shot run {run['id']} {run['state_type']}: {run['state']['message']}")
-    return time.monotonic() - began, [f"submit {submit_s:.1f}s"]
+    return time.monotonic() - began, [
+        f"all {shots} delayed after {submit_s:.1f}s from {flows} threads; one delay() "
+        f"p50/p95 {_pct(delays, .5):.2f}/{_pct(delays, .95):.2f}s"]
 
 
 def main() -> int:
@@ -160,7 +179,9 @@ def main() -> int:
     parser.add_argument("--scale", type=float, default=60.0, help="real seconds per simulated second")
     parser.add_argument("--latency", type=float, default=120.0,
                         help="a real generation's seconds, create to done (default 120)")
-    parser.add_argument("--shots", type=int, default=60, help="shots per step (default 60)")
+    parser.add_argument("--shots", type=int, default=40, help="shots per step (default 40)")
+    parser.add_argument("--flows", type=int, default=10,
+                        help="threads delaying shots at once, standing in for renders (default 10)")
     args = parser.parse_args()
     scale = load_scale()
     folder = Path(tempfile.mkdtemp(prefix="reelflow-sim-day-"))
@@ -176,8 +197,9 @@ def main() -> int:
               f"{args.shots} ray-flash-2 540p shots per step; creates limit {creates}/min simulated")
         print("| step | slots | workers | wall s | shots/s | ideal | busy slots p50 (max) | "
               "server read p50/p95 ms | S3 put+get p50/p95 ms | CPU s: server, postgres, weed, "
-              "workers, emulator | sequences/day at this rate |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|")
+              "workers, emulator, submitter | sequences/day the rest sustains | sequences/day "
+              "Luma's slots allow |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for name, slots, workers, per_worker in STEPS:
             for index in range(running + 1, workers + 1):
                 scale.start_machine(cluster, index, limit=per_worker, process_worker=False)
@@ -193,21 +215,27 @@ def main() -> int:
             before = _tree_cpu(_roots(cluster))
             probe = Probe(cluster, store)
             probe.start()
-            wall, notes = _run_step(cluster, store_url, args.shots, tag)
+            client_cpu = time.process_time()
+            wall, notes = _run_step(cluster, store_url, args.shots, tag, args.flows)
+            client_cpu = time.process_time() - client_cpu
             probe.stop.set()
             probe.join(timeout=10)
             after = _tree_cpu(_roots(cluster))
             cpu = {k: after.get(k, 0) - before.get(k, 0) for k in after}
             workers_cpu = sum(v for k, v in cpu.items() if k.startswith("shots"))
             rate = args.shots / wall
-            per_day = rate * args.scale * 86400 / SHOTS_PER_SEQUENCE
-            busy = [n for n in probe.slots] or [0]
+            # the server, store and workers run at real speed: what they sustained here is
+            # their capacity; Luma's (slots / real latency) is the other bound
+            per_day = rate * 86400 / SHOTS_PER_SEQUENCE
+            luma_day = slots / args.latency * 86400 / SHOTS_PER_SEQUENCE
+            busy = probe.slots or [0]
             print(f"| {name} | {slots} | {workers}x{per_worker} | {wall:.1f} | {rate:.2f} | "
                   f"{slots / latency:.2f} | {statistics.median(busy):g} ({max(busy)}) | "
                   f"{_pct(probe.server_s, .5) * 1000:.0f}/{_pct(probe.server_s, .95) * 1000:.0f} | "
                   f"{_pct(probe.s3_s, .5) * 1000:.0f}/{_pct(probe.s3_s, .95) * 1000:.0f} | "
                   f"{cpu.get('server', 0):.0f}, {cpu.get('postgres', 0):.0f}, {cpu.get('weed', 0):.0f}, "
-                  f"{workers_cpu:.0f}, {cpu.get('emulator', 0):.0f} | {per_day:.0f} |", flush=True)
+                  f"{workers_cpu:.0f}, {cpu.get('emulator', 0):.0f}, {client_cpu:.0f} | "
+                  f"{per_day:.0f} | {luma_day:.0f} |", flush=True)
             print(f"  ({'; '.join(notes)}; load average {os.getloadavg()[0]:.1f})", flush=True)
     finally:
         if (folder / "pids.json").exists():

@@ -26,9 +26,11 @@ inputs by hash, so it is the same on every machine.
 
 from __future__ import annotations
 
+import contextvars
 import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from uuid import UUID
 
@@ -53,6 +55,8 @@ STALE_ENV = "REELFLOW_STALE_S"
 HEARTBEAT_S = 5.0
 #: Seconds between the flow's polls of its remote shots.
 POLL_S = 1.0
+#: Shots a render delays side by side.
+SUBMITTERS = 8
 
 
 def distribute_default() -> bool:
@@ -215,6 +219,17 @@ class RemoteShots:
                                          resumed=previous.resumed + 1 if previous else 0)
         self.first_id.setdefault(shot_id, future.task_run_id)
         return RemoteShot(self, shot_id)
+
+    def submit_all(self, shots: list[tuple[str, GenerationRequest]]) -> dict[str, RemoteShot]:
+        """``submit`` each (shot id, request), SUBMITTERS at a time: one ``delay()`` is a task
+        run created on the server and its parameters written to the result storage (S3),
+        seconds on a loaded machine, so one after another they would hold the slots idle."""
+        if not shots:
+            return {}
+        with ThreadPoolExecutor(min(SUBMITTERS, len(shots))) as pool:
+            handles = [pool.submit(contextvars.copy_context().run, self.submit, shot_id, request)
+                       for shot_id, request in shots]  # each in the flow run's context
+            return {shot_id: handle.result() for (shot_id, _), handle in zip(shots, handles)}
 
     def wait_for(self, shot_id: str):
         while shot_id not in self.done:

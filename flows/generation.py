@@ -100,9 +100,11 @@ def generate_all(plan: RenderPlan, *, credentials, store, image_url, on_moderati
                                        credentials=credentials, store=store, image_url=image_url)
 
     progress = Progress(sequence, len(shots))
-    for shot in shots:  # independent shots first, all at once
-        if not shot.request.upstream_keys():
-            submit(shot, shot.request)
+    independent = [shot for shot in shots if not shot.request.upstream_keys()]
+    if remote is not None:  # independent shots first, all at once (delayed side by side)
+        futures.update(remote.submit_all([(shot.id, shot.request) for shot in independent]))
+    for shot in independent if remote is None else ():
+        submit(shot, shot.request)
     for shot in _dependents_in_order(shots, shot_of_key):
         ids = {}
         for key in shot.request.upstream_keys():

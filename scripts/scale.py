@@ -208,10 +208,10 @@ def shared_results(cluster: Cluster) -> bool:
     """Prefect's task parameters and results in the S3 bucket (prefect-aws's S3Bucket block,
     saved on the server without keys), so machines share no disk; False: prefect-aws is not
     installed, and one local folder stands in (one host only)."""
-    try:
-        import prefect_aws  # noqa: F401
-    except ImportError:
-        return False
+    import importlib.util
+
+    if importlib.util.find_spec("prefect_aws") is None:  # not imported: Prefect reads its
+        return False                                      # settings once, at import
     subprocess.run([sys.executable, "-c", _SAVE_RESULTS_BLOCK, BUCKET,
                     cluster.env["REELFLOW_S3_ENDPOINT_URL"], RESULTS_BLOCK],
                    env={**os.environ, **cluster.env}, check=True, stdout=subprocess.DEVNULL)
