@@ -15,7 +15,8 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 
 from reelflow.tasks.deliver import (SheetEntry, edit_sheet_entries, export_mezzanine,
-                                    make_contact_sheet, make_poster, write_otio)
+                                    frame_key, frame_time, make_contact_sheet, make_poster,
+                                    write_otio)
 from reelflow.tasks._ffmpeg import cached_or_made
 from reelflow.tasks._verify import FileRecord, read_record, write_record
 from reelflow.tasks.media import OutputFormat, TimelineItem, default_media_cache
@@ -66,12 +67,16 @@ def _same(stat: os.stat_result, record: FileRecord, target: Path) -> bool:
 def deliver_extras(video: Path, items: list[TimelineItem], fmt: OutputFormat, *, name: str,
                    metadata: list[dict], mezzanine: str | None = None,
                    video_sha256: str | None = None,
-                   stills: list[tuple[str, Path]] = ()) -> Deliverables:
+                   stills: list[tuple[str, Path]] = (),
+                   pieces: list[tuple[str, int]] | None = None) -> Deliverables:
     """Write poster, contact sheet and OTIO timeline (and a mezzanine if asked) beside ``video``.
 
     ``video_sha256`` is the video's hash when the caller knows it (the assembly's checked
     cache record); without it the video is hashed. ``stills`` (label, stored PNG): the
     generated stills shots start from, as cells after the edit's on the contact sheet.
+    ``pieces`` (the assembly's, in output order) key the poster and each contact-sheet
+    cell by the frame they show, so a rebuild draws only the cells whose frame changed
+    and puts the sheet together from kept tiles; without them both are keyed by the video.
 
     Example:
         ```python
@@ -79,14 +84,24 @@ def deliver_extras(video: Path, items: list[TimelineItem], fmt: OutputFormat, *,
         ```
     """
     get_run_logger().info("Writing deliverables for %s", video.name)
-    video_sha = video_sha256 or sha256_file(video)
+    video_sha = video_sha256 or (None if pieces else sha256_file(video))
     stem = video.with_suffix("")
-    entries = edit_sheet_entries(video, items, fmt.fps)  # frames of the edit as delivered
-    entries += [SheetEntry(label=f"still {label}", video=path, at_s=0) for label, path in stills]
-    poster = _cached({"poster": video_sha}, ".jpg", lambda p: make_poster(video, p))
-    sheet = _cached({"sheet": video_sha, "cells": [(e.label, e.at_s) for e in entries],
-                     **({"stills": [str(path) for _, path in stills]} if stills else {})}, ".png",
-                    lambda p: make_contact_sheet(entries, p))
+    entries = edit_sheet_entries(video, items, fmt.fps, pieces)  # frames of the edit as delivered
+    entries += [SheetEntry(label=f"still {label}", video=path, at_s=0,
+                           key=f"still:{Path(path).name}" if pieces else None)  # by its hash
+                for label, path in stills]
+    if pieces:
+        frame = sum(frames for _, frames in pieces) // 3  # a third of the way in
+        poster = _cached({"poster": frame_key(pieces, frame), "fmt": fmt.key()}, ".jpg",
+                         lambda p: make_poster(video, p, at_s=frame_time(frame, fmt.fps)))
+        sheet = _cached({"sheet": [(e.key, e.label) for e in entries], "fmt": fmt.key()}, ".png",
+                        lambda p: make_contact_sheet(entries, p,
+                                                     tiles=default_media_cache() / "tiles"))
+    else:
+        poster = _cached({"poster": video_sha}, ".jpg", lambda p: make_poster(video, p))
+        sheet = _cached({"sheet": video_sha, "cells": [(e.label, e.at_s) for e in entries],
+                         **({"stills": [str(path) for _, path in stills]} if stills else {})},
+                        ".png", lambda p: make_contact_sheet(entries, p))
     otio_file = _cached({"otio": [i.model_dump(mode="json") for i in items], "fmt": fmt.key(),
                          "name": name, "meta": metadata}, ".otio",
                         lambda p: write_otio(items, fmt, p, name=name, metadata=metadata))
@@ -94,7 +109,7 @@ def deliver_extras(video: Path, items: list[TimelineItem], fmt: OutputFormat, *,
                           contact_sheet=_place(sheet, Path(f"{stem}.contact.png")),
                           otio=_place(otio_file, Path(f"{stem}.otio")))
     if mezzanine:
-        mov = _cached({"mezzanine": mezzanine, "video": video_sha}, ".mov",
+        mov = _cached({"mezzanine": mezzanine, "video": video_sha or sha256_file(video)}, ".mov",
                       lambda p: export_mezzanine(video, p, codec=mezzanine))
         result.mezzanine = _place(mov, Path(f"{stem}.{mezzanine}.mov"))
     return result

@@ -10,6 +10,7 @@ render decides what to raise once all of them are known, so its story is complet
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from prefect import get_run_logger, task
@@ -23,6 +24,8 @@ from reelflow import _progress
 from reelflow.errors import GenerationFailed, ModerationRefused
 from reelflow.flows.observe import step_name
 from reelflow.flows.plan import RenderPlan
+from reelflow.tasks._ledger import Ledger
+from reelflow.tasks._outputs import VIDEO
 from reelflow.tasks.luma import generate_clip
 from reelflow.tasks.models import Clip
 
@@ -88,8 +91,15 @@ def generate_all(plan: RenderPlan, *, credentials, store, image_url, on_moderati
     shots = [s for s in plan.shots if s.kind == "generate"]
     shot_of_key = {s.request.cache_key(): s.id for s in shots}
     futures, outcomes = {}, {}
+    ledger = Ledger.for_store(store) if remote is None else None
 
     def submit(shot, request):
+        if ledger is not None and ledger.is_stored(request.final_key(), store, VIDEO.suffix):
+            # Paid for and stored: read in the flow body, no task run (a rebuild's shots
+            # cost no Prefect round trips). Anything to pay or wait for is a task run.
+            outcomes[shot.id] = _reuse(request, shot.id, credentials=credentials, store=store,
+                                       image_url=image_url)
+            return
         if remote is not None:
             futures[shot.id] = remote.submit(shot.id, request)
             return
@@ -109,7 +119,8 @@ def generate_all(plan: RenderPlan, *, credentials, store, image_url, on_moderati
         ids = {}
         for key in shot.request.upstream_keys():
             upstream_id = shot_of_key[key]
-            upstream = _outcome(futures[upstream_id], upstream_id) if upstream_id in futures else None
+            upstream = outcomes.get(upstream_id) or (
+                _outcome(futures[upstream_id], upstream_id) if upstream_id in futures else None)
             if not isinstance(upstream, Clip):
                 break
             ids[key] = upstream.generation_id
@@ -144,6 +155,15 @@ def first_failure(outcomes: dict) -> BaseException | None:
     return None
 
 
+def _reuse(request, shot_id: str, **kwargs) -> Clip | Failed:
+    """A stored shot's clip through the same seam (checked; a damaged copy is fetched again
+    from its generation, never paid), without a task run."""
+    try:
+        return generate_clip.fn(request, shot_id=shot_id, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - the shot's outcome; the render raises it later
+        return Failed(shot_id, exc)
+
+
 def _outcome(future, shot_id: str) -> Clip | Refused | Failed:
     try:
         return future.result()
@@ -154,10 +174,15 @@ def _outcome(future, shot_id: str) -> Clip | Refused | Failed:
 class Progress:
     """The progress artifact: the share of shots with a clip, refusals and failures named."""
 
+    #: Seconds between updates while shots finish (each is a round trip to the API);
+    #: the last shot always updates.
+    EVERY_S = 2.0
+
     def __init__(self, sequence: str, total: int):
-        self.sequence, self.total = sequence, max(total, 1)
+        self.sequence, self.total, self.finished = sequence, max(total, 1), 0
         self.counts = {"paid": 0, "cached": 0, "refused": 0, "failed": 0}
         self.id = create_progress_artifact(0.0, description=self._description())
+        self.sent = time.monotonic()
 
     def done(self, outcome) -> None:
         if isinstance(outcome, Clip):
@@ -165,6 +190,10 @@ class Progress:
         else:
             refused = isinstance(outcome, Refused) or outcome.refused
             self.counts["refused" if refused else "failed"] += 1
+        self.finished += 1
+        if self.finished < self.total and time.monotonic() - self.sent < self.EVERY_S:
+            return
+        self.sent = time.monotonic()
         clips = self.counts["paid"] + self.counts["cached"]
         update_progress_artifact(self.id, 100.0 * clips / self.total,
                                  description=self._description())

@@ -36,8 +36,8 @@ from reelflow.flows.shotlist import ShotList, load_shotlist
 from reelflow.flows.stills import generate_stills
 from reelflow.flows.timeline import without_skipped
 from reelflow.tasks.media import (AudioMix, OutputFormat, TimelineItem,
-                                  assemble_sequence, conform_clip, default_media_cache,
-                                  make_title_card)
+                                  assemble_sequence, card_if_cached, conform_clip,
+                                  conformed_if_cached, default_media_cache, make_title_card)
 from reelflow.tasks.models import Clip
 from reelflow.flows.tell import tell_story
 from reelflow.flows.story import RenderReport, RenderStory, ShotResult, one_line
@@ -63,25 +63,39 @@ def _card_text(shot, clips) -> str | None:
 
 def _timeline(shotlist: ShotList, plan: RenderPlan, clips: dict[str, Clip | Refused],
               fmt: OutputFormat, skip: set[str]) -> list[TimelineItem]:
-    """The plan's timeline with each shot's clip or card: the frames the plan checked."""
-    cards = {  # a refused shot's slate is named after it: placeholder-<shot>
-        shot.id: make_title_card.with_options(task_run_name=step_name(
-            "title" if shot.is_card else "placeholder", shot.id)).submit(
-            text, background=shot.background or "#000000", duration_s=shot.length_s, fmt=fmt,
-            cache_dir=default_media_cache(), shot_id=shot.id if shot.is_card else None)
-        for shot in shotlist.shots if (text := _card_text(shot, clips)) and shot.id not in skip
-    }
-    conforms = [  # conformed once per clip and format; named so the UI shows each shot's step
-        conform_clip.with_options(task_run_name=step_name("conform", shot.id)).submit(
-            clips[shot.id].path, clips[shot.id].sha256, fmt, default_media_cache(), shot_id=shot.id)
-        for shot in shotlist.shots if isinstance(clips.get(shot.id), Clip) and shot.id not in skip]
+    """The plan's timeline with each shot's clip or card: the frames the plan checked.
+
+    A card or conformed clip already in the media cache (checked) is used as it is; only
+    what must be made is a task run (conform-<shot>, title-<card>, placeholder-<shot>).
+    """
+    cache = default_media_cache()
+    cards, conforms = {}, []
+    for shot in shotlist.shots:
+        if shot.id in skip:
+            continue
+        if text := _card_text(shot, clips):  # a refused shot's slate: placeholder-<shot>
+            card = dict(background=shot.background or "#000000", duration_s=shot.length_s, fmt=fmt)
+            if (kept := card_if_cached(text, **card, cache_dir=cache)) is not None:
+                cards[shot.id] = kept
+                _progress.shot_state(shot.id, "done")
+                continue
+            cards[shot.id] = make_title_card.with_options(task_run_name=step_name(
+                "title" if shot.is_card else "placeholder", shot.id)).submit(
+                text, **card, cache_dir=cache, shot_id=shot.id if shot.is_card else None)
+        elif isinstance(clip := clips.get(shot.id), Clip):
+            if conformed_if_cached(clip.sha256, fmt, cache) is not None:
+                _progress.shot_state(shot.id, "done")
+                continue  # conformed once per clip and format; else a named step in the UI
+            conforms.append(conform_clip.with_options(task_run_name=step_name(
+                "conform", shot.id)).submit(clip.path, clip.sha256, fmt, cache, shot_id=shot.id))
     spans, notes = without_skipped(plan.timeline, skip, fmt.fps)
     for note in notes:
         get_run_logger().warning("%s", note)
     items = []
     for shot, span in zip((s for s in shotlist.shots if s.id not in skip), spans):
         if shot.id in cards:  # a card (or a refused shot's placeholder) starts at its frame 0
-            source = Path(cards[shot.id].result())
+            card = cards[shot.id]
+            source = card if isinstance(card, Path) else Path(card.result())
             items.append(TimelineItem.of(span.model_copy(update={"start_s": 0.0}), source,
                                          f"card:{source.stem}"))
         else:
@@ -244,7 +258,7 @@ def _render(story: RenderStory, shotlist_path, profile, out, mezzanine, on_moder
     extras = deliver_extras.with_options(task_run_name=step_name("deliver", story.sequence))(
         result.path, items, fmt, name=shotlist.title or shotlist.source.stem,
         metadata=_clip_metadata(shots, items),
-        mezzanine=mezzanine, video_sha256=result.sha256,
+        mezzanine=mezzanine, video_sha256=result.sha256, pieces=result.pieces,
         stills=[(s.label, s.path) for s in story.stills if s.path is not None])
     published = {} if s3_origin(result.path) is None else publish_to_origin.with_options(
         task_run_name=step_name("publish", story.sequence))(

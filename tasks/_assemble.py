@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from reelflow.errors import ReelflowError
 
-from ._audio import AudioMix, audio_output_args, audio_track, check_music, master_track
+from ._audio import AudioMix, audio_output_args, audio_track, check_music, encoded_track
 from ._ffmpeg import (
     RECIPE_VERSION,
     OutputFormat,
@@ -67,6 +67,9 @@ class AssemblyResult(BaseModel):
     reused_pieces: int
     #: The output's SHA-256, from the checked cache entry's record (nothing hashes it again).
     sha256: str | None = None
+    #: The video pieces in output order, (content key, frames): frame k of the output is
+    #: the frame at its offset in the piece that holds it, so a key names its pixels.
+    pieces: list[tuple[str, int]] = []
 
 
 def default_jobs() -> int:
@@ -142,7 +145,8 @@ def assemble(items: list[TimelineItem], fmt: OutputFormat, out_path: str | Path,
                 len(items), out_path, frames, encoded, reused)
     return AssemblyResult(path=out_path, frames=frames, duration_s=frames / fmt.fps,
                           encoded_pieces=encoded, reused_pieces=reused,
-                          sha256=record.sha256 if record is not None else None)
+                          sha256=record.sha256 if record is not None else None,
+                          pieces=[(p.key, p.frames) for p in pieces])
 
 
 def _parallel(jobs: int, calls: Sequence[Callable]) -> list:
@@ -180,26 +184,27 @@ def _has_audio(source: Path) -> bool:
 
 def _mux(pieces: list[Path], sources: list[Path], has_audio: list[bool], slots: list[Slot],
          fmt: OutputFormat, final: Path, frames: int, mix: AudioMix | None = None) -> None:
-    """Join the video pieces by stream copy and mux them with the one-pass audio track.
+    """Join the video pieces by stream copy and mux them with the sequence's audio track.
 
-    With a loudness target, :func:`master_track` first runs the measuring pass (audio
-    only); the track is still encoded once, here.
+    The track (:func:`_audio.encoded_track`: one pass, loudness measured first when a
+    target is set, AAC encoded once) is kept in the cache by what it hears, so a rebuild
+    that changes no audio copies it.
     """
     cache_dir = final.parent.parent  # final is <cache_dir>/final/<key>.mp4
     with tempfile.TemporaryDirectory(dir=run_dir(cache_dir)) as tmpdir:
         listing = Path(tmpdir, "pieces.txt")
         listing.write_text("".join(f"file '{_concat_quote(p)}'\n" for p in pieces))
         video = ffmpeg.input(str(listing), f="concat", safe=0).video
-        audio = master_track([src if a else None for src, a in zip(sources, has_audio)],
-                             slots, fmt.fps, mix, cache_dir)
+        audio = ffmpeg.input(str(encoded_track([src if a else None for src, a in zip(
+            sources, has_audio)], slots, fmt.fps, mix, cache_dir))).audio
         # The concat demuxer adds up piece durations in microseconds; snap every
         # timestamp back onto the frame grid (512 ticks per frame) so steps stay exact.
         tick = fmt.timescale // fmt.fps
         snap = f"setts=pts=round(PTS/{tick})*{tick}:dts=round(DTS/{tick})*{tick}"
         with cache_output(final, cache_dir) as tmp:
             run_stream(ffmpeg.output(
-                video, audio, str(tmp), **{"c:v": "copy", "bsf:v": snap},
-                **audio_output_args(), movflags="+faststart",
+                video, audio, str(tmp), **{"c:v": "copy", "bsf:v": snap, "c:a": "copy"},
+                movflags="+faststart",
                 video_track_timescale=fmt.timescale, **bitexact_args()))
             got = count_video_packets(tmp)
             if got != frames:

@@ -30,7 +30,7 @@ from ._encode import fan_out
 from ._verify import sha256_file
 
 __all__ = ["AUDIO_RATE", "AudioMix", "audio_output_args", "audio_track", "check_music",
-           "master_track", "sequence_samples"]
+           "encoded_track", "master_track", "sequence_samples"]
 
 logger = logging.getLogger("reelflow.tasks.media")
 
@@ -40,6 +40,8 @@ AUDIO_BITRATE = "192k"
 
 #: Bump when the mix recipe (fades, ducking, loudnorm settings) changes.
 MIX_VERSION = 2
+#: Bump when how the finished track is encoded and kept (:func:`encoded_track`) changes.
+TRACK_RECIPE = 1
 FADE_IN_S = 1.0
 FADE_OUT_S = 2.0
 #: Ceiling for true peaks after normalisation (dBTP), the usual streaming spec.
@@ -227,6 +229,28 @@ def master_track(sources: Sequence[Path | None], slots: Sequence[Slot], fps: int
         else:
             track = _normalise(track, mix.loudness, stats)
     return _stereo(_exact(track.filter("aresample", AUDIO_RATE), n))
+
+
+def encoded_track(sources: Sequence[Path | None], slots: Sequence[Slot], fps: int,
+                  mix: AudioMix | None, cache_dir: Path) -> Path:
+    """The sequence's finished audio (AAC in an .m4a), made once per distinct mix.
+
+    Keyed by what the track hears: per slot the source's hash (None for silence: a card
+    or a silent clip), its frames and transition, plus the mix. A rebuild whose audio did
+    not change (a new title, a re-ordered overlay) muxes this file by stream copy and
+    decodes no source; a clean render makes the same file first, so the bytes agree.
+    """
+    key = {"audio": [[sl.sha256 if src is not None else None, sl.start, sl.frames, sl.t_out]
+                     for src, sl in zip(sources, slots)],
+           "fps": fps, "mix": None if mix is None else mix.key(), "recipe": TRACK_RECIPE}
+    path = Path(cache_dir, "audio", f"{content_key(key)}.m4a")
+    if not cached_file(path):
+        track = master_track(sources, slots, fps, mix, cache_dir)
+        with cache_output(path, Path(cache_dir)) as tmp:
+            run_stream(ffmpeg.output(track, str(tmp), f="mp4", **audio_output_args(),
+                                     fflags="+bitexact", **{"flags:a": "+bitexact"},
+                                     map_metadata=-1))
+    return path
 
 
 def _loudnorm_targets(target: float) -> dict:

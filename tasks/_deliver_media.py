@@ -19,12 +19,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from reelflow._binaries import font_file
 
 from . import _ffmpeg
-from ._ffmpeg import atomic_output, run_stream
+from ._ffmpeg import atomic_output, cached_or_made, content_key, run_stream
 from ._pieces import TimelineItem, slots_for
 from ._probe import probe
+from ._verify import sha256_file
 
 __all__ = ["MEZZANINE_CODECS", "SheetEntry", "edit_sheet_entries", "export_mezzanine",
-           "make_contact_sheet", "make_poster"]
+           "frame_key", "frame_time", "make_contact_sheet", "make_poster"]
 
 logger = logging.getLogger("reelflow.tasks.deliver")
 
@@ -51,15 +52,44 @@ class SheetEntry(BaseModel):
     label: str = Field(description="Caption drawn under the thumbnail, taken literally.")
     video: Path = Field(description="The video to take the frame from.")
     at_s: float = Field(ge=0, description="Time of the frame in seconds.")
+    key: str | None = Field(default=None, description=(
+        "What names the frame's pixels whatever else the video holds (see frame_key); "
+        "with a tile cache the cell is kept by it. None: the video's hash and the time."))
 
 
-def edit_sheet_entries(video: Path, items: list[TimelineItem], fps: int) -> list[SheetEntry]:
+#: Bump when how a contact-sheet tile is drawn changes.
+TILE_RECIPE = 1
+
+
+def frame_time(frame: int, fps: int) -> float:
+    """A seek time that lands on exactly ``frame``: half a frame before it (ffmpeg keeps
+    the first frame at or after the time, and no rounding of the time can reach a
+    neighbour)."""
+    return max(0.0, (frame - 0.5) / fps)
+
+
+def frame_key(pieces: list[tuple[str, int]], frame: int) -> str:
+    """Frame ``frame`` of an assembled video as ``<piece key>@<offset>``: pieces are
+    content-addressed and start with an IDR, so the key decides the decoded pixels."""
+    start = 0
+    for key, frames in pieces:
+        if frame < start + frames:
+            return f"{key}@{frame - start}"
+        start += frames
+    raise ValueError(f"frame {frame} is past the end of the video ({start} frames)")
+
+
+def edit_sheet_entries(video: Path, items: list[TimelineItem], fps: int,
+                       pieces: list[tuple[str, int]] | None = None) -> list[SheetEntry]:
     """One contact-sheet cell per item, taken from the finished ``video`` (overlays, fit and
-    trims as delivered): the middle of the item's span clear of its transitions."""
+    trims as delivered): the middle frame of the item's span clear of its transitions.
+    With the assembly's ``pieces`` each entry is keyed by its frame (:func:`frame_key`)."""
     entries, out_start = [], 0
     for i, (item, slot) in enumerate(zip(items, slots_for(items, fps)), 1):
-        clear_mid = out_start + (slot.t_in + slot.frames - slot.t_out) / 2
-        entries.append(SheetEntry(label=f"{i}. {item.label}", video=video, at_s=clear_mid / fps))
+        frame = out_start + (slot.t_in + slot.frames - slot.t_out) // 2
+        entries.append(SheetEntry(label=f"{i}. {item.label}", video=video,
+                                  at_s=frame_time(frame, fps),
+                                  key=frame_key(pieces, frame) if pieces else None))
         out_start += slot.frames - slot.t_out
     return entries
 
@@ -98,7 +128,7 @@ def make_poster(video: Path, out: Path, *, at_s: float | None = None,
 
 
 def make_contact_sheet(entries: list[SheetEntry], out: Path, *, columns: int = 4,
-                       thumb_width: int = 384) -> Path:
+                       thumb_width: int = 384, tiles: Path | None = None) -> Path:
     """Write a PNG grid with one captioned frame per entry, in order, row by row.
 
     Each cell is ``thumb_width`` wide: the frame scaled to fit (letterboxed to the first
@@ -116,6 +146,8 @@ def make_contact_sheet(entries: list[SheetEntry], out: Path, *, columns: int = 4
         raise ValueError(f"contact sheet: columns={columns} must be >= 1 and "
                          f"thumb_width={thumb_width} >= 16")
     layout = _SheetLayout.for_entries(entries, columns, thumb_width)
+    if tiles is not None:
+        return _sheet_of_tiles(entries, layout, Path(out), Path(tiles))
     for i, entry in enumerate(entries):
         _check_time(entry.at_s, _duration(entry.video),
                     f"contact sheet entry {i + 1} ({entry.label!r}, {entry.video})")
@@ -132,6 +164,49 @@ def make_contact_sheet(entries: list[SheetEntry], out: Path, *, columns: int = 4
     logger.info("contact sheet of %d frames (%dx%d cells) -> %s", len(entries),
                 layout.columns, layout.rows, out)
     return out
+
+
+def _sheet_of_tiles(entries: list[SheetEntry], layout: _SheetLayout, out: Path,
+                    tiles: Path) -> Path:
+    """The sheet put together from one kept PNG per cell (``tiles/<key>.png``, checked on
+    read like every cache entry): a rebuild draws only the cells whose frame changed."""
+    durations: dict[Path, float] = {}
+    paths = []
+    for i, entry in enumerate(entries):
+        what = entry.key or f"{sha256_file(entry.video)}@{entry.at_s:.6f}"
+        name = content_key({"tile": what, "label": layout.fit(entry.label),
+                            "layout": layout.model_dump(exclude={"columns", "rows"}), "font": Path(font_file()).name,
+                            "recipe": TILE_RECIPE})
+        paths.append(cached_or_made(tiles / f"{name}.png", tiles.parent,
+                                    lambda tmp, e=entry, i=i: _tile(e, i, layout, tmp, durations)))
+    uses, taken, made, cells = Counter(paths), Counter(), {}, []
+    for path in paths:  # the same tile twice (identical takes) is one input, split
+        if path not in made:
+            tile = ffmpeg.input(str(path)).video
+            made[path] = tile.filter_multi_output("split", uses[path]) if uses[path] > 1 else tile
+        cells.append(made[path][taken[path]] if uses[path] > 1 else made[path])
+        taken[path] += 1
+    sheet = cells[0] if len(cells) == 1 else ffmpeg.filter(
+        cells, "xstack", inputs=len(cells), layout=layout.xstack(len(cells)), fill="black")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_output(out) as tmp:
+        run_stream(ffmpeg.output(sheet, str(tmp), **{
+            "frames:v": 1, "f": "image2", "update": 1, "c:v": "png"}))
+    logger.info("contact sheet of %d kept tiles (%dx%d cells) -> %s", len(entries),
+                layout.columns, layout.rows, out)
+    return out
+
+
+def _tile(entry: SheetEntry, i: int, layout: _SheetLayout, tmp: Path,
+          durations: dict[Path, float]) -> None:
+    if entry.video not in durations:
+        durations[entry.video] = _duration(entry.video)
+    _check_time(entry.at_s, durations[entry.video],
+                f"contact sheet entry {i + 1} ({entry.label!r}, {entry.video})")
+    with tempfile.TemporaryDirectory(dir=tmp.parent, prefix=".tile-") as tmpdir:
+        cell = _label(_frame(entry, layout), entry, layout, Path(tmpdir) / "label.txt")
+        run_stream(ffmpeg.output(cell, str(tmp), **{
+            "frames:v": 1, "f": "image2", "update": 1, "c:v": "png"}))
 
 
 class _SheetLayout(BaseModel):

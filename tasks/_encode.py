@@ -34,7 +34,7 @@ from ._verify import read_record, record_path, sha256_file, write_record
 
 __all__ = ["Join", "Run", "chain", "conform", "conform_cached", "conform_filters", "conformed_info",
            "encode_piece", "extract_span", "fan_out", "frame_range", "render_title_card",
-           "title_card_cached"]
+           "title_card_cached", "title_card_path"]
 
 logger = logging.getLogger("reelflow.tasks.media")
 
@@ -64,6 +64,8 @@ def conform_cached(source: Path, source_sha256: str, fmt: OutputFormat,
                    cache_dir: Path) -> tuple[Path, bool]:
     """:func:`conform`, also saying whether it encoded (False: found in the cache)."""
     sweep_once(cache_dir)
+    if _drawn_for(Path(source), fmt):  # a title card is drawn in the output format
+        return Path(source), False
     out = conform_path(source_sha256, fmt, cache_dir)
     if cached_file(out):
         return out, False
@@ -121,6 +123,14 @@ def _contain(video, fmt: OutputFormat):
                         force_original_aspect_ratio="decrease")
 
 
+def _drawn_for(source: Path, fmt: OutputFormat) -> bool:
+    """True for a kept title card drawn for ``fmt`` (its record says so): it has the
+    conform's size, rate, pixel format and closed GOPs already, so it is used as it is."""
+    record = read_record(source)
+    return bool(record is not None and record.info and record.info.get("drawn_for") == fmt.key()
+                and cached_file(source))
+
+
 def conformed_info(path: Path) -> ClipInfo:
     """Return a conformed clip's ClipInfo from its checksum record (probing once if it lacks it)."""
     record = read_record(path)
@@ -147,25 +157,34 @@ def render_title_card(text: str, *, background: str = "#000000", duration_s: flo
                              cache_dir=Path(cache_dir))[0]
 
 
+def title_card_path(text: str, *, background: str, duration_s: float, fmt: OutputFormat,
+                    cache_dir: Path) -> Path:
+    """Where the card for these inputs is kept (cached by text, colour, frames, format)."""
+    frames = round(duration_s * fmt.fps)
+    if frames < 1:
+        raise ValueError(f"title card duration {duration_s}s is shorter than one frame")
+    key = content_key({"card": text, "bg": ffmpeg_colour(background), "frames": frames,
+                       "fmt": fmt.key(), "font": Path(font_file()).name,
+                       "recipe": RECIPE_VERSION, "text": TEXT_RECIPE})
+    return Path(cache_dir, "cards", f"{key}.mp4")
+
+
 def title_card_cached(text: str, *, background: str, duration_s: float, fmt: OutputFormat,
                       cache_dir: Path) -> tuple[Path, bool]:
     """:func:`render_title_card`, also saying whether it encoded."""
     colour = ffmpeg_colour(background)
     frames = round(duration_s * fmt.fps)
-    if frames < 1:
-        raise ValueError(f"title card duration {duration_s}s is shorter than one frame")
-    key = content_key({"card": text, "bg": colour, "frames": frames, "fmt": fmt.key(),
-                       "font": Path(font_file()).name, "recipe": RECIPE_VERSION,
-                       "text": TEXT_RECIPE})
+    out = title_card_path(text, background=background, duration_s=duration_s, fmt=fmt,
+                          cache_dir=cache_dir)
     sweep_once(cache_dir)
-    out = Path(cache_dir, "cards", f"{key}.mp4")
     if cached_file(out):
         return out, False
     video = ffmpeg.input(f"color=c={colour}:s={fmt.width}x{fmt.height}:r={fmt.fps}",
                          f="lavfi").video
     with tempfile.TemporaryDirectory(dir=run_dir(cache_dir)) as tmpdir:
         video = draw_text(video, text, fmt, Path(tmpdir)).filter("format", "yuv420p")
-        with cache_output(out, cache_dir) as tmp:
+        with cache_output(out, cache_dir, info=lambda tmp: {
+                **probe(tmp, decode=False).model_dump(), "drawn_for": fmt.key()}) as tmp:
             run_stream(ffmpeg.output(video, str(tmp), **{"frames:v": frames},
                                      **x264_output_args(fmt)))
     logger.info("rendered title card %r -> %s", text[:40], out.name)

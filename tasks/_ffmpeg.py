@@ -206,7 +206,8 @@ def atomic_output(final: Path, suffix: str | None = None) -> Iterator[Path]:
 #: What a cache entry is, by its folder under the cache root (for messages).
 _KINDS = {"conform": "conformed clip", "pieces": "seam", "cards": "title card",
           "final": "finished sequence", "deliver": "deliverable", "thumbs": "thumbnail",
-          "compare": "comparison grid", "loudness": "loudness measurement"}
+          "compare": "comparison grid", "loudness": "loudness measurement",
+          "audio": "audio track", "tiles": "contact-sheet tile"}
 
 
 @contextlib.contextmanager

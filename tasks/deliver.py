@@ -19,6 +19,8 @@ from ._deliver_media import (
     SheetEntry,
     edit_sheet_entries,
     export_mezzanine,
+    frame_key,
+    frame_time,
     make_contact_sheet,
     make_poster,
 )
@@ -34,6 +36,8 @@ __all__ = [
     "contact_sheet_task",
     "edit_sheet_entries",
     "export_mezzanine",
+    "frame_key",
+    "frame_time",
     "make_contact_sheet",
     "make_poster",
     "mezzanine_task",

@@ -25,7 +25,8 @@ from ._audio import AudioMix
 from ._ffmpeg import XFADE_TRANSITIONS, OutputFormat, cached_file
 from ._pieces import TimelineItem
 from ._probe import ClipInfo, probe
-from ._encode import conform, conform_path, render_title_card, title_card_cached
+from ._encode import (conform, conform_path, render_title_card, title_card_cached,
+                      title_card_path)
 from ._text import TextOverlaySpec
 
 __all__ = [
@@ -38,7 +39,9 @@ __all__ = [
     "TimelineItem",
     "assemble",
     "assemble_sequence",
+    "card_if_cached",
     "conform",
+    "conformed_if_cached",
     "conform_clip",
     "default_media_cache",
     "make_title_card",
@@ -51,6 +54,21 @@ __all__ = [
 def default_media_cache() -> Path:
     """Where derived media lives by default: REELFLOW_HOME/cache/media."""
     return reelflow_home() / "cache" / "media"
+
+
+def conformed_if_cached(source_sha256: str, fmt: OutputFormat,
+                        cache_dir: Path | None = None) -> Path | None:
+    """The conformed clip :func:`conform_clip` would return, if it is in the cache (checked)."""
+    path = conform_path(source_sha256, fmt, Path(cache_dir or default_media_cache()))
+    return path if cached_file(path) else None
+
+
+def card_if_cached(text: str, *, background: str = "#000000", duration_s: float,
+                   fmt: OutputFormat, cache_dir: Path | None = None) -> Path | None:
+    """The card :func:`make_title_card` would return, if it is in the cache (checked)."""
+    path = title_card_path(text, background=background, duration_s=duration_s, fmt=fmt,
+                           cache_dir=Path(cache_dir or default_media_cache()))
+    return path if cached_file(path) else None
 
 
 @task(cache_policy=NO_CACHE)

@@ -63,7 +63,9 @@ def clean(tmp_path_factory, emulator):
         path = write_shotlist(root, SHOTS)
         report = render_sequence(str(path))
         assert report.frames == FRAMES
-        yield Clean(path, root / "home", sha256(report.output), sha256(report.poster), report)
+        clean = Clean(path, root / "home", sha256(report.output), sha256(report.poster), report)
+        clean.sheet_sha = sha256(report.contact_sheet)
+        yield clean
 
 
 def _one(media: Path, kind: str, pattern: str = "*.mp4") -> Path:
@@ -78,6 +80,9 @@ LEVELS = {
     "title card": lambda c: (_one(c.media, "cards"), []),
     "finished sequence": lambda c: (_one(c.media, "final"), []),
     "deliverable (poster)": lambda c: (_one(c.media, "deliver", "*.jpg"), []),
+    "audio track": lambda c: (_one(c.media, "audio", "*.m4a"), [*c.media.glob("final/*")]),
+    "contact-sheet tile": lambda c: (_one(c.media, "tiles", "*.png"),
+                                     [*c.media.glob("deliver/*.png")]),
 }
 
 
@@ -102,6 +107,7 @@ def test_damaged_level_is_rebuilt_to_the_same_output(level, how, clean, emulator
     assert (report.generated, report.cached) == (0, 2)
     assert sha256(report.output) == clean.output_sha
     assert sha256(report.poster) == clean.poster_sha
+    assert sha256(report.contact_sheet) == clean.sheet_sha
     named = [r.getMessage() for r in caplog.records
              if r.levelno == logging.WARNING and target.name in r.getMessage()]
     assert len(named) == 1 and "damaged" in named[0], named

@@ -11,7 +11,7 @@ from pathlib import Path
 import av
 import pytest
 
-from reelflow.tasks.deliver import edit_sheet_entries
+from reelflow.tasks.deliver import edit_sheet_entries, frame_key, frame_time
 from reelflow.tasks.media import TimelineItem
 from tests.helpers import REPO, write_shotlist
 
@@ -26,9 +26,21 @@ def test_sheet_cells_sit_in_the_middle_of_each_shot_of_the_edit():
     items = [_item("a", 5, 0.5), _item("b", 4, 1.0), _item("c", 3)]
     entries = edit_sheet_entries(Path("/out/edit.mp4"), items, fps=24)
     # a: frames 0-120 (12 overlap b); b: 108-204 (24 overlap c); c: 180-252 of the edit
-    assert [e.at_s for e in entries] == [54 / 24, 150 / 24, 228 / 24]
+    assert [e.at_s for e in entries] == [53.5 / 24, 149.5 / 24, 227.5 / 24]  # lands on 54 ...
     assert {e.video for e in entries} == {Path("/out/edit.mp4")}
     assert [e.label for e in entries] == ["1. a", "2. b", "3. c"]
+    assert {e.key for e in entries} == {None}
+    keyed = edit_sheet_entries(Path("/out/edit.mp4"), items, fps=24,
+                               pieces=[("p0", 100), ("p1", 100), ("p2", 52)])
+    assert [e.key for e in keyed] == ["p0@54", "p1@50", "p2@28"]   # the frame, by its piece
+
+
+def test_frame_key_names_the_piece_and_offset():
+    pieces = [("a", 24), ("b", 12)]
+    assert [frame_key(pieces, f) for f in (0, 23, 24, 35)] == ["a@0", "a@23", "b@0", "b@11"]
+    with pytest.raises(ValueError, match="past the end"):
+        frame_key(pieces, 36)
+    assert frame_time(0, 24) == 0.0 and frame_time(10, 24) == 9.5 / 24
 
 
 @pytest.mark.usefixtures("prefect_api")

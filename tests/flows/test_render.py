@@ -59,6 +59,58 @@ def test_rerun_unchanged_creates_nothing_and_encodes_nothing(tmp_path, home, lum
     assert (second.generated, second.cached, second.cost_usd) == (0, 2, 0.0)
     assert second.encoded_pieces == 0
     assert sha256(second.output) == output_hash
+    assert (sha256(second.poster), sha256(second.contact_sheet)) == (
+        sha256(first.poster), sha256(first.contact_sheet))
+    # what must be made is a task run; what the caches hold is read in the flow body
+    assert _task_names(first) >= {"generate-alpha", "generate-beta", "conform-alpha",
+                                  "conform-beta", "title-gamma", f"assemble-{path.stem}"}
+    assert _task_names(second) == {f"{step}-{path.stem}" for step in ("assemble", "deliver",
+                                                                       "lineage")}
+
+
+def _task_names(report) -> set[str]:
+    """The names of the task runs the Prefect API holds for the report's flow run."""
+    import time
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterFlowRunId
+
+    run_id = report.flow_run_url.rstrip("/").rsplit("/", 1)[-1]
+    with get_client(sync_client=True) as client:
+        def names():
+            return {t.name for t in client.read_task_runs(task_run_filter=TaskRunFilter(
+                flow_run_id=TaskRunFilterFlowRunId(any_=[run_id])))}
+        seen, deadline = names(), time.monotonic() + 20
+        while time.monotonic() < deadline:  # task runs reach the API as events, a moment later
+            time.sleep(1.0)
+            if (now := names()) == seen and seen:
+                return seen
+            seen = now
+        return seen
+
+
+def test_title_change_remakes_only_what_shows_it_and_matches_a_clean_edit(tmp_path, home,
+                                                                         luma_env):
+    """A new title: one card, its seam, one contact-sheet tile; the audio track is copied
+    (the card is silence either way). Output, poster and sheet are the bytes a clean edit
+    (empty media cache, same stored clips) makes."""
+    path = write_shotlist(tmp_path, SMALL)
+    _render(path)
+    media = home / "cache" / "media"
+    tiles, tracks = set(media.glob("tiles/*.png")), set(media.glob("audio/*.m4a"))
+    assert len(tiles) == 3 and len(tracks) == 1
+    write_shotlist(tmp_path, [*SMALL[:2], dict(SMALL[2], title="Fin")])
+
+    edited = _render(path)
+
+    assert len(set(media.glob("tiles/*.png")) - tiles) == 1      # gamma's cell alone
+    assert set(media.glob("audio/*.m4a")) == tracks              # the same track, copied
+    assert len(list(media.glob("conform/*.mp4"))) == 2  # a card is drawn conformed: alpha, beta
+    assert edited.encoded_pieces <= 1                        # beta -> gamma is a cut
+    made = {k: sha256(getattr(edited, k)) for k in ("output", "poster", "contact_sheet", "otio")}
+    shutil.rmtree(media)
+    clean = _render(path)
+    assert {k: sha256(getattr(clean, k)) for k in made} == made
 
 
 def test_edit_one_prompt_creates_exactly_one(tmp_path, home, luma_env):

@@ -113,7 +113,8 @@ def test_loudness_two_pass(clips, music, cache, tmp_path, ffmpeg_calls, target):
 def test_a_rebuild_whose_audio_is_unchanged_skips_the_measuring_pass(clips, music, tmp_path,
                                                                        ffmpeg_calls):
     """A silent clip swapped for another of the same length: the mix hears the same, so
-    the kept loudness measurement is used and only the mux (pass 2) touches the audio."""
+    the kept track is copied into the mux (no measuring, no pass 2, no AAC encode); with
+    the track gone the kept loudness measurement is used and only pass 2 runs."""
     cache = tmp_path / "cache"
     mix = AudioMix(music=music, music_volume=0.3, loudness=-16)
     first = assemble([item(clips["tone"], 2), item(clips["pattern"], 2)], FMT,
@@ -123,11 +124,20 @@ def test_a_rebuild_whose_audio_is_unchanged_skips_the_measuring_pass(clips, musi
                       tmp_path / "b.mp4", cache, mix=mix)
     check_lengths(second)
     assert not [c for c in ffmpeg_calls if any("print_format=json" in a for a in c)]
-    assert len([c for c in ffmpeg_calls if any("linear=true" in a for a in c)]) == 1
+    assert not [c for c in ffmpeg_calls if any("linear=true" in a for a in c)]
+    assert not [c for c in ffmpeg_calls if "aac" in c]      # the kept track, stream-copied
     assert abs(integrated_lufs(second.path) - integrated_lufs(first.path)) <= 0.2
+    shutil.rmtree(cache / "audio")
+    shutil.rmtree(cache / "final")
+    ffmpeg_calls.clear()
+    assemble([item(clips["tone"], 2), item(clips["red"], 2)], FMT, tmp_path / "b2.mp4", cache,
+             mix=mix)
+    assert not [c for c in ffmpeg_calls if any("print_format=json" in a for a in c)]
+    assert len([c for c in ffmpeg_calls if any("linear=true" in a for a in c)]) == 1
     [kept] = (cache / "loudness").glob("*.json")
     damage(kept, "bytes changed")                     # a damaged measurement is made again
     shutil.rmtree(cache / "final")
+    shutil.rmtree(cache / "audio")
     ffmpeg_calls.clear()
     assemble([item(clips["tone"], 2), item(clips["red"], 2)], FMT, tmp_path / "c.mp4", cache,
              mix=mix)
@@ -178,7 +188,8 @@ def test_rerun_is_cached_and_new_mix_remixes_audio_only(clips, music, cache, tmp
     quieter = assemble(items, FMT, tmp_path / "c.mp4", cache,
                        mix=mix.model_copy(update={"music_volume": 0.25}))
     assert quieter.encoded_pieces == 0
-    assert len(ffmpeg_calls) == 1 and "libx264" not in ffmpeg_calls[0]  # the mux alone
+    # the track, then the mux: no video encode
+    assert len(ffmpeg_calls) == 2 and not [c for c in ffmpeg_calls if "libx264" in c]
     assert quieter.path.read_bytes() != first.path.read_bytes()
     # the music (alone in the second item) is 6 dB down: music_volume is linear
     drop = band_db(samples(quieter.path), 2.5, 3.0) - band_db(samples(first.path), 2.5, 3.0)
