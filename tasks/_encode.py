@@ -24,6 +24,7 @@ from ._ffmpeg import (
     cache_output,
     cached_file,
     content_key,
+    encode_slot,
     run_stream,
     x264_output_args,
 )
@@ -71,7 +72,8 @@ def conform_cached(source: Path, source_sha256: str, fmt: OutputFormat,
         return out, False
     _check_source(source, source_sha256)
     video = conform_filters(ffmpeg.input(str(source)).video, fmt)
-    with cache_output(out, cache_dir, info=lambda tmp: probe(tmp, decode=False).model_dump()) as tmp:
+    with encode_slot(fmt), cache_output(  # bounded memory: x264 at 1080p holds ~300 MB
+            out, cache_dir, info=lambda tmp: probe(tmp, decode=False).model_dump()) as tmp:
         run_stream(ffmpeg.output(video, str(tmp), **x264_output_args(fmt)))
     logger.info("conformed %s -> %s", source, out.name)
     return out, True
@@ -185,8 +187,9 @@ def title_card_cached(text: str, *, background: str, duration_s: float, fmt: Out
         video = draw_text(video, text, fmt, Path(tmpdir)).filter("format", "yuv420p")
         with cache_output(out, cache_dir, info=lambda tmp: {
                 **probe(tmp, decode=False).model_dump(), "drawn_for": fmt.key()}) as tmp:
-            run_stream(ffmpeg.output(video, str(tmp), **{"frames:v": frames},
-                                     **x264_output_args(fmt)))
+            with encode_slot(fmt):
+                run_stream(ffmpeg.output(video, str(tmp), **{"frames:v": frames},
+                                         **x264_output_args(fmt)))
     logger.info("rendered title card %r -> %s", text[:40], out.name)
     return out, True
 
@@ -272,7 +275,8 @@ def encode_piece(runs: Sequence[Run], joins: Sequence[Join], fmt: OutputFormat,
                    for stream, run in zip(_run_streams(runs, fmt), runs)]
         video, frames = chain(streams, [r.frames for r in runs], joins, fmt)
         with cache_output(out, cache_dir) as tmp:
-            run_stream(ffmpeg.output(video, str(tmp), **x264_output_args(fmt)))
+            with encode_slot(fmt):
+                run_stream(ffmpeg.output(video, str(tmp), **x264_output_args(fmt)))
             _check_frames(tmp, frames, f"seam {list(runs)}")
     return out, True
 

@@ -11,6 +11,7 @@ import logging
 import os
 import shlex
 import subprocess
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from reelflow._binaries import ffmpeg_exe
+from reelflow.config import encode_memory_mb
 from reelflow.errors import FfmpegError
 
 from ._scratch import run_dir
@@ -32,6 +34,8 @@ __all__ = [
     "PREVIEW_PRESET",
     "OutputFormat",
     "atomic_output",
+    "encode_estimate_mb",
+    "encode_slot",
     "cache_output",
     "cached_file",
     "cached_or_made",
@@ -157,6 +161,38 @@ def x264_output_args(fmt: OutputFormat) -> dict[str, Any]:
         "video_track_timescale": fmt.timescale,
         **bitexact_args(),
     }
+
+
+#: An x264 encode's resident memory, MB: a base plus bytes per pixel of the frame (measured
+#: with ffmpeg's default threads: 128 MB at 540p, 173 at 720p, 304 at 1080p).
+_ENCODE_BASE_MB, _ENCODE_BYTES_PER_PIXEL = 80, 105
+_encoding = threading.Condition()
+_encoding_mb = [0]
+
+
+def encode_estimate_mb(fmt: OutputFormat) -> int:
+    """What one x264 encode at ``fmt``'s size holds, by the measured rule above."""
+    return round(_ENCODE_BASE_MB + _ENCODE_BYTES_PER_PIXEL * fmt.width * fmt.height / 1e6)
+
+
+@contextlib.contextmanager
+def encode_slot(fmt: OutputFormat) -> Iterator[None]:
+    """Hold a share of the encode memory budget (:func:`reelflow.config.encode_memory_mb`)
+    while an x264 encode runs: every thread of the process (the flow's conform tasks, the
+    assembly's seams) waits until its encode fits beside the running ones; one encode
+    always may run. The process tree stays bounded whatever the shot count or task runner.
+    """
+    need = encode_estimate_mb(fmt)
+    with _encoding:
+        _encoding.wait_for(lambda: _encoding_mb[0] == 0
+                           or _encoding_mb[0] + need <= encode_memory_mb())
+        _encoding_mb[0] += need
+    try:
+        yield
+    finally:
+        with _encoding:
+            _encoding_mb[0] -= need
+            _encoding.notify_all()
 
 
 def bitexact_args() -> dict[str, Any]:
