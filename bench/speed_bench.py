@@ -84,6 +84,20 @@ def _timed(argv: list[str], env: dict[str, str]) -> float:
     return took
 
 
+def _timed_tree(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall seconds and the peak RSS (MB) of the command's whole process tree (0.1 s samples)."""
+    started, peak = time.monotonic(), 0
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    while proc.poll() is None:
+        peak = max(peak, edit_bench.TreeSampler._tree_kb(proc.pid))
+        time.sleep(0.1)
+    took = time.monotonic() - started
+    if proc.returncode != 0:
+        sys.exit(f"{' '.join(argv[:4])} failed:\n{proc.stderr.read()[-3000:]}")
+    return took, peak / 1024
+
+
 def _median(argv: list[str], env: dict[str, str], runs: int) -> float:
     return statistics.median(_timed(argv, env) for _ in range(runs))
 
@@ -166,8 +180,10 @@ def cli_rows(args, work: Path) -> tuple[list[tuple[str, float, str]], float]:
     listing = _write(work / "seq.yaml", _shots(args.shots, args.resolution), args.resolution)
     alt_shot = {"id": "alt", "resolution": args.resolution, "prompt": alt}
     _write(work / "alt.yaml", [alt_shot], "540p")  # its clip downloaded, not conformed for seq
-    rows.append(("first render from the CLI (generate + edit)",
-                 _timed([*cli, "render", str(listing)], env), ""))
+    took, tree = _timed_tree([*cli, "render", str(listing)], env)
+    rows.append((f"first render from the CLI (generate + edit, {args.resolution})", took,
+                 f"tree peak {tree:.0f} MB (CLI + Prefect client + ffmpeg; the emulator "
+                 "and its clip renders run in it)"))
     _timed([*cli, "render", str(work / "alt.yaml")], env)   # the alternative clip: downloaded
     rerun = _median([*cli, "render", str(listing)], env, args.runs)
     rows.append(("unchanged rerun, CLI, default set-up", rerun,

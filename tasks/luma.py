@@ -15,8 +15,8 @@ import functools
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import luma_agents
 import lumaai
 from prefect import get_run_logger, task
 from prefect.blocks.abstract import CredentialsBlock
@@ -31,6 +31,9 @@ from reelflow.tasks._outputs import STILL, VIDEO, download
 from reelflow.tasks._providers import provider_for
 from reelflow.tasks.models import Clip, GenerationRequest
 from reelflow.tasks.store import ClipStore
+
+if TYPE_CHECKING:  # the Agents SDK loads on first use: a Dream Machine render never needs it
+    import luma_agents
 
 __all__ = [
     "AGENTS_CONCURRENCY_LIMIT",
@@ -106,6 +109,8 @@ def _cached_client(token: str | None, base_url: str | None) -> lumaai.LumaAI:
 
 @functools.lru_cache(maxsize=8)
 def _cached_agents_client(token: str | None, base_url: str | None) -> luma_agents.Luma:
+    import luma_agents
+
     return luma_agents.Luma(auth_token=token, base_url=base_url)
 
 
