@@ -36,6 +36,7 @@ from .agents_files import Files
 from .agents_inputs import InputProblem, Resolver
 from .keyframes import fetch_tls
 from .agents_clips import output_size, make_image, make_video
+from .render_cache import memo
 from .faults import Faults
 from .limits import WINDOW, InsufficientCredits, check_limits
 
@@ -293,11 +294,16 @@ class AgentsAccount(Files):
                     frames = aspec.frame_count(record["request"]) \
                         if record["request"]["type"] == "video" else \
                         max(1, round(record["source_seconds"] * 24))
-                    make_video(record["request"], inputs, size, frames, out)
+                    memo({"video": record["request"], "size": size, "frames": frames,
+                          "inputs": sorted(inputs)}, [inputs[k] for k in sorted(inputs)],
+                         [out], lambda: make_video(record["request"], inputs, size,
+                                                   frames, out))
                 else:
                     layer = dict(record["request"], layer=index) if index else \
                         record["request"]
-                    make_image(layer, inputs, size, out)
+                    memo({"image": layer, "size": size, "inputs": sorted(inputs)},
+                         [inputs[k] for k in sorted(inputs)], [out],
+                         lambda: make_image(layer, inputs, size, out))
             log.info("agents rendered %s in %.2f s", record["id"], time.monotonic() - started)
 
     def _prerender(self, record: dict[str, Any]) -> None:

@@ -18,6 +18,7 @@ from ._util import NotFound, stem as _stem, write_json as _write_json
 from .faults import INPUT_FRAMES_FAILED
 from .keyframes import InputUnavailable, extract_frame, fetch_image
 from .clips import ClipJob, make_clip
+from .render_cache import memo
 
 __all__ = ["LazyClips"]
 
@@ -87,7 +88,10 @@ class LazyClips:
                 if mp4.exists():
                     return
                 started = time.monotonic()
-                make_clip(job, mp4, jpg)
+                what = {"dm": job.request, "resolution": job.resolution,
+                        "audio": job.audio_prompt, "frames": [n for n, _ in job.frames]}
+                memo(what, [p for _, p in job.frames], [jpg, mp4],
+                     lambda: make_clip(job, mp4, jpg))
                 log.info("rendered %s in %.2f s", key, time.monotonic() - started)
             if not self._record_path(record["id"]).exists():  # deleted while rendering
                 mp4.unlink(missing_ok=True)

@@ -47,13 +47,14 @@ def test_bad_shotlist_exits_2_with_one_line_per_problem(name, luma_env, home, tm
 
 def test_bad_list_is_refused_before_prefect_loads(tmp_path):
     bad = write_shotlist(tmp_path, [{"id": "x", "promt": "typo"}])
-    code = ("import sys, time; t = time.monotonic(); from reelflow.cli import main; "
+    # CPU seconds, not wall: the work done, whatever else the machine is doing
+    code = ("import sys, time; t = time.process_time(); from reelflow.cli import main; "
             f"rc = main(['render', {str(bad)!r}]); "
-            "print(rc, 'prefect' in sys.modules, 'lumaai' in sys.modules, round(time.monotonic() - t, 2))")
+            "print(rc, 'prefect' in sys.modules, 'lumaai' in sys.modules, round(time.process_time() - t, 2))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     rc, prefect_loaded, sdk_loaded, seconds = result.stdout.split()
     assert (rc, prefect_loaded, sdk_loaded) == ("2", "False", "False")
-    assert float(seconds) < 5
+    assert float(seconds) < 2  # `import prefect` alone is over a CPU second
     assert "did you mean 'prompt'" in result.stderr
 
 

@@ -192,14 +192,15 @@ def test_presigned_url_fetches_with_plain_httpx_then_expires(s3_env, tmp_path):
 
     url = image_url_for(image)  # S3 configured: no loopback permission needed
     sha = hashlib.sha256(image.read_bytes()).hexdigest()
-    short = ClipStore.default().presigned_url(sha, suffix=".png", expires_s=1)
+    signed_at = time.monotonic()  # long enough to be fetched on a loaded machine, then expire
+    short = ClipStore.default().presigned_url(sha, suffix=".png", expires_s=4)
 
     response = httpx.get(url)
     assert response.status_code == 200 and response.content == image.read_bytes()
     assert urlsplit(url).path.endswith(f"/{sha[:2]}/{sha}.png") and image.exists()
     assert httpx.get(url.split("?")[0]).status_code == 403  # auth is enforced without a signature
     assert httpx.get(short).status_code == 200
-    time.sleep(2)
+    time.sleep(max(0.0, signed_at + 5.5 - time.monotonic()))
     assert httpx.get(short).status_code == 403
 
 
