@@ -36,7 +36,7 @@ from .agents_files import Files
 from .agents_inputs import InputProblem, Resolver
 from .keyframes import fetch_tls
 from .agents_clips import output_size, make_image, make_video
-from .render_cache import memo
+from .clip_cache import memo
 from .faults import Faults
 from .limits import WINDOW, InsufficientCredits, check_limits
 

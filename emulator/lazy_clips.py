@@ -18,7 +18,7 @@ from ._util import NotFound, stem as _stem, write_json as _write_json
 from .faults import INPUT_FRAMES_FAILED
 from .keyframes import InputUnavailable, extract_frame, fetch_image
 from .clips import ClipJob, make_clip
-from .render_cache import memo
+from .clip_cache import memo
 
 __all__ = ["LazyClips"]
 

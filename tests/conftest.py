@@ -24,11 +24,11 @@ os.environ["REELFLOW_HOME"] = str(_SESSION_DIR / "home")
 # the rest pass the harness's URL, or run ephemeral as a user who opted out would.
 os.environ["REELFLOW_PREFECT"] = "ephemeral"
 # The emulator's renders are deterministic: one cache of them for the whole run, shared by
-# pytest-xdist's workers (same testrunuid) and every emulator they start (emulator/render_cache).
+# pytest-xdist's workers (same testrunuid) and every emulator they start (emulator/clip_cache).
 # The controller sets it before it starts the workers, which inherit it; who made it removes it.
-_OWN_RENDER_CACHE = "REELFLOW_EMULATOR_RENDER_CACHE" not in os.environ
-_RENDER_CACHE = Path(os.environ.setdefault(
-    "REELFLOW_EMULATOR_RENDER_CACHE", str(_SESSION_DIR.with_name(_SESSION_DIR.name + "-renders"))))
+_OWN_CLIP_CACHE = "REELFLOW_EMULATOR_CLIP_CACHE" not in os.environ
+_CLIP_CACHE = Path(os.environ.setdefault(
+    "REELFLOW_EMULATOR_CLIP_CACHE", str(_SESSION_DIR.with_name(_SESSION_DIR.name + "-renders"))))
 for _name in list(os.environ):
     if _name.startswith(("LUMAAI_", "LUMA_", "AWS_")):
         del os.environ[_name]
@@ -37,8 +37,8 @@ for _name in list(os.environ):
 
 def pytest_sessionfinish(session):
     """The process that made the run's render cache (xdist's controller) removes it."""
-    if _OWN_RENDER_CACHE:
-        shutil.rmtree(_RENDER_CACHE, ignore_errors=True)
+    if _OWN_CLIP_CACHE:
+        shutil.rmtree(_CLIP_CACHE, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

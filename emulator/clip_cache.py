@@ -1,8 +1,8 @@
-"""An optional, content-keyed store of the emulator's rendered files, shared by processes.
+"""An optional, content-keyed store of the emulator's clips and stills, shared by processes.
 
 The emulator's renders are deterministic (bit-exact ffmpeg, pinned x264 threads), so the
 same request, inputs and render code always give the same bytes. When
-``REELFLOW_EMULATOR_RENDER_CACHE`` names a folder, a render looks there first and copies a
+``REELFLOW_EMULATOR_CLIP_CACHE`` names a folder, a render looks there first and copies a
 verified hit instead of running ffmpeg again; a miss renders as usual and keeps a copy.
 The test suite sets it (hundreds of identical 5 s clips across fresh emulators); a user's
 emulator leaves it unset and renders every clip.
@@ -25,7 +25,7 @@ from typing import Any
 
 __all__ = ["ENV", "memo"]
 
-ENV = "REELFLOW_EMULATOR_RENDER_CACHE"
+ENV = "REELFLOW_EMULATOR_CLIP_CACHE"
 _HERE = Path(__file__).resolve().parent
 #: The code whose output is cached: a change to any of it is a new key.
 _CODE = ("clips.py", "agents_clips.py", "spec.py", "agents_spec.py", "keyframes.py")

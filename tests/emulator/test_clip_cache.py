@@ -9,7 +9,7 @@ import lumaai
 import pytest
 
 from reelflow.emulator import Emulator
-from reelflow.emulator.render_cache import ENV, memo
+from reelflow.emulator.clip_cache import ENV, memo
 from tests.emulator.support import download, wait_completed
 from tests.helpers import TEST_KEY
 
