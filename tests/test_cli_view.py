@@ -38,12 +38,14 @@ def cli_env(prefect_api, luma_env, home):
 
 
 def _run_in_pty(args: list[str], env: dict[str, str], timeout: float = 240) -> tuple[int, str]:
-    """`reelflow ARGS` with stdin/stdout/stderr on a 120x40 pseudo-terminal; its exit code and
+    """`reelflow ARGS` with stdin/stdout/stderr on a 200x40 pseudo-terminal (wide enough that no
+    temporary path wraps, whatever the runner adds to it); its exit code and
     everything it wrote there (escape sequences stripped)."""
     master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 200, 0, 0))
     proc = subprocess.Popen([sys.executable, "-m", "reelflow.cli", *args], stdin=slave, stdout=slave,
-                            stderr=slave, env={**os.environ, **env, "TERM": "xterm-256color"},
+                            stderr=slave, env={**os.environ, **env, "TERM": "xterm-256color",
+                                 "COLUMNS": "200", "LINES": "40"},
                             cwd=REPO, close_fds=True)
     os.close(slave)
     chunks, deadline = [], time.monotonic() + timeout
