@@ -128,7 +128,7 @@ def test_a_generation_survives_a_restart_and_keeps_its_latency(tmp_path):
 
 
 def test_files_expire_delete_and_page_by_cursor(agents, emu):
-    soon = datetime.now(timezone.utc) + timedelta(seconds=1)
+    soon = datetime.now(timezone.utc) + timedelta(seconds=5)  # still live while listed, loaded or not
     short = agents.files.create(mime_type="image/png", size_bytes=3, expires_at=soon)
     ids = [agents.files.create(mime_type="image/png", size_bytes=3).id for _ in range(4)]
     agents.files.delete(ids[0])
@@ -142,7 +142,7 @@ def test_files_expire_delete_and_page_by_cursor(agents, emu):
         cursor = page.next_cursor
     assert seen == [*reversed(ids[1:]), short.id]  # newest first, deleted left out
     assert [f.id for f in agents.files.list(state="deleted").data] == [ids[0]]
-    time.sleep(1.1)
+    time.sleep(max(0.0, (soon - datetime.now(timezone.utc)).total_seconds() + 0.2))
     assert agents.files.get(short.id).state == "deleted"
     with pytest.raises(luma_agents.NotFoundError):
         agents.files.get("182bd5e5-6e1a-4fe4-a799-aa6d9a6ab26e")
