@@ -28,6 +28,7 @@ Usage (opt-in, a few minutes)::
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import secrets
 import shutil
@@ -36,6 +37,8 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -120,20 +123,20 @@ def _pct(values: list[float], q: float) -> float:
 
 
 def _set_slots(cluster, slots: int, creates_per_minute: int) -> None:
+    """The account's limits on the server: created, or changed in place (PATCH)."""
     for name, limit, decay in (("reelflow-luma-generations", slots, 0.0),
                                ("reelflow-luma-creates", creates_per_minute, creates_per_minute / 60)):
+        body = {"limit": limit, "slot_decay_per_second": decay}
         try:
-            api(cluster, f"/v2/concurrency_limits/{name}")
-            from urllib.request import Request, urlopen
-            import json
-
-            request = Request(cluster.env["PREFECT_API_URL"] + f"/v2/concurrency_limits/{name}",
-                              data=json.dumps({"limit": limit, "slot_decay_per_second": decay}).encode(),
-                              headers={"Content-Type": "application/json"}, method="PATCH")
-            urlopen(request, timeout=30).read()
-        except Exception:  # noqa: BLE001 - absent: create it
-            api(cluster, "/v2/concurrency_limits/", {"name": name, "limit": limit,
-                                                     "slot_decay_per_second": decay})
+            request = urllib.request.Request(
+                cluster.env["PREFECT_API_URL"] + f"/v2/concurrency_limits/{name}",
+                data=json.dumps(body).encode(), headers={"Content-Type": "application/json"},
+                method="PATCH")
+            urllib.request.urlopen(request, timeout=30).read()
+        except urllib.error.HTTPError as error:
+            if error.code != 404:
+                raise
+            api(cluster, "/v2/concurrency_limits/", {"name": name, **body})
 
 
 def _run_step(cluster, store_url: str, shots: int, tag: str, flows: int) -> tuple[float, list[str]]:
