@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from pathlib import Path
 
 from reelflow._prefect_process import (SERVER_START_TIMEOUT_S, healthy, port_free,
                                        spawn_prefect_server, stop_process, wait_healthy)
+from reelflow.config import export_prefect_api_url, settings
 from reelflow.errors import ReelflowError
 
 __all__ = [
@@ -100,7 +100,7 @@ def start_local_server(port: int = DEFAULT_SERVER_PORT,
     if not port_free(port):
         raise ReelflowError(f"port {port} is in use by something that is not a Prefect server; "
                             "set PREFECT_API_URL or pass another port")
-    log_path = Path(os.environ.get("PREFECT_HOME", Path.home() / ".prefect")) / "reelflow-server.log"
+    log_path = settings().prefect_home_dir() / "reelflow-server.log"
     # its own session: a terminal's Ctrl-C must reach only us, so the runner can pause its
     # schedules before we stop the server
     proc = spawn_prefect_server(port, log_path, start_new_session=True)
@@ -140,11 +140,11 @@ def serve_deployments(folder: str | None, cron: str = DEFAULT_CRON, *, interval:
 
     apply_prefect_defaults()
     server = None
-    api_url = os.environ.get("PREFECT_API_URL")
+    api_url = settings().prefect_api_url
     if not api_url:
         announce(f"PREFECT_API_URL is not set: starting a local Prefect server on port {port}...")
         server, api_url = start_local_server(port)
-        os.environ["PREFECT_API_URL"] = api_url
+        export_prefect_api_url(api_url)
     from reelflow.tasks.file_server import running_url, start_file_server
 
     files = start_file_server()  # links in the runs' summaries open the MP4s and clips
@@ -264,7 +264,7 @@ def deploy_parser() -> argparse.ArgumentParser:
 def main_deploy(argv: list[str]) -> int:
     """`reelflow deploy --pool NAME [--folder DIR] [--cron EXPR]`; returns an exit code."""
     args = deploy_parser().parse_args(argv)
-    if not os.environ.get("PREFECT_API_URL"):
+    if not settings().prefect_api_url:
         _stderr("reelflow: PREFECT_API_URL is not set, so the deployments would go to a throwaway "
                 "ephemeral server: start one (`prefect server start --background`) and "
                 "export PREFECT_API_URL=http://127.0.0.1:4200/api")

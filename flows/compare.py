@@ -95,7 +95,7 @@ def compare_models(shotlist_path: str, models: list[str], profile: str = "final"
     ensure_limits()
     runs, stills_paid = [], 0.0
     for variant, shotlist, plan in plans:
-        image_url = image_url_resolver(plan, store=store)
+        image_url = image_url_resolver(plan, store=store, credentials=credentials)
         sequence = f"{shotlist.source.stem}-{variant.label}"
         try:   # stills first (shared by every variant: paid once), then the shots
             stills = generate_stills(plan, credentials=credentials, store=store, sequence=sequence,

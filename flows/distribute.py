@@ -27,7 +27,6 @@ inputs by hash, so it is the same on every machine.
 from __future__ import annotations
 
 import contextvars
-import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -41,16 +40,15 @@ from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterId
 from prefect.runtime import task_run as current_task_run
 from prefect.states import Cancelled, Crashed
 
+from reelflow.config import settings
 from reelflow.tasks import _s3
 from reelflow.tasks.luma import LumaCredentials
 from reelflow.tasks.models import Clip, GenerationRequest, Keyframe
 from reelflow.tasks.store import ClipStore
 
-__all__ = ["DISTRIBUTE_ENV", "Heartbeat", "RemoteShots", "distribute_default", "generate_remote",
+__all__ = ["Heartbeat", "RemoteShots", "distribute_default", "generate_remote",
            "land_inputs", "shared_store_url", "ship_inputs"]
 
-DISTRIBUTE_ENV = "REELFLOW_DISTRIBUTE"
-STALE_ENV = "REELFLOW_STALE_S"
 #: Seconds between a remote shot's heartbeats.
 HEARTBEAT_S = 5.0
 #: Seconds between the flow's polls of its remote shots.
@@ -61,11 +59,11 @@ SUBMITTERS = 8
 
 def distribute_default() -> bool:
     """REELFLOW_DISTRIBUTE=1 makes distribution the default for renders."""
-    return os.environ.get(DISTRIBUTE_ENV, "").strip().lower() in ("1", "true", "yes")
+    return settings().distribute_default()
 
 
 def stale_after_s() -> float:
-    return float(os.environ.get(STALE_ENV, "30"))
+    return settings().seconds("stale", 30)
 
 
 def shared_store_url(store: ClipStore) -> str:

@@ -4,20 +4,25 @@ Two APIs, two keys: LUMAAI_API_KEY (Dream Machine API: ray-2, ray-flash-2; base 
 LUMAAI_BASE_URL) and LUMA_AGENTS_API_KEY (Agents API: ray-3.2; base URL LUMA_BASE_URL).
 With neither key the embedded emulator serves both. With one key set, a list that needs
 the other API is refused before any spend (``check_credentials``), naming the variable.
+
+The credentials decide the rest: a saved ``LumaCredentials`` block (``--luma-block``) or
+the environment's. Whether local keyframe images may be served on loopback
+(``api_is_local``) follows the Dream Machine base URL of the credentials in use, never
+the environment when a block is given.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reelflow.config import reelflow_home
+from reelflow.config import reelflow_home, settings
 
-__all__ = ["EMULATOR_TOKEN", "ImageUrls", "account_balance", "check_credentials", "check_credits",
+__all__ = ["EMULATOR_TOKEN", "ImageUrls", "account_balance", "api_is_local", "check_credentials",
+           "check_credits",
            "credits_text", "image_url_resolver", "luma_credentials"]
 
 #: The environment variables holding each API's key.
@@ -47,7 +52,7 @@ def _embedded_emulator():
     with _embedded_lock:
         if data in _embedded:
             return _embedded[data], False
-        latency = float(os.environ.get("REELFLOW_EMULATOR_LATENCY", "2"))
+        latency = settings().emulator_latency_s()
         emulator = Emulator(data, latency=latency)
         emulator.start()
         _embedded[data] = emulator
@@ -55,7 +60,7 @@ def _embedded_emulator():
 
 
 def _has_key() -> bool:
-    return any(os.environ.get(name) for name in KEY_VARIABLES.values())
+    return settings().has_luma_key()
 
 
 def luma_credentials(announce=None, block: str | None = None):
@@ -104,7 +109,8 @@ def check_credentials(plan, credentials=None) -> None:
             key = credentials.agents_api_key if api == "agents" else credentials.api_key
             missing = key is None
         else:
-            missing = _has_key() and not os.environ.get(KEY_VARIABLES[api])
+            env = settings()
+            missing = _has_key() and not (env.agents_api_key if api == "agents" else env.luma_api_key)
         if missing:
             models = "ray-3.2 and uni-1" if api == "agents" else "ray-2 and ray-flash-2"
             field = "agents_api_key" if api == "agents" else "api_key"
@@ -143,20 +149,34 @@ class ImageUrls:
             self.assets.close()
 
 
-def image_url_resolver(plan, store=None) -> ImageUrls | None:
+def api_is_local(credentials=None) -> bool:
+    """True when the Dream Machine API of ``credentials`` runs on this machine (the embedded
+    or a loopback emulator), so a loopback URL reaches it.
+
+    The credentials decide: their ``base_url`` (None is the real API). Without credentials,
+    those the environment gives (``luma_credentials``): no key at all is the embedded
+    emulator; a key is the real API unless LUMAAI_BASE_URL is a loopback address.
+    """
+    if credentials is not None:
+        return _is_loopback(credentials.base_url)
+    return not _has_key() or _is_loopback(settings().luma_base_url)
+
+
+def image_url_resolver(plan, store=None, credentials=None) -> ImageUrls | None:
     """How local keyframe images reach the API, checked before any spend.
 
     Dream Machine API only (the Agents API takes local inputs through its Files API).
     With S3 configured: presigned URLs. With the embedded or a loopback emulator and a
     local store: the loopback asset server, in a scope of this render's own. With the
-    real API and no S3 store: StoreNotConfigured, saying what to set.
+    real API and no S3 store: StoreNotConfigured, saying what to set. Which API it is
+    follows ``credentials`` (``api_is_local``), the environment's when None.
     """
     from reelflow.flows.plan import local_images
     from reelflow.tasks.store import ClipStore
 
     if not local_images(plan):
         return None
-    loopback_ok = not _has_key() or _is_loopback(os.environ.get("LUMAAI_BASE_URL"))
+    loopback_ok = api_is_local(credentials)
     store = store or ClipStore.default()
     store.require_remote_urls(loopback_ok=loopback_ok)
     if store.is_s3:

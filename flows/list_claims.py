@@ -20,17 +20,15 @@ import uuid
 from dataclasses import dataclass
 from typing import Literal
 
+from reelflow.config import settings
 from reelflow.errors import WriteConflict
 from reelflow.tasks import _s3
 from reelflow.tasks.store import ClipStore
 
 __all__ = ["ListClaims"]
 
-LEASE_ENV = "REELFLOW_LIST_LEASE_S"
-
-
 def lease_s() -> float:
-    return float(os.environ.get(LEASE_ENV, "3600"))
+    return settings().seconds("list_lease", 3600)
 
 
 @dataclass

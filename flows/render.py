@@ -213,7 +213,7 @@ def _render(story: RenderStory, shotlist_path, profile, out, mezzanine, on_moder
     check_budget(plan, budget_usd)
     credentials = story.credentials = luma_credentials(block=luma_block)
     check_credentials(plan, credentials)
-    image_url = image_url_resolver(plan, store=store)
+    image_url = image_url_resolver(plan, store=store, credentials=credentials)
     log.info("Rendering %s (%d shots, profile %s, on moderation: %s): %d to generate, est. $%.2f",
              shotlist.source.name, len(plan.shots), profile, policy,
              sum(s.status == "to generate" for s in plan.shots), plan.cost_usd)

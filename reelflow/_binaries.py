@@ -12,7 +12,9 @@ __all__ = ["ffmpeg_exe", "font_file"]
 @functools.cache
 def ffmpeg_exe() -> str:
     """Return the ffmpeg to run: $REELFLOW_FFMPEG, then ffmpeg on PATH, then imageio-ffmpeg's."""
-    explicit = os.environ.get("REELFLOW_FFMPEG")
+    from reelflow.config import settings
+
+    explicit = settings().ffmpeg
     if explicit:
         return explicit
     found = shutil.which("ffmpeg")

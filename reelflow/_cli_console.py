@@ -4,7 +4,6 @@ known secrets masked, no tracebacks on the console unless ``--verbose``."""
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import threading
 
@@ -18,17 +17,14 @@ def err(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-#: Environment variables whose values never appear in a line the CLI prints.
-_SECRET_NAMES = ("LUMAAI_API_KEY", "LUMA_AGENTS_API_KEY", "AWS_SECRET_ACCESS_KEY",
-                 "AWS_SESSION_TOKEN")
-
-
 def masked(exc: BaseException) -> str:
-    """The exception's message on one line, at most 600 characters, known secrets masked."""
+    """The exception's message on one line, at most 600 characters, known secrets masked
+    (every secret ``reelflow.config.Settings`` reads)."""
+    from reelflow.config import settings
+
     text = " ".join(str(exc).split()) or "(no message)"
-    for name in _SECRET_NAMES:
-        secret = os.environ.get(name)
-        if secret and len(secret) >= 4:
+    for secret in settings().secret_values():
+        if len(secret) >= 4:
             text = text.replace(secret, "***")
     return text[:600]
 

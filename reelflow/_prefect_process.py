@@ -7,13 +7,13 @@ The one place reelflow starts a Prefect server: the managed server's watchdog
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from reelflow.config import environment_without
 from reelflow.errors import ReelflowError
 
 __all__ = ["SERVER_START_TIMEOUT_S", "free_port", "healthy", "port_free", "server_env",
@@ -49,8 +49,7 @@ def free_port() -> int:
 
 def server_env() -> dict[str, str]:
     """The server's environment: no API URL of its own, no analytics, no secrets."""
-    env = {k: v for k, v in os.environ.items()
-           if k != "PREFECT_API_URL" and not k.startswith(_SECRET_PREFIXES)}
+    env = environment_without(("PREFECT_API_URL",), _SECRET_PREFIXES)
     env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
     return env
 

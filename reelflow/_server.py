@@ -40,7 +40,7 @@ from pathlib import Path
 
 from reelflow._prefect_process import (free_port, healthy, port_free, server_env,
                                        spawn_prefect_server, stop_process, wait_healthy)
-from reelflow.config import apply_prefect_defaults, reelflow_home
+from reelflow.config import apply_prefect_defaults, export_prefect_api_url, reelflow_home, settings
 from reelflow.errors import ReelflowError
 
 __all__ = ["ServerState", "configured_api_url", "duration", "ensure_server", "running_server",
@@ -71,7 +71,7 @@ class ServerState:
 # -- where the managed server is recorded ------------------------------------------------
 
 def _prefect_home() -> Path:
-    return Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect").expanduser().resolve()
+    return settings().prefect_home_dir().expanduser().resolve()
 
 
 def server_dir() -> Path:
@@ -90,7 +90,7 @@ def duration(seconds: float) -> str:
 
 
 def _idle_limit() -> float:
-    value = os.environ.get("REELFLOW_SERVER_IDLE")
+    value = settings().server_idle
     try:
         return float(value) if value else DEFAULT_IDLE_S
     except ValueError:
@@ -247,8 +247,8 @@ def stop_server() -> ServerState | None:
 def configured_api_url() -> str | None:
     """The API URL Prefect would use as things stand (environment, profile, prefect.toml,
     .env, or a test harness's temporary settings), or None: ephemeral."""
-    if os.environ.get("PREFECT_API_URL"):
-        return os.environ["PREFECT_API_URL"]
+    if url := settings().prefect_api_url:
+        return url
     from prefect.settings import get_current_settings
 
     return get_current_settings().api.url
@@ -261,7 +261,7 @@ def use_prefect(announce: Callable[[str], None] = lambda _l: None) -> str | None
     REELFLOW_PREFECT=ephemeral leaves Prefect to its temporary server.
     """
     apply_prefect_defaults()
-    mode = os.environ.get("REELFLOW_PREFECT", "managed").lower()
+    mode = (settings().prefect_mode or "managed").lower()
     if mode not in ("managed", "ephemeral"):
         raise ReelflowError(f"REELFLOW_PREFECT={mode!r}: use managed (default) or ephemeral")
     configured = configured_api_url()
@@ -270,7 +270,7 @@ def use_prefect(announce: Callable[[str], None] = lambda _l: None) -> str | None
     if mode == "ephemeral":
         return None
     state, _started = ensure_server(announce)
-    os.environ["PREFECT_API_URL"] = state.api_url
+    export_prefect_api_url(state.api_url)
     import prefect.context
 
     prefect.context.refresh_global_settings_context()  # Prefect read its settings at import

@@ -11,8 +11,9 @@ and REELFLOW_HOME. Flow runs of the deployments still need a process worker
 from __future__ import annotations
 
 import argparse
-import os
 import sys
+
+from reelflow.config import Settings, settings
 
 __all__ = ["main"]
 
@@ -29,11 +30,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _unset(env: Settings, who: str) -> list[str]:
+    """A line for each of PREFECT_API_URL and REELFLOW_STORE that is not set."""
+    return [f"{who}: {name} is not set" for name, value in
+            (("PREFECT_API_URL", env.prefect_api_url), ("REELFLOW_STORE", env.store)) if not value]
+
+
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    problems = [f"reelflow worker: {name} is not set" for name in ("PREFECT_API_URL", "REELFLOW_STORE")
-                if not os.environ.get(name)]
-    if not (os.environ.get("LUMAAI_API_KEY") or os.environ.get("LUMAAI_BASE_URL")):
+    env = settings()
+    problems = _unset(env, "reelflow worker")
+    if not (env.luma_api_key or env.luma_base_url):
         problems.append("reelflow worker: set LUMAAI_API_KEY (or LUMAAI_BASE_URL for an emulator)")
     if args.limit < 1:
         problems.append("reelflow worker: --limit must be at least 1")
@@ -73,8 +80,7 @@ def main_sweep(argv: list[str]) -> int:
                         help="keep sweeping every S seconds (default: once; every "
                              "`reelflow worker` already sweeps, see docs/scaling.md)")
     args = parser.parse_args(argv)
-    problems = [f"reelflow sweep: {name} is not set" for name in ("PREFECT_API_URL", "REELFLOW_STORE")
-                if not os.environ.get(name)]
+    problems = _unset(settings(), "reelflow sweep")
     for line in problems:
         print(line, file=sys.stderr)
     if problems:

@@ -35,7 +35,8 @@ from __future__ import annotations
 
 import json
 import math
-import os
+
+from reelflow.config import settings
 
 __all__ = ["AUDIO_USD_PER_SECOND", "PRICES_DATED", "PRICES_URL", "RAY32_USD", "IMAGE_USD",
            "UPSCALE_USD_PER_MEGAPIXEL", "USD_PER_MEGAPIXEL", "audio_cost", "generation_cost",
@@ -100,7 +101,7 @@ def _list_table() -> dict[str, float]:
 def price_table() -> dict[str, float]:
     """Return the built-in rates updated with any REELFLOW_PRICES override."""
     table = _list_table()
-    override = os.environ.get("REELFLOW_PRICES")
+    override = settings().prices
     if override:
         table.update({str(k): float(v) for k, v in json.loads(override).items()})
     return table

@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 
 from reelflow import _progress
+from reelflow.config import settings
 from reelflow.errors import (GenerationFailed, LedgerConflict, ModerationRefused, NothingSent,
                              SendingElsewhere)
 from reelflow.tasks._calls import PaidCall
@@ -215,7 +215,7 @@ def _sending_elsewhere(entry: LedgerEntry, ledger: Ledger) -> bool:
     if entry.sender in (None, ledger.lock_domain()):
         return False
     age = datetime.now(timezone.utc) - datetime.fromisoformat(entry.sending_since)
-    return age.total_seconds() < float(os.environ.get("REELFLOW_SENDING_LIVE_S", SENDING_LIVE_S))
+    return age.total_seconds() < settings().seconds("sending_live", SENDING_LIVE_S)
 
 
 def _recover(call: PaidCall, entry: LedgerEntry, ledger: Ledger, cost: float,

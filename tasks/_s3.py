@@ -15,7 +15,6 @@ import hashlib
 import hmac
 import ipaddress
 import logging
-import os
 import re
 import secrets
 import threading
@@ -25,6 +24,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from reelflow.config import settings
 from reelflow.errors import WriteConflict
 
 __all__ = [
@@ -95,17 +95,14 @@ def _fingerprint(*parts: str) -> str:
 
 def region(explicit: str | None = None) -> str:
     """The signing region: the store's, else AWS_REGION / AWS_DEFAULT_REGION, else us-east-1."""
-    return (explicit or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-            or DEFAULT_REGION)
+    return explicit or settings().aws_region or DEFAULT_REGION
 
 
 def _credential_fingerprint(credentials: S3Credentials | None = None) -> str:
     """Tell credential sources apart without keeping any secret in the cache key."""
     if credentials is not None:
         return credentials.fingerprint()
-    parts = [os.environ.get(name, "") for name in
-             ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE")]
-    return _fingerprint("chain", *parts)
+    return _fingerprint("chain", *settings().aws_chain_parts())
 
 
 def client_for(endpoint_url: str | None, region_name: str | None = None,

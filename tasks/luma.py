@@ -12,7 +12,6 @@ key), and the wait, not the create, is what gets retried.
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,6 +23,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.sync import concurrency, rate_limit
 from pydantic import Field, SecretStr
 
+from reelflow.config import settings
 from reelflow.spec import AGENTS_API
 from reelflow.tasks import _generate
 from reelflow.tasks._ledger import Ledger
@@ -84,12 +84,9 @@ class LumaCredentials(CredentialsBlock):
     def from_env(cls) -> "LumaCredentials":
         """Credentials from LUMAAI_API_KEY / LUMAAI_BASE_URL and LUMA_AGENTS_API_KEY /
         LUMA_BASE_URL (the two SDKs' own variables)."""
-        key = os.environ.get("LUMAAI_API_KEY")
-        agents_key = os.environ.get("LUMA_AGENTS_API_KEY")
-        return cls(api_key=SecretStr(key) if key else None,
-                   base_url=os.environ.get("LUMAAI_BASE_URL") or None,
-                   agents_api_key=SecretStr(agents_key) if agents_key else None,
-                   agents_base_url=os.environ.get("LUMA_BASE_URL") or None)
+        env = settings()
+        return cls(api_key=env.luma_api_key, base_url=env.luma_base_url,
+                   agents_api_key=env.agents_api_key, agents_base_url=env.agents_base_url)
 
     def get_client(self) -> lumaai.LumaAI:
         """A Dream Machine SDK client, cached per credentials."""

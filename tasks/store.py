@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, PrivateAttr, field_validator
 
-from reelflow.config import reelflow_home
+from reelflow.config import reelflow_home, settings
 from reelflow.errors import StoreNotConfigured, StoreUnavailable
 from reelflow.tasks._scratch import run_dir, sweep_once
 from reelflow.tasks._verify import check, sha256_file, warn, write_record
@@ -57,8 +57,6 @@ _log = logging.getLogger("reelflow.tasks.store")
 
 #: The environment variable that selects the store (unset: local; ``s3://bucket/prefix``: S3).
 STORE_ENV = "REELFLOW_STORE"
-#: Where an S3-compatible endpoint is looked up, first match wins.
-ENDPOINT_ENVS = ("REELFLOW_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
 #: Keyframe image types the Luma API accepts.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
@@ -74,8 +72,8 @@ _S3_HINT = ("set REELFLOW_STORE=s3://bucket/prefix (plus REELFLOW_S3_ENDPOINT_UR
 
 
 def endpoint_from_env() -> str | None:
-    """The S3-compatible endpoint the environment names (first of ENDPOINT_ENVS); None: AWS."""
-    return next((os.environ[n] for n in ENDPOINT_ENVS if os.environ.get(n)), None)
+    """The S3-compatible endpoint the environment names (``reelflow.config.ENV["s3_endpoint_url"]``, first set); None: AWS."""
+    return settings().s3_endpoint_url
 
 
 _UMASK_LOCK = threading.Lock()
@@ -164,7 +162,7 @@ class ClipStore(BaseModel):
 
         The local directory is REELFLOW_HOME/clips either way (with S3 it is the cache).
         """
-        spec = os.environ.get(STORE_ENV, "").strip()
+        spec = settings().store_spec()
         root = reelflow_home() / "clips"
         return cls.from_url(spec, root=root) if spec else cls(root=root)
 
