@@ -41,7 +41,6 @@ from prefect.runtime import task_run as current_task_run
 from prefect.states import Cancelled, Crashed
 
 from reelflow.config import settings
-from reelflow.tasks import _s3
 from reelflow.tasks.luma import LumaCredentials
 from reelflow.tasks.models import Clip, GenerationRequest, Keyframe
 from reelflow.tasks.store import ClipStore
@@ -78,7 +77,7 @@ class Heartbeat:
     """A background thread rewriting ``<prefix>/heartbeats/<name>`` in the store while held."""
 
     def __init__(self, store: ClipStore, name: str, every_s: float = HEARTBEAT_S):
-        self.store, self.key, self.every_s = store, heartbeat_key(store, name), every_s
+        self.store, self.name, self.every_s = store, f"heartbeats/{name}", every_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, daemon=True, name=f"heartbeat-{name}")
 
@@ -100,8 +99,7 @@ class Heartbeat:
         while True:
             count += 1
             try:
-                self.store._client().put_object(Bucket=self.store.bucket_name, Key=self.key,
-                                                Body=f"{count} {time.time():.3f}".encode())
+                self.store.replace_object(self.name, f"{count} {time.time():.3f}".encode())
             except Exception:  # noqa: BLE001 - a missed beat; the next one may land
                 pass
             if self._stop.wait(self.every_s):
@@ -109,8 +107,8 @@ class Heartbeat:
 
 
 def heartbeat_key(store: ClipStore, name: str) -> str:
-    prefix = f"{store.bucket_folder}/" if store.bucket_folder else ""
-    return f"{prefix}heartbeats/{name}"
+    """The bucket key of heartbeat ``name`` (``Heartbeat`` writes it)."""
+    return store.s3_key(f"heartbeats/{name}")
 
 
 @task(cache_policy=NO_CACHE, retries=0, persist_result=True)
@@ -280,9 +278,8 @@ class RemoteShots:
         return time.monotonic() - pending.beat_changed_at > stale_after_s()
 
     def _lost(self, pending: _Pending) -> bool:
-        found = _s3.read_versioned(self.store._client(), self.store.bucket_name,
-                                   heartbeat_key(self.store, str(pending.task_run_id)))
-        beat = found[1] if found else None
+        found = self.store.read_object(f"heartbeats/{pending.task_run_id}")
+        beat = found.etag if found else None
         now = time.monotonic()
         if beat != pending.seen_beat:
             pending.seen_beat, pending.beat_changed_at = beat, now

@@ -26,7 +26,7 @@ from reelflow.flows.observe import step_name
 from reelflow.flows.plan import RenderPlan
 from reelflow.tasks._ledger import Ledger
 from reelflow.tasks._outputs import VIDEO
-from reelflow.tasks.luma import generate_clip
+from reelflow.tasks.luma import LumaCredentials, generate_clip
 from reelflow.tasks.models import Clip
 
 __all__ = ["Failed", "Refused", "first_failure", "generate_all", "generate_shot"]
@@ -78,7 +78,7 @@ def generate_shot(request, *, shot_id: str, on_moderation: str, **kwargs):
                                       generation_id=refused.generation_id))
 
 
-def generate_all(plan: RenderPlan, *, credentials, store, image_url, on_moderation: str,
+def generate_all(plan: RenderPlan, *, credentials: LumaCredentials, store, image_url, on_moderation: str,
                  sequence: str, on_done=None, remote=None) -> dict[str, Clip | Refused | Failed]:
     """Submit every generation (bounded by the flow's task runner); every shot's outcome.
 

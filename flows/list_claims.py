@@ -22,7 +22,6 @@ from typing import Literal
 
 from reelflow.config import settings
 from reelflow.errors import WriteConflict
-from reelflow.tasks import _s3
 from reelflow.tasks.store import ClipStore
 
 __all__ = ["ListClaims"]
@@ -45,22 +44,20 @@ class ListClaims:
 
     def _key(self, name: str) -> str:
         digest = hashlib.sha256(f"{self.folder}\0{name}\0{self.profile}".encode()).hexdigest()
-        prefix = f"{self.store.bucket_folder}/" if self.store.bucket_folder else ""
-        return f"{prefix}production/{digest}.json"
+        return f"production/{digest}.json"  # an object name under the store's folder
 
     def _read(self, name: str) -> tuple[dict, str | None]:
-        found = _s3.read_versioned(self.store._client(), self.store.bucket_name, self._key(name))
+        found = self.store.read_object(self._key(name))
         if found is None:
             return {}, None
         try:
-            record = json.loads(found[0])
+            record = json.loads(found.body)
         except ValueError:  # not ours to trust: treat as no record, overwritten by CAS
             record = {}
-        return (record if isinstance(record, dict) else {}), found[1]
+        return (record if isinstance(record, dict) else {}), found.etag
 
     def _write(self, name: str, record: dict, etag: str | None) -> None:
-        _s3.write_if(self.store._client(), self.store.bucket_name, self._key(name),
-                     json.dumps(record).encode(), etag)
+        self.store.write_object(self._key(name), json.dumps(record).encode(), etag)
 
     def claim(self, name: str, fingerprint: str) -> Literal["claimed", "unchanged", "busy"]:
         """Claim ``name`` to render ``fingerprint``, unless it was rendered or is held elsewhere."""

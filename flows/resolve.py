@@ -15,11 +15,16 @@ Nothing here sends a create.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pydantic import BaseModel
 
 from reelflow.errors import ReelflowError, ShotListError
 from reelflow.tasks._generate import with_generation
 from reelflow.tasks._ledger import Ledger, LedgerEntry
+
+if TYPE_CHECKING:
+    from reelflow.tasks.luma import LumaCredentials
 
 __all__ = ["Resolved", "pending_sends", "resolve_send"]
 
@@ -54,7 +59,7 @@ def _pick(ledger: Ledger, shot_id: str, key: str | None) -> LedgerEntry:
     return ledger.read(pending[0].key) or pending[0]  # read again: a shared write needs its version
 
 
-def _exists(credentials, generation_id: str) -> bool:
+def _exists(credentials: LumaCredentials, generation_id: str) -> bool:
     """True when either API's account has ``generation_id``."""
     import luma_agents
     import lumaai
@@ -78,7 +83,7 @@ def _exists(credentials, generation_id: str) -> bool:
 
 def resolve_send(shot_id: str, *, generation_id: str | None = None, resend: bool = False,
                  key: str | None = None, ledger: Ledger | None = None,
-                 credentials=None) -> Resolved:
+                 credentials: LumaCredentials | None = None) -> Resolved:
     """Adopt ``generation_id`` for, or clear for a new send, ``shot_id``'s create in doubt.
 
     Raises:

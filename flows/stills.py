@@ -17,7 +17,7 @@ Planning here imports neither Prefect nor the SDK.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field
 
@@ -25,6 +25,9 @@ from reelflow.flows.shotlist import ImageRef, ShotList, StillRef
 from reelflow.tasks._ledger import Ledger
 from reelflow.tasks.models import GenerationRequest, Keyframe
 from reelflow.tasks.store import ClipStore, sha256_file
+
+if TYPE_CHECKING:  # (plan imports this module: no Prefect at plan time)
+    from reelflow.tasks.luma import LumaCredentials
 
 __all__ = ["StillPlan", "StillResult", "StillsRun", "generate_stills", "plan_stills",
            "still_keyframe", "still_request"]
@@ -121,7 +124,7 @@ class StillsRun(BaseModel):
         return round(sum(r.cost_usd for r in self.results if r.status == "paid"), 4)
 
 
-def generate_stills(plan, *, credentials, store: ClipStore, sequence: str,
+def generate_stills(plan, *, credentials: LumaCredentials, store: ClipStore, sequence: str,
                     on_moderation: str = "fail") -> StillsRun:
     """Make every still of ``plan`` (concurrently; each paid once, ever) and return the plan
     whose shots start from them. Call inside a flow.

@@ -40,6 +40,7 @@ from prefect.client.orchestration import get_client
 from prefect.exceptions import ObjectNotFound
 from prefect.states import Crashed
 
+from reelflow.config import settings
 from reelflow.errors import WriteConflict
 from reelflow.flows.distribute import HEARTBEAT_S, heartbeat_key
 from reelflow.tasks import _s3
@@ -50,8 +51,6 @@ __all__ = ["AutoSweep", "SweepLease", "Swept", "flow_heartbeat_name", "heartbeat
 
 _log = logging.getLogger("reelflow.flows.sweep")
 
-SWEEP_ENV = "REELFLOW_SWEEP_S"
-FLOW_STALE_ENV = "REELFLOW_FLOW_STALE_S"
 #: A Crashed run's heartbeat must be this old before it is resumed (its process stopped).
 CRASHED_QUIET_S = 3 * HEARTBEAT_S
 #: A render resumed this many times is left Crashed (something kills it every time).
@@ -61,12 +60,12 @@ _RESUME_TAG = "reelflow-resume:"
 
 def sweep_every_s() -> float:
     """Seconds between a worker's sweeps (REELFLOW_SWEEP_S, default 15; 0: no sweeping)."""
-    return float(os.environ.get(SWEEP_ENV, "15"))
+    return settings().seconds("sweep_every", 15)
 
 
 def flow_stale_s() -> float:
     """A Running render whose heartbeat is older than this is lost (default 45 s)."""
-    return float(os.environ.get(FLOW_STALE_ENV, "45"))
+    return settings().seconds("flow_stale", 45)
 
 
 @dataclass
@@ -87,13 +86,11 @@ def flow_heartbeat_name(flow_run_id) -> str:
 def heartbeat_age_s(store: ClipStore, name: str) -> float | None:
     """Seconds since the heartbeat ``name`` was written, on the S3 server's clock; None: none."""
     try:
-        head = store._client().head_object(Bucket=store.bucket_name, Key=heartbeat_key(store, name))
-    except Exception as exc:  # noqa: BLE001 - absent (404) or unreadable: not judged
-        if _s3.status_of(exc) not in (404, 0):
+        return store.object_age_s(f"heartbeats/{name}")
+    except Exception as exc:  # noqa: BLE001 - unreadable: not judged
+        if _s3.status_of(exc) != 0:
             _log.warning("heartbeat %s: %s", name, _s3.describe(exc))
         return None
-    now = parsedate_to_datetime(head["ResponseMetadata"]["HTTPHeaders"]["date"])
-    return (now - head["LastModified"]).total_seconds()
 
 
 def _flow_heartbeats(store: ClipStore) -> dict[str, tuple[str, float]]:
@@ -162,18 +159,16 @@ class SweepLease:
 
     def __post_init__(self):
         self.holder = self.holder or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        prefix = f"{self.store.bucket_folder}/" if self.store.bucket_folder else ""
-        self.key = f"{prefix}sweep/lease.json"
+        self.name = "sweep/lease.json"  # an object name under the store's folder
 
     def take(self) -> bool:
         """True when this holder has the lease (taken, renewed, or the last holder's expired)."""
-        client = self.store._client()
-        found = _s3.read_versioned(client, self.store.bucket_name, self.key)
+        found = self.store.read_object(self.name)
         record, etag = {}, None
         if found is not None:
-            etag = found[1]
+            etag = found.etag
             try:
-                record = json.loads(found[0])
+                record = json.loads(found.body)
             except ValueError:
                 record = {}
         if (record.get("holder") not in (None, self.holder)
@@ -181,7 +176,7 @@ class SweepLease:
             return False
         body = json.dumps({"holder": self.holder, "until": time.time() + self.lease_s}).encode()
         try:
-            _s3.write_if(client, self.store.bucket_name, self.key, body, etag)
+            self.store.write_object(self.name, body, etag)
         except WriteConflict:
             return False
         return True

@@ -78,6 +78,8 @@ ENV: dict[str, tuple[str, ...]] = {
     "distribute": ("REELFLOW_DISTRIBUTE",),
     "stale": ("REELFLOW_STALE_S",),
     "list_lease": ("REELFLOW_LIST_LEASE_S",),
+    "sweep_every": ("REELFLOW_SWEEP_S",),
+    "flow_stale": ("REELFLOW_FLOW_STALE_S",),
     # Prefect
     "prefect_home": ("PREFECT_HOME",),
     "prefect_api_url": ("PREFECT_API_URL",),
@@ -117,6 +119,8 @@ class Settings(BaseModel):
     distribute: str | None = None
     stale: str | None = None
     list_lease: str | None = None
+    sweep_every: str | None = None
+    flow_stale: str | None = None
     prefect_home: str | None = None
     prefect_api_url: str | None = None
     prefect_mode: str | None = None

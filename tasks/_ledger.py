@@ -169,21 +169,16 @@ class Ledger(BaseModel):
     def _path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.json"
 
-    def _prefix(self) -> str:
-        folder = self.shared.bucket_folder
-        return f"{folder}/ledger/" if folder else "ledger/"
-
-    def _object_key(self, key: str) -> str:
-        return f"{self._prefix()}{key}.json"
+    @staticmethod
+    def _object_name(key: str) -> str:
+        """The record's object name in a shared store (under the store's folder)."""
+        return f"ledger/{key}.json"
 
     def where(self, key: str) -> str:
         """Where ``key``'s record lives, for messages: a local path or an s3:// URI."""
         if self.shared is not None:
-            return self._uri(self._object_key(key))
+            return self.shared.object_uri(self._object_name(key))
         return str(self._path(key))
-
-    def _uri(self, object_key: str) -> str:
-        return f"s3://{self.shared.bucket_name}/{object_key}"
 
     def read(self, key: str) -> LedgerEntry | None:
         """The entry for ``key``, or None when nothing was ever submitted for it.
@@ -192,13 +187,11 @@ class Ledger(BaseModel):
         once); writing an entry for ``key`` replaces it.
         """
         if self.shared is not None:
-            from reelflow.tasks import _s3
-
-            object_key = self._object_key(key)
-            found = _s3.read_versioned(self.shared._client(), self.shared.bucket_name, object_key)
+            name = self._object_name(key)
+            found = self.shared.read_object(name)
             if found is not None:
-                self._etags[key] = found[1]
-                return _parse_entry(found[0], key, self._uri(object_key))
+                self._etags[key] = found.etag
+                return _parse_entry(found.body, key, self.shared.object_uri(name))
             self._etags.pop(key, None)  # the next write must create it: If-None-Match
         path = self._path(key)  # with a shared ledger: what this machine recorded before
         try:
@@ -214,12 +207,10 @@ class Ledger(BaseModel):
                 read or wrote it (nothing was written).
         """
         if self.shared is not None:
-            from reelflow.tasks import _s3
-
             try:
-                self._etags[entry.key] = _s3.write_if(
-                    self.shared._client(), self.shared.bucket_name, self._object_key(entry.key),
-                    entry.model_dump_json().encode(), self._etags.get(entry.key))
+                self._etags[entry.key] = self.shared.write_object(
+                    self._object_name(entry.key), entry.model_dump_json().encode(),
+                    self._etags.get(entry.key))
             except WriteConflict as conflict:
                 raise LedgerConflict(str(conflict)) from None
             return
@@ -240,16 +231,14 @@ class Ledger(BaseModel):
     def _entries(self) -> Iterator[LedgerEntry]:
         """Every record (unreadable ones as such; claims are not records)."""
         if self.shared is not None:
-            from reelflow.tasks import _s3
-
-            client, bucket, prefix = self.shared._client(), self.shared.bucket_name, self._prefix()
-            for object_key in _s3.list_keys(client, bucket, prefix):
-                name = object_key[len(prefix):]
+            for object_name in self.shared.list_objects("ledger/"):
+                name = object_name[len("ledger/"):]
                 if "/" in name or not name.endswith(".json"):
                     continue  # claims/...
-                found = _s3.read_versioned(client, bucket, object_key)
+                found = self.shared.read_object(object_name)
                 if found is not None:
-                    yield _parse_entry(found[0], name[:-len(".json")], self._uri(object_key))
+                    yield _parse_entry(found.body, name[:-len(".json")],
+                                       self.shared.object_uri(object_name))
         for path in self.root.glob("??/*.json"):
             with contextlib.suppress(OSError):
                 yield _parse_entry(path.read_bytes(), path.stem, str(path))
@@ -281,16 +270,13 @@ class Ledger(BaseModel):
     def _create_claim(self, generation_id: str, body: bytes) -> str | None:
         """None when this call created the claim, else the key that holds it ("" unreadable)."""
         if self.shared is not None:
-            from reelflow.tasks import _s3
-
-            client, bucket = self.shared._client(), self.shared.bucket_name
-            object_key = f"{self._prefix()}claims/{generation_id[:2]}/{generation_id}.json"
+            name = f"ledger/claims/{generation_id[:2]}/{generation_id}.json"
             try:
-                _s3.write_if(client, bucket, object_key, body, None)
+                self.shared.write_object(name, body, None)
                 return None
             except WriteConflict:
-                found = _s3.read_versioned(client, bucket, object_key)
-                return _claim_owner(found[0] if found else b"", self._uri(object_key))
+                found = self.shared.read_object(name)
+                return _claim_owner(found.body if found else b"", self.shared.object_uri(name))
         path = self.root / "claims" / generation_id[:2] / f"{generation_id}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = atomic_write_path(path)

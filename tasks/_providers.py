@@ -16,11 +16,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from reelflow.tasks._calls import PaidCall
 from reelflow.tasks._ledger import Ledger
 from reelflow.tasks.models import GenerationRequest
+
+if TYPE_CHECKING:
+    from reelflow.tasks.luma import LumaCredentials
 
 __all__ = ["ErrorKind", "Polled", "Provider", "provider_for"]
 
@@ -67,7 +70,7 @@ class Provider(Protocol):
         """An in-place paid step (upscale, audio) on a completed generation."""
 
 
-def provider_for(request: GenerationRequest, credentials, *, store=None,
+def provider_for(request: GenerationRequest, credentials: LumaCredentials, *, store=None,
                  image_url: Callable[[Path], str] | None = None) -> Provider:
     """The provider of the API serving ``request.model``, with ``credentials``' client.
 

@@ -1,34 +1,30 @@
 """The few S3 calls the clip store makes, over boto3, with clients made lazily.
 
 boto3 is imported only when an S3 store is used, and one client is kept per
-(endpoint, region, credential source): clients are thread-safe and slow to build.
-Credentials come from boto3's own chain (AWS_* environment, profile, instance
-role), or explicitly as ``S3Credentials`` (from a ``ClipStoreBlock``), whose
-secrets stay ``SecretStr`` until the boto3 call. Nothing here logs or stores them,
-and the client cache is keyed by a keyed hash (HMAC with a per-process random key),
-never by the secret itself.
+(endpoint, region, credential source) by the one client cache policy
+(``reelflow.tasks._clients``). Credentials come from boto3's own chain (AWS_*
+environment, profile, instance role), or explicitly as an ``S3Credentials`` block
+(``reelflow.tasks.store_block``, nested in a ``ClipStoreBlock``), whose secrets stay
+``SecretStr`` until the boto3 call. Nothing here logs or stores them, and the client
+cache is keyed by a keyed hash, never by the secret itself.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import ipaddress
 import logging
 import re
-import secrets
-import threading
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from pydantic import SecretStr
+from typing import TYPE_CHECKING
 
 from reelflow.config import settings
 from reelflow.errors import WriteConflict
+from reelflow.tasks._clients import cached_client, fingerprint
+
+if TYPE_CHECKING:
+    from reelflow.tasks.store_block import S3Credentials
 
 __all__ = [
-    "S3Credentials",
     "bucket_name_problem",
     "check_access",
     "client_for",
@@ -51,47 +47,6 @@ _log = logging.getLogger("reelflow.tasks._s3")
 #: Used for signing when neither the store nor the environment names a region.
 DEFAULT_REGION = "us-east-1"
 
-_clients: dict[tuple, Any] = {}
-_clients_lock = threading.Lock()
-#: Keys the cache fingerprints; random per process, so a fingerprint that ends up in a
-#: log or a debugger cannot be checked against guessed secrets anywhere else.
-_FINGERPRINT_KEY = secrets.token_bytes(32)
-
-
-@dataclass(frozen=True, repr=False)
-class S3Credentials:
-    """Explicit S3 credentials, in place of boto3's default chain.
-
-    The values stay ``SecretStr`` (masked in repr, str and logs) until ``client_for``
-    hands them to boto3. The object's own repr shows nothing secret either.
-    """
-
-    access_key_id: SecretStr
-    secret_access_key: SecretStr
-    session_token: SecretStr | None = None
-
-    def __repr__(self) -> str:
-        return ("S3Credentials(access_key_id=SecretStr('**********'), "
-                "secret_access_key=SecretStr('**********'))")
-
-    def fingerprint(self) -> str:
-        """Tell these credentials apart from others without exposing them (see ``_fingerprint``)."""
-        return _fingerprint("explicit", self.access_key_id.get_secret_value(),
-                            self.secret_access_key.get_secret_value(),
-                            self.session_token.get_secret_value() if self.session_token else "")
-
-    def boto3_kwargs(self) -> dict[str, str | None]:
-        """The unwrapped keyword arguments for ``boto3.session.Session``: only for that call."""
-        return {"aws_access_key_id": self.access_key_id.get_secret_value(),
-                "aws_secret_access_key": self.secret_access_key.get_secret_value(),
-                "aws_session_token": (self.session_token.get_secret_value()
-                                      if self.session_token else None)}
-
-
-def _fingerprint(*parts: str) -> str:
-    """An HMAC of the parts under the per-process key: a cache key that reveals nothing."""
-    return hmac.new(_FINGERPRINT_KEY, "\0".join(parts).encode(), hashlib.sha256).hexdigest()
-
 
 def region(explicit: str | None = None) -> str:
     """The signing region: the store's, else AWS_REGION / AWS_DEFAULT_REGION, else us-east-1."""
@@ -102,7 +57,7 @@ def _credential_fingerprint(credentials: S3Credentials | None = None) -> str:
     """Tell credential sources apart without keeping any secret in the cache key."""
     if credentials is not None:
         return credentials.fingerprint()
-    return _fingerprint("chain", *settings().aws_chain_parts())
+    return fingerprint("chain", *settings().aws_chain_parts())
 
 
 def client_for(endpoint_url: str | None, region_name: str | None = None,
@@ -115,29 +70,27 @@ def client_for(endpoint_url: str | None, region_name: str | None = None,
         credentials: Explicit credentials; None for boto3's default chain.
     """
     region_name = region(region_name)
-    key = (endpoint_url, region_name, _credential_fingerprint(credentials))
-    with _clients_lock:
-        client = _clients.get(key)
-        if client is None:
-            import boto3
-            from botocore.config import Config
 
-            config = Config(
-                signature_version="s3v4",  # presigned URLs that expire; needed by most S3 servers
-                # path-style works on every S3-compatible server; AWS itself accepts it too
-                s3={"addressing_style": "path" if endpoint_url else "auto"},
-                # newer botocore sends CRC trailers that some S3-compatible servers reject
-                request_checksum_calculation="when_required",
-                response_checksum_validation="when_required",
-                retries={"max_attempts": 5, "mode": "standard"},
-            )
-            # the only place explicit secrets are unwrapped: straight into boto3
-            session = boto3.session.Session(**(credentials.boto3_kwargs() if credentials else {}))
-            client = session.client(
-                "s3", endpoint_url=endpoint_url, region_name=region_name,
-                config=config)
-            _clients[key] = client
-        return client
+    def build():
+        import boto3
+        from botocore.config import Config
+
+        config = Config(
+            signature_version="s3v4",  # presigned URLs that expire; needed by most S3 servers
+            # path-style works on every S3-compatible server; AWS itself accepts it too
+            s3={"addressing_style": "path" if endpoint_url else "auto"},
+            # newer botocore sends CRC trailers that some S3-compatible servers reject
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+            retries={"max_attempts": 5, "mode": "standard"},
+        )
+        # the only place explicit secrets are unwrapped: straight into boto3
+        session = boto3.session.Session(**(credentials.boto3_kwargs() if credentials else {}))
+        return session.client("s3", endpoint_url=endpoint_url, region_name=region_name,
+                              config=config)
+
+    return cached_client(("s3", endpoint_url, region_name, _credential_fingerprint(credentials)),
+                         build)
 
 
 def credentials_available(credentials: S3Credentials | None = None) -> bool:

@@ -1,4 +1,5 @@
-"""Per-run temp folders inside the media cache and the clip store, and the sweep of dead runs'.
+"""Per-run temp folders inside the media cache and the clip store, and the sweep of dead runs';
+and ``atomic_write_path``, the temp file beside a target that is replaced onto it.
 
 Every temp file reelflow makes inside a managed root (the media cache, the clip store)
 lives in ``<root>/tmp/<run>/``, where ``<run>`` names this process, and the process holds
@@ -21,11 +22,12 @@ import os
 import re
 import secrets
 import shutil
+import tempfile
 import threading
 import time
 from pathlib import Path
 
-__all__ = ["LOOSE_AGE_S", "SWEEP_EVERY_S", "run_dir", "sweep", "sweep_once"]
+__all__ = ["LOOSE_AGE_S", "SWEEP_EVERY_S", "atomic_write_path", "run_dir", "sweep", "sweep_once"]
 
 _log = logging.getLogger("reelflow.tasks.cache")
 
@@ -178,3 +180,37 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
     else:
         path.unlink(missing_ok=True)
+
+
+_UMASK_LOCK = threading.Lock()
+
+
+def atomic_write_path(target: Path, suffix: str = "") -> Path:
+    """Return a fresh temp path beside ``target``, to be ``os.replace``d onto it.
+
+    The file has the mode a plain ``open(..., "w")`` would give (0666 less the umask),
+    not mkstemp's 0600, so what is replaced into place honours the umask.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix or target.suffix,
+                                dir=target.parent)
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())
+    finally:
+        os.close(fd)
+    return Path(name)
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where the kernel says it (Linux 4.7+)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    with _UMASK_LOCK:  # elsewhere: set and restore (umask is process-wide)
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask

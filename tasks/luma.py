@@ -1,4 +1,4 @@
-"""Luma generations as Prefect tasks: credentials, generate, submit, wait, download.
+"""Luma generations as Prefect tasks: the credentials block and the one generate task.
 
 Two APIs serve the models: the Dream Machine API (``lumaai``: ray-2, ray-flash-2) and
 the Agents API (``luma-agents``: ray-3.2). The tasks here are the same for both; the
@@ -7,11 +7,15 @@ The only paid step is the create call. It goes out once per request key, ever: t
 key's ledger entry records the intent before the send and the generation id before
 anything waits, creates go out with SDK retries off (neither API has an idempotency
 key), and the wait, not the create, is what gets retried.
+
+In the prefect-aws shape: ``LumaCredentials`` is the credentials block and hands out the
+SDK clients, one per credentials (``reelflow.tasks._clients``); the task takes the block.
+There is no separate submit, wait or download task: each would be a paid call, or half
+of one, outside the ledger; ``generate_clip`` is all three, paid once.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,8 +30,9 @@ from pydantic import Field, SecretStr
 from reelflow.config import settings
 from reelflow.spec import AGENTS_API
 from reelflow.tasks import _generate
+from reelflow.tasks._clients import cached_client, fingerprint
 from reelflow.tasks._ledger import Ledger
-from reelflow.tasks._outputs import STILL, VIDEO, download
+from reelflow.tasks._outputs import STILL, VIDEO
 from reelflow.tasks._providers import provider_for
 from reelflow.tasks.models import Clip, GenerationRequest
 from reelflow.tasks.store import ClipStore
@@ -39,11 +44,8 @@ __all__ = [
     "AGENTS_CONCURRENCY_LIMIT",
     "AGENTS_RATE_LIMIT",
     "LumaCredentials",
-    "download_clip",
     "generate_clip",
     "run_paid",
-    "submit_generation",
-    "wait_for_generation",
 ]
 
 #: Names of the global limits the render flow creates (see reelflow.flows.observe): the
@@ -89,26 +91,22 @@ class LumaCredentials(CredentialsBlock):
                    agents_api_key=env.agents_api_key, agents_base_url=env.agents_base_url)
 
     def get_client(self) -> lumaai.LumaAI:
-        """A Dream Machine SDK client, cached per credentials."""
+        """A Dream Machine SDK client, cached per credentials (``reelflow.tasks._clients``)."""
         token = self.api_key.get_secret_value() if self.api_key else None
-        return _cached_client(token, self.base_url)
+        return cached_client(("lumaai", self.base_url, fingerprint(token or "")),
+                             lambda: lumaai.LumaAI(auth_token=token, base_url=self.base_url))
 
     def get_agents_client(self) -> luma_agents.Luma:
-        """An Agents API SDK client, cached per credentials."""
+        """An Agents API SDK client, cached per credentials (``reelflow.tasks._clients``)."""
         token = self.agents_api_key.get_secret_value() if self.agents_api_key else None
-        return _cached_agents_client(token, self.agents_base_url)
+        base_url = self.agents_base_url
 
+        def build():
+            import luma_agents  # loaded on first use: a Dream Machine render never needs it
 
-@functools.lru_cache(maxsize=8)
-def _cached_client(token: str | None, base_url: str | None) -> lumaai.LumaAI:
-    return lumaai.LumaAI(auth_token=token, base_url=base_url)
+            return luma_agents.Luma(auth_token=token, base_url=base_url)
 
-
-@functools.lru_cache(maxsize=8)
-def _cached_agents_client(token: str | None, base_url: str | None) -> luma_agents.Luma:
-    import luma_agents
-
-    return luma_agents.Luma(auth_token=token, base_url=base_url)
+        return cached_client(("luma-agents", base_url, fingerprint(token or "")), build)
 
 
 def _limits(request: GenerationRequest) -> tuple[str, str]:
@@ -182,47 +180,3 @@ def run_paid(request: GenerationRequest, *, shot_id: str, credentials: LumaCrede
     # and expires a minute after a holder dies, so a crashed run cannot starve the others.
     with concurrency(slots, occupy=1, strict=False, lease_duration=SLOT_LEASE_S):
         return run()
-
-
-@task(cache_policy=NO_CACHE)
-def submit_generation(request: GenerationRequest, *,
-                      credentials: LumaCredentials | None = None) -> str:
-    """Make one paid create (no SDK retries; 429s waited out, lost answers reconciled).
-
-    Prefer ``generate_clip``, which records the id in the ledger so it is never paid twice.
-
-    Example:
-        ```python
-        generation_id = submit_generation(GenerationRequest(model="ray-2", prompt="Dawn"))
-        ```
-    """
-    provider = provider_for(request, credentials or LumaCredentials.from_env())
-    call = provider.base_call(request, Ledger.default(), request.prompt[:30], None)
-    return call.send(call.prepare())
-
-
-@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
-def wait_for_generation(generation_id: str, *, shot_id: str = "clip", model: str = "ray-2",
-                        credentials: LumaCredentials | None = None) -> str:
-    """Wait for a generation (of ``model``'s API) to complete and return its video URL.
-
-    Example:
-        ```python
-        url = wait_for_generation(generation_id, shot_id="opening", model="ray-3.2")
-        ```
-    """
-    probe = GenerationRequest(model=model, prompt="-")
-    provider = provider_for(probe, credentials or LumaCredentials.from_env())
-    return _generate.wait(provider, generation_id, shot_id=shot_id).url
-
-
-@task(cache_policy=NO_CACHE)
-def download_clip(url: str, *, store: ClipStore | None = None) -> Clip:
-    """Download a finished video into the clip store (verified, atomic) and return it.
-
-    Example:
-        ```python
-        clip = download_clip(url)
-        ```
-    """
-    return download(url, store or ClipStore.default())

@@ -16,6 +16,8 @@ loopback asset server), a Files API upload for ray-3.2.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -23,11 +25,14 @@ from reelflow.tasks._outputs import Still
 from reelflow.tasks.models import GenerationRequest
 from reelflow.tasks.store import ClipStore
 
+if TYPE_CHECKING:
+    from reelflow.tasks.luma import LumaCredentials
+
 __all__ = ["generate_still"]
 
 
 @task(cache_policy=NO_CACHE, retries=0)
-def generate_still(request: GenerationRequest, *, name: str = "still", credentials=None,
+def generate_still(request: GenerationRequest, *, name: str = "still", credentials: LumaCredentials | None = None,
                    store: ClipStore | None = None) -> Still:
     """Generate one still (paid once per distinct request, ever) and store it.
 

@@ -20,12 +20,9 @@ render's own unguessable path (its ``AssetScope``).
 from __future__ import annotations
 
 import logging
-import mimetypes
 import os
 import re
 import shutil
-import tempfile
-import threading
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,13 +31,14 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, Field, PrivateAttr, field_validator
 
 from reelflow.config import reelflow_home, settings
-from reelflow.errors import StoreNotConfigured, StoreUnavailable
-from reelflow.tasks._scratch import run_dir, sweep_once
-from reelflow.tasks._verify import check, sha256_file, warn, write_record
+from reelflow.errors import StoreNotConfigured
+from reelflow.tasks._scratch import atomic_write_path, run_dir, sweep_once
+from reelflow.tasks._store_s3 import S3Side, _kind
+from reelflow.tasks._verify import check, sha256_file, write_record
 
 if TYPE_CHECKING:
     from reelflow.tasks._asset_server import AssetScope
-    from reelflow.tasks._s3 import S3Credentials
+    from reelflow.tasks.store_block import S3Credentials
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -63,55 +61,15 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 _SHA = re.compile(r"[0-9a-f]{64}")
 _SUFFIX = re.compile(r"\.[a-z0-9]{1,8}")
 
-#: (bucket, key) of S3 objects found not to be their SHA-256: the next put overwrites them.
-_DAMAGED_OBJECTS: set[tuple[str, str]] = set()
-
 _S3_HINT = ("set REELFLOW_STORE=s3://bucket/prefix (plus REELFLOW_S3_ENDPOINT_URL for an "
             "S3-compatible server other than AWS) and AWS credentials (AWS_ACCESS_KEY_ID and "
             "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)")
 
 
 def endpoint_from_env() -> str | None:
-    """The S3-compatible endpoint the environment names (``reelflow.config.ENV["s3_endpoint_url"]``, first set); None: AWS."""
+    """The S3-compatible endpoint the environment names (the first of REELFLOW_S3_ENDPOINT_URL,
+    AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL that is set); None: AWS."""
     return settings().s3_endpoint_url
-
-
-_UMASK_LOCK = threading.Lock()
-
-
-def atomic_write_path(target: Path, suffix: str = "") -> Path:
-    """Return a fresh temp path beside ``target``, to be ``os.replace``d onto it.
-
-    The file has the mode a plain ``open(..., "w")`` would give (0666 less the umask),
-    not mkstemp's 0600, so what is replaced into place honours the umask.
-    """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix or target.suffix,
-                                dir=target.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())
-    finally:
-        os.close(fd)
-    return Path(name)
-
-
-def _umask() -> int:
-    """The process umask, read without changing it where the kernel says it (Linux 4.7+)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except OSError:
-        pass
-    with _UMASK_LOCK:  # elsewhere: set and restore (umask is process-wide)
-        mask = os.umask(0o022)
-        os.umask(mask)
-    return mask
-
-
-#: S3 stores whose access was checked in this process: (client id, bucket, prefix).
-_ACCESS_CHECKED: set[tuple[int, str | None, str]] = set()
 
 
 def _checked(sha256: str, suffix: str) -> tuple[str, str]:
@@ -123,12 +81,34 @@ def _checked(sha256: str, suffix: str) -> tuple[str, str]:
     return sha256, suffix
 
 
-class ClipStore(BaseModel):
+class StoreLocation(BaseModel):
+    """Where an S3-backed store keeps its objects: the fields ``ClipStore`` and the saved
+    ``reelflow.tasks.store_block.ClipStoreBlock`` share (defined once, here)."""
+
+    bucket_name: str | None = Field(
+        default=None, description="S3 bucket that stores the clips; empty for a local-only store.")
+    bucket_folder: str = Field(
+        default="", description="Key prefix inside the bucket, such as 'reelflow/clips'.")
+    endpoint_url: str | None = Field(
+        default=None,
+        description="S3-compatible endpoint URL (MinIO, SeaweedFS, R2); empty for AWS S3.")
+    region_name: str | None = Field(
+        default=None, description="S3 signing region; AWS_REGION or us-east-1 when empty.")
+
+    @field_validator("bucket_folder")
+    @classmethod
+    def _strip_folder(cls, value: str) -> str:
+        return value.strip("/")
+
+
+class ClipStore(S3Side, StoreLocation):
     """A content-addressed store of clips and images: a local directory, optionally backed by S3.
 
     Its fields hold no secrets: S3 credentials come from boto3's chain when a call needs
-    them, or from explicit ``S3Credentials`` set with ``with_credentials``, which live in
-    a private attribute: never in ``repr``, ``model_dump`` or a Prefect result.
+    them, or from an explicit ``S3Credentials`` block set with ``with_credentials``, which
+    lives in a private attribute: never in ``repr``, ``model_dump`` or a Prefect result.
+    The S3 half (clip transfers, the access check, and the versioned-object API:
+    ``read_object``, ``write_object``, ``list_objects``) is ``reelflow.tasks._store_s3``.
 
     Example:
         ```python
@@ -140,19 +120,10 @@ class ClipStore(BaseModel):
     """
 
     root: Path = Field(description="Local directory that holds the clips (the cache, with S3).")
-    bucket_name: str | None = Field(default=None, description="S3 bucket; None for a local store.")
-    bucket_folder: str = Field(default="", description="Key prefix inside the bucket.")
-    endpoint_url: str | None = Field(default=None, description="S3-compatible endpoint URL.")
-    region_name: str | None = Field(default=None, description="S3 signing region.")
 
     # Explicit S3 credentials (None: boto3's chain). Private, so never dumped or shown;
     # model_copy keeps it, a round trip through model_dump does not.
     _credentials: S3Credentials | None = PrivateAttr(default=None)
-
-    @field_validator("bucket_folder")
-    @classmethod
-    def _strip_folder(cls, value: str) -> str:
-        return value.strip("/")
 
     # -- construction -------------------------------------------------------------------------
 
@@ -186,7 +157,7 @@ class ClipStore(BaseModel):
         """A copy of this store that signs S3 calls with these credentials (None: boto3's chain).
 
         Args:
-            credentials: ``reelflow.tasks._s3.S3Credentials``; their secrets stay
+            credentials: a ``reelflow.tasks.store_block.S3Credentials`` block; its secrets stay
                 ``SecretStr`` until the boto3 client is built.
 
         Returns:
@@ -249,9 +220,7 @@ class ClipStore(BaseModel):
         if not self.is_s3:
             return False
         if not download:
-            from reelflow.tasks import _s3
-
-            return _s3.exists(self._client(), self.bucket_name, self.object_key(sha256, suffix))
+            return self._s3_has(sha256, suffix)
         return self._download(sha256, suffix, target)
 
     def fetch(self, sha256: str, suffix: str = ".mp4") -> Path:
@@ -264,36 +233,6 @@ class ClipStore(BaseModel):
             raise FileNotFoundError(f"{sha256}{suffix} is not in the clip store "
                                     f"({self.uri_for(sha256, suffix)})")
         return self._resolve_path(sha256, suffix)
-
-    def _download(self, sha256: str, suffix: str, target: Path) -> bool:
-        """S3 → local cache, verified and atomic; False when the object is absent or damaged.
-
-        A download that is not its SHA-256 is tried once more (the damage may have been in
-        transit); an object damaged twice is left in place (nothing is lost before the
-        good bytes are in hand) and marked, so the next ``put_file`` of it overwrites it.
-        """
-        from reelflow.tasks import _s3
-
-        client, key = self._client(), self.object_key(sha256, suffix)
-        if (self.bucket_name, key) in _DAMAGED_OBJECTS:
-            return False  # said once; the put that follows the fetch replaces it
-        for _attempt in range(2):
-            staging = self.staging_path(suffix)
-            try:
-                if not _s3.download(client, self.bucket_name, key, staging):
-                    return False
-                if sha256_file(staging) == sha256:
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    write_record(target, staging, sha256=sha256)
-                    os.replace(staging, target)
-                    _log.debug("fetched %s into the local cache", self.uri_for(sha256, suffix))
-                    return True
-            finally:
-                staging.unlink(missing_ok=True)
-        warn("%s %s does not match its SHA-256: it is fetched again and stored over",
-             _kind(suffix), self.uri_for(sha256, suffix))
-        _DAMAGED_OBJECTS.add((self.bucket_name, key))
-        return False
 
     # -- writes -------------------------------------------------------------------------------
 
@@ -336,25 +275,6 @@ class ClipStore(BaseModel):
             self._upload(sha, suffix, target)
         return sha
 
-    def _upload(self, sha256: str, suffix: str, source: Path) -> None:
-        """Upload once: a HEAD skips sending bytes that are there; the PUT is conditional anyway."""
-        from reelflow.tasks import _s3
-
-        client, key = self._client(), self.object_key(sha256, suffix)
-        content_type = mimetypes.guess_type(f"x{suffix}")[0] or "application/octet-stream"
-        if (self.bucket_name, key) in _DAMAGED_OBJECTS:  # these bytes are the good ones
-            _s3.put_over(client, self.bucket_name, key, source, content_type)
-            _DAMAGED_OBJECTS.discard((self.bucket_name, key))
-            return
-        if _s3.exists(client, self.bucket_name, key):
-            return
-        _s3.put_if_absent(client, self.bucket_name, key, source, content_type)
-
-    def _client(self):
-        from reelflow.tasks import _s3
-
-        return _s3.client_for(self.endpoint_url, self.region_name, self._credentials)
-
     # -- URLs the API can fetch -----------------------------------------------------------------
 
     def presigned_url(self, sha256: str, *, suffix: str = ".mp4", expires_s: int = 3600,
@@ -381,41 +301,6 @@ class ClipStore(BaseModel):
             raise ValueError("a local store's files reach the API only through a render's "
                              "AssetScope (reelflow.tasks._asset_server.asset_scope)")
         return assets.url_for(path, f"{sha256}{suffix}")
-
-    def check_access(self) -> None:
-        """Before any spend, for an S3 store: the bucket name is valid, credentials are found,
-        and one LIST (at most one key) under the prefix succeeds. Once per process per store
-        and credentials; a local store has nothing to check.
-
-        Raises:
-            StoreNotConfigured: a bad bucket name, no credentials, credentials the server
-                refuses (wrong secret, unknown key id, no permission), or no such bucket.
-            StoreUnavailable: the endpoint cannot be reached, or the server failed.
-        """
-        if not self.is_s3:
-            return
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        from reelflow.tasks import _s3
-
-        where = f"clip store s3://{self.bucket_name}/{self.bucket_folder}"
-        if problem := _s3.bucket_name_problem(self.bucket_name or ""):
-            raise StoreNotConfigured(f"{where}: {problem}")
-        self.require_remote_urls()
-        client = self._client()
-        checked = (id(client), self.bucket_name, self.bucket_folder)
-        if checked in _ACCESS_CHECKED:
-            return
-        try:
-            _s3.check_access(client, self.bucket_name, self.bucket_folder)
-        except ClientError as error:
-            if _s3.status_of(error) >= 500:
-                raise StoreUnavailable(f"{where}: the S3 server failed: {_s3.describe(error)}") from None
-            raise StoreNotConfigured(f"{where}: S3 refused access: {_s3.describe(error)}") from None
-        except BotoCoreError as error:
-            raise StoreUnavailable(f"{where}: S3 cannot be reached at "
-                                   f"{self.endpoint_url or 'AWS'}: {_s3.describe(error)}") from None
-        _ACCESS_CHECKED.add(checked)
 
     def require_remote_urls(self, loopback_ok: bool = False) -> None:
         """Check, before any spend, that local images can be turned into fetchable URLs.
@@ -459,10 +344,6 @@ class ClipStore(BaseModel):
             raise ValueError(f"{path}: keyframe images must be one of {', '.join(IMAGE_SUFFIXES)}")
         sha = self.put_file(path, suffix=suffix, keep_source=True)
         return self.presigned_url(sha, suffix=suffix, expires_s=expires_s, assets=assets)
-
-
-def _kind(suffix: str) -> str:
-    return "stored clip" if suffix == ".mp4" else "stored image"
 
 
 def require_remote_urls(loopback_ok: bool = False, *, store: ClipStore | None = None) -> None:

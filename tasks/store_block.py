@@ -1,36 +1,88 @@
-"""The clip store as a Prefect block: a local directory, or an S3 bucket/prefix with credentials.
+"""The clip store as Prefect blocks, in prefect-aws's shape: a store block nesting its credentials.
 
-``ClipStoreBlock`` is the saved, named form of ``reelflow.tasks.store.ClipStore``.
-Flows take a block name (``store_from_block``); without one, the environment
-(REELFLOW_STORE, REELFLOW_S3_ENDPOINT_URL, boto3's credential chain) stays the
-zero-config default. The block's secrets stay ``SecretStr`` into the store's private
-credentials and are unwrapped only where the boto3 client is built.
+``ClipStoreBlock`` is the saved, named form of ``reelflow.tasks.store.ClipStore``: it has
+the store's own location fields (``StoreLocation``, defined once) and nests an
+``S3Credentials`` block, as prefect-aws's ``S3Bucket`` nests ``AwsCredentials``. Flows take
+a block name (``store_from_block``); without one, the environment (REELFLOW_STORE,
+REELFLOW_S3_ENDPOINT_URL, boto3's credential chain) stays the zero-config default. The
+keys stay ``SecretStr`` into the store's private credentials and are unwrapped only where
+the boto3 client is built.
 
-Register it with ``prefect block register -m reelflow.tasks.store_block``.
+Blocks saved in the old flat shape (``aws_access_key_id``/``aws_secret_access_key`` on the
+store block itself) still load: the keys move into the nested credentials as they are read.
+
+Register both with ``prefect block register -m reelflow.tasks.store_block``.
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
+from prefect.blocks.abstract import CredentialsBlock
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr, model_validator
 
 from reelflow.config import reelflow_home
-from reelflow.tasks._s3 import S3Credentials
-from reelflow.tasks.store import ClipStore
+from reelflow.tasks._clients import fingerprint
+from reelflow.tasks.store import ClipStore, StoreLocation
 
-__all__ = ["ClipStoreBlock", "store_from_block"]
+__all__ = ["ClipStoreBlock", "S3Credentials", "store_from_block"]
 
 _log = logging.getLogger("reelflow.tasks.store_block")
 
+#: The flat key fields of blocks saved before the credentials were nested.
+_FLAT_KEYS = ("aws_access_key_id", "aws_secret_access_key")
 
-class ClipStoreBlock(Block):
+
+class S3Credentials(CredentialsBlock):
+    """An S3 key pair (AWS or an S3-compatible server), in place of boto3's default chain.
+
+    Every value is a ``SecretStr``: masked in repr, str, logs and dumps, unwrapped only
+    where the boto3 session is made (``boto3_kwargs``).
+
+    Example:
+        ```python
+        from reelflow.tasks.store_block import S3Credentials
+        credentials = S3Credentials.load("BLOCK_NAME")
+        s3 = credentials.get_client(endpoint_url="http://127.0.0.1:8333")
+        ```
+    """
+
+    _block_type_name = "S3 Credentials"
+    _documentation_url = "https://docs.aws.amazon.com/IAM/latest/UserGuide/id_credentials_access-keys.html"  # type: ignore[assignment]
+
+    aws_access_key_id: SecretStr = Field(description="The access key id.")
+    aws_secret_access_key: SecretStr = Field(description="The secret access key.")
+    aws_session_token: SecretStr | None = Field(
+        default=None, description="A session token, for temporary credentials.")
+
+    def fingerprint(self) -> str:
+        """Tell these credentials apart from others without exposing them (a keyed HMAC)."""
+        return fingerprint("explicit", self.aws_access_key_id.get_secret_value(),
+                           self.aws_secret_access_key.get_secret_value(),
+                           self.aws_session_token.get_secret_value() if self.aws_session_token else "")
+
+    def boto3_kwargs(self) -> dict[str, str | None]:
+        """The unwrapped keyword arguments for ``boto3.session.Session``: only for that call."""
+        return {"aws_access_key_id": self.aws_access_key_id.get_secret_value(),
+                "aws_secret_access_key": self.aws_secret_access_key.get_secret_value(),
+                "aws_session_token": (self.aws_session_token.get_secret_value()
+                                      if self.aws_session_token else None)}
+
+    def get_client(self, endpoint_url: str | None = None, region_name: str | None = None):
+        """The boto3 S3 client these credentials sign with, cached per credentials."""
+        from reelflow.tasks import _s3
+
+        return _s3.client_for(endpoint_url, region_name, self)
+
+
+class ClipStoreBlock(Block, StoreLocation):
     """Where reelflow keeps generated clips: a local directory, or an S3 bucket and prefix.
 
     With ``bucket_name`` set, S3 is the store of record and ``root`` its local cache.
-    The AWS keys are optional: without them boto3's default chain (AWS_* environment,
+    ``credentials`` is optional: without it boto3's default chain (AWS_* environment,
     profile, instance role) signs the requests.
 
     Example:
@@ -48,42 +100,38 @@ class ClipStoreBlock(Block):
         default=None,
         description="Local directory for clips (the cache, with S3); "
                     "REELFLOW_HOME/clips when empty.")
-    bucket_name: str | None = Field(
-        default=None, description="S3 bucket that stores the clips; empty for a local-only store.")
-    bucket_folder: str = Field(
-        default="", description="Key prefix inside the bucket, such as 'reelflow/clips'.")
-    endpoint_url: str | None = Field(
-        default=None,
-        description="S3-compatible endpoint URL (MinIO, SeaweedFS, R2); empty for AWS S3.")
-    region_name: str | None = Field(
-        default=None, description="S3 signing region; AWS_REGION or us-east-1 when empty.")
-    aws_access_key_id: SecretStr | None = Field(
-        default=None, description="AWS access key id; boto3's default chain when empty.")
-    aws_secret_access_key: SecretStr | None = Field(
-        default=None, description="AWS secret access key; boto3's default chain when empty.")
+    credentials: S3Credentials | None = Field(
+        default=None, description="The S3 keys; boto3's default chain when empty.")
 
-    @model_validator(mode="after")
-    def _keys_come_in_pairs(self) -> "ClipStoreBlock":
-        """Half a key pair would silently fall back to another identity: refuse it."""
-        if (self.aws_access_key_id is None) != (self.aws_secret_access_key is None):
+    @model_validator(mode="before")
+    @classmethod
+    def _nest_flat_keys(cls, data: Any) -> Any:
+        """A block saved in the old flat shape: its key pair becomes the nested credentials.
+
+        Half a key pair would silently fall back to another identity: refuse it.
+        """
+        if not isinstance(data, dict) or not any(name in data for name in _FLAT_KEYS):
+            return data
+        data = dict(data)
+        keys = {name: data.pop(name, None) for name in _FLAT_KEYS}
+        if (keys["aws_access_key_id"] is None) != (keys["aws_secret_access_key"] is None):
             raise ValueError("give both aws_access_key_id and aws_secret_access_key, or neither "
                              "(then boto3's default credential chain is used)")
-        if (self.aws_access_key_id or self.endpoint_url or self.region_name) \
-                and not self.bucket_name:
+        if keys["aws_access_key_id"] is not None and data.get("credentials") is None:
+            data["credentials"] = keys
+        return data
+
+    @model_validator(mode="after")
+    def _s3_settings_need_a_bucket(self) -> "ClipStoreBlock":
+        if (self.credentials or self.endpoint_url or self.region_name) and not self.bucket_name:
             raise ValueError("S3 settings are given but bucket_name is empty: set bucket_name, "
                              "or clear the S3 settings for a local store")
         return self
 
-    def _credentials(self) -> S3Credentials | None:
-        if self.aws_access_key_id is None or self.aws_secret_access_key is None:
-            return None
-        return S3Credentials(access_key_id=self.aws_access_key_id,
-                             secret_access_key=self.aws_secret_access_key)
-
     def get_store(self) -> ClipStore:
-        """The ``ClipStore`` this block describes, signing S3 calls with the block's keys.
+        """The ``ClipStore`` this block describes, signing S3 calls with the block's credentials.
 
-        The keys go into the store's private credentials (never its dump or repr);
+        The credentials go into the store's private attribute (never its dump or repr);
         S3 clients are cached per endpoint, region and credentials, so repeated calls
         share one client.
 
@@ -98,12 +146,10 @@ class ClipStoreBlock(Block):
             ```
         """
         root = Path(self.root).expanduser() if self.root else reelflow_home() / "clips"
-        store = ClipStore(root=root, bucket_name=self.bucket_name or None,
-                          bucket_folder=self.bucket_folder or "", endpoint_url=self.endpoint_url,
-                          region_name=self.region_name)
+        store = ClipStore(root=root, **{name: getattr(self, name) for name in StoreLocation.model_fields})
         _log.debug("Clip store %s (%s)", store.bucket_name or store.root,
-                   "block credentials" if self.aws_access_key_id else "default chain")
-        return store.with_credentials(self._credentials())
+                   "block credentials" if self.credentials else "default chain")
+        return store.with_credentials(self.credentials)
 
 
 def store_from_block(name: str | None) -> ClipStore:

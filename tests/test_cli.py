@@ -58,6 +58,14 @@ def test_bad_list_is_refused_before_prefect_loads(tmp_path):
     assert "did you mean 'prompt'" in result.stderr
 
 
+def test_planning_loads_neither_prefect_nor_an_sdk():
+    """`plan` prints its table and warnings before Prefect (and its log format) loads."""
+    code = ("import sys, reelflow.flows.plan, reelflow.flows.stills, reelflow.flows.endpoint; "
+            "print(sorted(m for m in ('prefect', 'lumaai', 'luma_agents', 'boto3') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "[]", result.stderr
+
+
 def test_schema_prints_json_schema(capsys):
     assert main(["schema"]) == 0
     schema = json.loads(capsys.readouterr().out)
