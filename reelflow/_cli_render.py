@@ -101,13 +101,14 @@ def preflight(plan, luma_block: str | None, store_block: str | None, say) -> Non
     """The checks `render` (and `watch`) make after the plan and before Prefect."""
     from reelflow.flows.endpoint import check_credentials, image_url_resolver, luma_credentials
 
-    if not luma_block:
-        check_credentials(plan)  # a list needing an API whose key is missing: before Prefect
-        luma_credentials(announce=say)  # starts the embedded emulator now, and says so
+    if luma_block:  # the flow checks with the block's credentials, still before any spend
+        return
+    check_credentials(plan)  # a list needing an API whose key is missing: before Prefect
+    credentials = luma_credentials(announce=say)  # starts the embedded emulator now, says so
     if not store_block:  # (a block's store is checked in the flow, still before any spend)
-        urls = image_url_resolver(plan)  # local keyframes with the real API need S3: refuse
-        if urls is not None:             # before Prefect (the flow opens its own asset scope)
-            urls.close()
+        urls = image_url_resolver(plan, credentials=credentials)  # local keyframes with the
+        if urls is not None:   # real API need S3: refuse before Prefect (the flow opens its
+            urls.close()       # own asset scope)
 
 
 def cmd_watch(args) -> int:

@@ -78,3 +78,22 @@ def test_a_block_for_a_loopback_emulator_gets_loopback_urls_though_env_says_real
     report = render_sequence(str(path), luma_block="luma-loopback")
 
     assert report.generated == 1 and emulator.created_count() - before == 1
+
+
+def test_the_cli_leaves_the_url_check_to_the_block_credentials(tmp_path, home, prefect_api,
+                                                               emulator):
+    """`reelflow render --luma-block`: the environment's real-API key does not refuse a list
+    whose block points at a loopback emulator (it did: the CLI checked by the environment)."""
+    from tests.helpers import run_cli
+
+    LumaCredentials(api_key=SecretStr(TEST_KEY), base_url=emulator.base_url).save(
+        "luma-loopback-cli", overwrite=True)
+    path = _keyframe_list(tmp_path)
+    before = emulator.created_count()
+    env = {"LUMAAI_API_KEY": "sk-real", "PREFECT_API_URL": prefect_api, "REELFLOW_HOME": str(home)}
+
+    result = run_cli(["render", str(path), "--luma-block", "luma-loopback-cli",
+                      "--out", str(tmp_path / "out.mp4")], env=env)
+
+    assert result.returncode == 0, result.stderr
+    assert emulator.created_count() - before == 1 and (tmp_path / "out.mp4").stat().st_size > 0

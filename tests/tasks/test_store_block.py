@@ -138,8 +138,6 @@ def test_block_registers_with_prefect_cli(prefect_api):
 
 
 def test_render_with_a_saved_store_block(tmp_path, home, luma_env, s3_server, prefect_api, monkeypatch):
-    from pydantic import SecretStr
-
     from reelflow.flows.render import render_sequence
     from reelflow.tasks.store_block import ClipStoreBlock
     from tests.helpers import write_shotlist
