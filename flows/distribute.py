@@ -90,7 +90,7 @@ class Heartbeat:
         self._stop.set()
         self._thread.join(timeout=self.every_s + 5)
         try:
-            self.store._client().delete_object(Bucket=self.store.bucket_name, Key=self.key)
+            self.store.delete_object(self.name)
         except Exception:  # noqa: BLE001 - left behind: a sweep clears it (the run ended)
             pass
 

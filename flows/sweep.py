@@ -33,7 +33,6 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from uuid import UUID
 
 from prefect.client.orchestration import get_client
@@ -42,7 +41,7 @@ from prefect.states import Crashed
 
 from reelflow.config import settings
 from reelflow.errors import WriteConflict
-from reelflow.flows.distribute import HEARTBEAT_S, heartbeat_key
+from reelflow.flows.distribute import HEARTBEAT_S
 from reelflow.tasks import _s3
 from reelflow.tasks.store import ClipStore
 
@@ -94,16 +93,9 @@ def heartbeat_age_s(store: ClipStore, name: str) -> float | None:
 
 
 def _flow_heartbeats(store: ClipStore) -> dict[str, tuple[str, float]]:
-    """Flow run id -> (heartbeat key, age in seconds on the S3 server's clock)."""
-    prefix = heartbeat_key(store, flow_heartbeat_name(""))
-    found = {}
-    pages = store._client().get_paginator("list_objects_v2").paginate(
-        Bucket=store.bucket_name, Prefix=prefix)
-    for page in pages:
-        now = parsedate_to_datetime(page["ResponseMetadata"]["HTTPHeaders"]["date"])
-        for obj in page.get("Contents", []):
-            found[obj["Key"][len(prefix):]] = (obj["Key"], (now - obj["LastModified"]).total_seconds())
-    return found
+    """Flow run id -> (heartbeat object name, age in seconds on the S3 server's clock)."""
+    prefix = f"heartbeats/{flow_heartbeat_name('')}"
+    return {name[len(prefix):]: (name, age) for name, age in store.object_ages(prefix).items()}
 
 
 def _resumes(tags) -> int:
@@ -127,7 +119,7 @@ def sweep(store: ClipStore, older_than_s: float | None = None,
                 continue  # alive (or not started)
             if kind == "CRASHED" and age <= crashed_quiet_s:
                 continue
-            store._client().delete_object(Bucket=store.bucket_name, Key=key)
+            store.delete_object(key)
             if kind not in ("RUNNING", "PENDING", "CRASHED"):
                 continue  # it ended (or is gone): only the heartbeat was left to clear
             if kind != "CRASHED":

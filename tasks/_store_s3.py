@@ -8,7 +8,8 @@ production claims and the heartbeats use, on object *names* under the store's fo
 - ``read_object(name)``: the bytes and ETag (``Versioned``), or None when absent;
 - ``write_object(name, body, etag)``: compare-and-swap, written only if the object is
   still at ``etag`` (None: still absent), else ``reelflow.errors.WriteConflict``;
-- ``replace_object``, ``list_objects``, ``object_age_s``, ``object_uri``.
+- ``replace_object``, ``delete_object``, ``list_objects``, ``object_ages``, ``object_age_s``,
+  ``object_uri``.
 """
 
 from __future__ import annotations
@@ -87,6 +88,10 @@ class S3Side:
         """Write ``body`` whatever is there (a heartbeat: the last writer is right)."""
         self._client().put_object(Bucket=self.bucket_name, Key=self.s3_key(name), Body=body)
 
+    def delete_object(self, name: str) -> None:
+        """Remove the object (absent already is fine)."""
+        self._client().delete_object(Bucket=self.bucket_name, Key=self.s3_key(name))
+
     def list_objects(self, prefix: str) -> list[str]:
         """The names (relative to the store's folder) of every object under ``prefix``."""
         from reelflow.tasks import _s3
@@ -94,6 +99,18 @@ class S3Side:
         start = len(self.s3_key(""))
         return [key[start:] for key in _s3.list_keys(self._client(), self.bucket_name,
                                                      self.s3_key(prefix))]
+
+    def object_ages(self, prefix: str) -> dict[str, float]:
+        """Name -> seconds since it was written (S3 server's clock) of each object under
+        ``prefix``, from the listing alone."""
+        start, ages = len(self.s3_key("")), {}
+        pages = self._client().get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket_name, Prefix=self.s3_key(prefix))
+        for page in pages:
+            now = parsedate_to_datetime(page["ResponseMetadata"]["HTTPHeaders"]["date"])
+            for obj in page.get("Contents", []):
+                ages[obj["Key"][start:]] = (now - obj["LastModified"]).total_seconds()
+        return ages
 
     def object_age_s(self, name: str) -> float | None:
         """Seconds since the object was last written, by the S3 server's clock; None: absent.
