@@ -31,11 +31,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from . import agents_server, spec
-from .account import Account
-from .agents_account import DEFAULT_IMAGE_LONG_SIDE, AgentsAccount
-from .faults import FaultInjector, Faults, load_faults
-from .server import EmulatorServer
+from reelflow.emulator import agents_server, spec
+from reelflow.emulator.account import Account
+from reelflow.emulator.agents_account import DEFAULT_IMAGE_LONG_SIDE, AgentsAccount
+from reelflow.emulator.faults import FaultInjector, Faults, load_faults
+from reelflow.emulator.server import EmulatorServer
 
 __all__ = ["Emulator", "Faults", "account_report", "load_faults", "main"]
 

@@ -33,11 +33,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from . import spec
-from .faults import FailureDecision, Faults
-from ._util import NotFound, stem as _stem, write_json as _write_json
-from .limits import WINDOW, InsufficientCredits, LimitExceeded, check_limits
-from .lazy_clips import LazyClips
+from reelflow.emulator import spec
+from reelflow.emulator.faults import FailureDecision, Faults
+from reelflow.emulator._util import NotFound, stem as _stem, write_json as _write_json
+from reelflow.emulator.limits import WINDOW, InsufficientCredits, LimitExceeded, check_limits
+from reelflow.emulator.lazy_clips import LazyClips
 
 __all__ = ["Account", "InsufficientCredits", "LimitExceeded", "NotFound", "parse_asset_name"]
 

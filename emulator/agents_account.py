@@ -29,16 +29,16 @@ from typing import Any, Callable, Iterator
 
 import av
 
-from . import agents_spec as aspec
-from ._util import NotFound, write_json
-from .account import QUEUED_FRACTION, _iso
-from .agents_files import Files
-from .agents_inputs import InputProblem, Resolver
-from .keyframes import fetch_tls
-from .agents_clips import output_size, make_image, make_video
-from .clip_cache import memo
-from .faults import Faults
-from .limits import WINDOW, InsufficientCredits, check_limits
+from reelflow.emulator import agents_spec as aspec
+from reelflow.emulator._util import NotFound, write_json
+from reelflow.emulator.account import QUEUED_FRACTION, _iso
+from reelflow.emulator.agents_files import Files
+from reelflow.emulator.agents_inputs import InputProblem, Resolver
+from reelflow.emulator.keyframes import fetch_tls
+from reelflow.emulator.agents_clips import output_size, make_image, make_video
+from reelflow.emulator.clip_cache import memo
+from reelflow.emulator.faults import Faults
+from reelflow.emulator.limits import WINDOW, InsufficientCredits, check_limits
 
 __all__ = ["AgentsAccount", "DEFAULT_IMAGE_LONG_SIDE"]
 

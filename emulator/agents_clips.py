@@ -25,8 +25,8 @@ from typing import Any
 from reelflow._binaries import ffmpeg_exe, font_file
 from reelflow.errors import FfmpegError
 
-from . import agents_spec as aspec
-from .clips import _wrap
+from reelflow.emulator import agents_spec as aspec
+from reelflow.emulator.clips import _wrap
 
 __all__ = ["make_image", "make_video"]
 

@@ -21,9 +21,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ._util import NotFound, write_json
-from .agents_inputs import InputProblem, sniff
-from .keyframes import MAX_IMAGE_BYTES
+from reelflow.emulator._util import NotFound, write_json
+from reelflow.emulator.agents_inputs import InputProblem, sniff
+from reelflow.emulator.keyframes import MAX_IMAGE_BYTES
 
 __all__ = ["FileInvalid", "Files", "UPLOAD_TTL"]
 

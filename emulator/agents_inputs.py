@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import httpx
 
-from .keyframes import FETCH_TIMEOUT, MAX_IMAGE_BYTES, extract_frame, sniff_image
+from reelflow.emulator.keyframes import FETCH_TIMEOUT, MAX_IMAGE_BYTES, extract_frame, sniff_image
 
 __all__ = ["InputProblem", "MAX_VIDEO_BYTES", "Resolver", "sniff"]
 

@@ -19,13 +19,13 @@ import re
 import time
 from typing import Any
 
-from . import conformance, spec
-from ._util import NotFound
-from .account import _iso
-from .agents_files import FileInvalid
-from .agents_spec import AgentsInvalid
-from .assets import DropConnection, send_file
-from .limits import LimitExceeded
+from reelflow.emulator import conformance, spec
+from reelflow.emulator._util import NotFound
+from reelflow.emulator.account import _iso
+from reelflow.emulator.agents_files import FileInvalid
+from reelflow.emulator.agents_spec import AgentsInvalid
+from reelflow.emulator.assets import DropConnection, send_file
+from reelflow.emulator.limits import LimitExceeded
 
 __all__ = ["PREFIX", "dispatch", "rate_headers"]
 

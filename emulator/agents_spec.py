@@ -18,7 +18,7 @@ from typing import Any
 
 from reelflow import pricing
 
-from .spec import pixel_size
+from reelflow.emulator.spec import pixel_size
 
 __all__ = [
     "ASPECTS", "DURATION_FRAMES", "FAILURE_CODES", "IMAGE_MODELS", "IMAGE_TYPES", "MODELS",

@@ -25,7 +25,7 @@ from typing import Any
 from reelflow._binaries import ffmpeg_exe, font_file
 from reelflow.errors import FfmpegError
 
-from . import spec
+from reelflow.emulator import spec
 
 __all__ = ["ClipJob", "make_clip"]
 

@@ -94,7 +94,7 @@ class Faults(BaseModel):
     @field_validator("fail_code")
     @classmethod
     def _known_code(cls, value: str) -> str:
-        from .agents_spec import FAILURE_CODES
+        from reelflow.emulator.agents_spec import FAILURE_CODES
 
         if value not in FAILURE_CODES:
             raise ValueError(f"unknown failure_code {value!r}; known: {', '.join(FAILURE_CODES)}")

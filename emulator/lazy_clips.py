@@ -14,11 +14,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ._util import NotFound, stem as _stem, write_json as _write_json
-from .faults import INPUT_FRAMES_FAILED
-from .keyframes import InputUnavailable, extract_frame, fetch_image
-from .clips import ClipJob, make_clip
-from .clip_cache import memo
+from reelflow.emulator._util import NotFound, stem as _stem, write_json as _write_json
+from reelflow.emulator.faults import INPUT_FRAMES_FAILED
+from reelflow.emulator.keyframes import InputUnavailable, extract_frame, fetch_image
+from reelflow.emulator.clips import ClipJob, make_clip
+from reelflow.emulator.clip_cache import memo
 
 __all__ = ["LazyClips"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Callable
 
-from .faults import Faults
+from reelflow.emulator.faults import Faults
 
 __all__ = ["InsufficientCredits", "LimitExceeded", "check_limits"]
 

@@ -13,9 +13,9 @@ import time
 import uuid
 from typing import Any
 
-from . import conformance, spec
-from .account import InsufficientCredits, LimitExceeded, parse_asset_name
-from .assets import DropConnection, send_file
+from reelflow.emulator import conformance, spec
+from reelflow.emulator.account import InsufficientCredits, LimitExceeded, parse_asset_name
+from reelflow.emulator.assets import DropConnection, send_file
 
 __all__ = ["ROUTES", "ApiError", "DreamMachineRoutes"]
 

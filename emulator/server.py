@@ -28,12 +28,12 @@ from urllib.parse import parse_qs, urlsplit
 
 from pydantic import ValidationError
 
-from . import agents_server, conformance, spec
-from .account import Account, NotFound
-from .agents_account import AgentsAccount
-from .assets import DropConnection
-from .faults import FaultInjector, Faults
-from .routes import ROUTES, ApiError, DreamMachineRoutes
+from reelflow.emulator import agents_server, conformance, spec
+from reelflow.emulator.account import Account, NotFound
+from reelflow.emulator.agents_account import AgentsAccount
+from reelflow.emulator.assets import DropConnection
+from reelflow.emulator.faults import FaultInjector, Faults
+from reelflow.emulator.routes import ROUTES, ApiError, DreamMachineRoutes
 
 __all__ = ["EmulatorServer"]
 

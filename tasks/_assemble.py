@@ -20,8 +20,9 @@ from pydantic import BaseModel
 
 from reelflow.errors import ReelflowError
 
-from ._audio import AudioMix, audio_output_args, audio_track, check_music, encoded_track
-from ._ffmpeg import (
+from reelflow.tasks._audio import (AudioMix, audio_output_args, audio_track, check_music,
+                                   encoded_track)
+from reelflow.tasks._ffmpeg import (
     RECIPE_VERSION,
     OutputFormat,
     atomic_output,
@@ -32,11 +33,12 @@ from ._ffmpeg import (
     run_stream,
     x264_output_args,
 )
-from ._pieces import CopyPiece, EncodePiece, Slot, TimelineItem, check_ranges, pieces_for, slots_for
-from ._probe import count_video_packets
-from ._scratch import run_dir
-from ._verify import read_record
-from ._encode import (
+from reelflow.tasks._pieces import (CopyPiece, EncodePiece, Slot, TimelineItem, check_ranges,
+                                    pieces_for, slots_for)
+from reelflow.tasks._probe import count_video_packets
+from reelflow.tasks._scratch import run_dir
+from reelflow.tasks._verify import read_record
+from reelflow.tasks._encode import (
     Join,
     chain,
     conform_cached,

@@ -24,10 +24,10 @@ import av
 import ffmpeg
 from pydantic import BaseModel, ConfigDict, Field
 
-from ._ffmpeg import cache_output, cached_file, content_key, run_stream
-from ._pieces import Slot
-from ._encode import fan_out
-from ._verify import sha256_file
+from reelflow.tasks._ffmpeg import cache_output, cached_file, content_key, run_stream
+from reelflow.tasks._pieces import Slot
+from reelflow.tasks._encode import fan_out
+from reelflow.tasks._verify import sha256_file
 
 __all__ = ["AUDIO_RATE", "AudioMix", "audio_output_args", "audio_track", "check_music",
            "encoded_track", "master_track", "sequence_samples"]

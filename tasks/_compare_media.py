@@ -16,11 +16,11 @@ from pathlib import Path
 
 import ffmpeg
 
-from ._ffmpeg import (OutputFormat, bitexact_args, cache_output, cached_file, run_stream,
-                      x264_output_args)
-from ._text import draw_text
-from .models import canonical_hash
-from .store import atomic_write_path, sha256_file
+from reelflow.tasks._ffmpeg import (OutputFormat, bitexact_args, cache_output, cached_file,
+                                    run_stream, x264_output_args)
+from reelflow.tasks._text import draw_text
+from reelflow.tasks.models import canonical_hash
+from reelflow.tasks.store import atomic_write_path, sha256_file
 
 __all__ = ["grid_columns", "make_grid"]
 

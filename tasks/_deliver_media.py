@@ -18,11 +18,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from reelflow._binaries import font_file
 
-from . import _ffmpeg
-from ._ffmpeg import atomic_output, cached_or_made, content_key, run_stream
-from ._pieces import TimelineItem, slots_for
-from ._probe import probe
-from ._verify import sha256_file
+from reelflow.tasks import _ffmpeg
+from reelflow.tasks._ffmpeg import atomic_output, cached_or_made, content_key, run_stream
+from reelflow.tasks._pieces import TimelineItem, slots_for
+from reelflow.tasks._probe import probe
+from reelflow.tasks._verify import sha256_file
 
 __all__ = ["MEZZANINE_CODECS", "SheetEntry", "edit_sheet_entries", "export_mezzanine",
            "frame_key", "frame_time", "make_contact_sheet", "make_poster"]

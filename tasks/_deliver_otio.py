@@ -24,9 +24,9 @@ from typing import Any
 
 import opentimelineio as otio
 
-from ._ffmpeg import OutputFormat, atomic_output
-from ._pieces import Slot, TimelineItem, slots_for
-from ._probe import probe
+from reelflow.tasks._ffmpeg import OutputFormat, atomic_output
+from reelflow.tasks._pieces import Slot, TimelineItem, slots_for
+from reelflow.tasks._probe import probe
 
 __all__ = ["build_timeline", "split_transition", "write_otio"]
 

@@ -17,7 +17,7 @@ import ffmpeg
 from reelflow._binaries import font_file
 from reelflow.errors import ReelflowError
 
-from ._ffmpeg import (
+from reelflow.tasks._ffmpeg import (
     RECIPE_VERSION,
     OutputFormat,
     bitexact_args,
@@ -28,10 +28,10 @@ from ._ffmpeg import (
     run_stream,
     x264_output_args,
 )
-from ._probe import ClipInfo, count_video_packets, probe
-from ._scratch import run_dir, sweep_once
-from ._text import TEXT_RECIPE, OverlayWindow, draw_overlays, draw_text, ffmpeg_colour
-from ._verify import read_record, record_path, sha256_file, write_record
+from reelflow.tasks._probe import ClipInfo, count_video_packets, probe
+from reelflow.tasks._scratch import run_dir, sweep_once
+from reelflow.tasks._text import TEXT_RECIPE, OverlayWindow, draw_overlays, draw_text, ffmpeg_colour
+from reelflow.tasks._verify import read_record, record_path, sha256_file, write_record
 
 __all__ = ["Join", "Run", "chain", "conform", "conform_cached", "conform_filters", "conformed_info",
            "encode_piece", "extract_span", "fan_out", "frame_range", "render_title_card",

@@ -23,9 +23,9 @@ from reelflow._binaries import ffmpeg_exe
 from reelflow.config import encode_memory_mb
 from reelflow.errors import FfmpegError
 
-from ._scratch import run_dir
-from ._verify import check, write_record
-from .models import canonical_hash
+from reelflow.tasks._scratch import run_dir
+from reelflow.tasks._verify import check, write_record
+from reelflow.tasks.models import canonical_hash
 
 __all__ = [
     "RECIPE_VERSION",

@@ -24,10 +24,10 @@ from pathlib import Path
 
 from pydantic import Field
 
-from ._ffmpeg import OutputFormat, content_key
-from ._encode import Join, Run
-from ._text import TextOverlaySpec
-from ._timeline import Slot, TimelineSpan, output_frames, resolve
+from reelflow.tasks._ffmpeg import OutputFormat, content_key
+from reelflow.tasks._encode import Join, Run
+from reelflow.tasks._text import TextOverlaySpec
+from reelflow.tasks._timeline import Slot, TimelineSpan, output_frames, resolve
 
 __all__ = ["CopyPiece", "EncodePiece", "Slot", "TextOverlaySpec", "TimelineItem", "check_ranges",
            "pieces_for", "slots_for"]

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from reelflow._binaries import font_file
 from reelflow.spec import TEXT_POSITIONS
 
-from ._ffmpeg import OutputFormat, content_key
+from reelflow.tasks._ffmpeg import OutputFormat, content_key
 
 __all__ = ["PLACEHOLDER", "TEXT_POSITIONS", "TEXT_RECIPE", "OverlayWindow", "TextOverlaySpec",
            "draw_overlays", "draw_text", "ffmpeg_colour", "font_covers", "printable_text"]

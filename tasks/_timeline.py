@@ -26,8 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from reelflow.errors import TimelineError
 
-from ._ffmpeg import XFADE_TRANSITIONS
-from ._text import OverlayWindow, TextOverlaySpec
+from reelflow.tasks._ffmpeg import XFADE_TRANSITIONS
+from reelflow.tasks._text import OverlayWindow, TextOverlaySpec
 
 __all__ = ["Slot", "TimelineError", "TimelineProblem", "TimelineSpan", "frame_problems",
            "output_frames", "resolve"]

@@ -13,7 +13,7 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from ._deliver_media import (
+from reelflow.tasks._deliver_media import (
     MEZZANINE_CODECS,
     POSTER_POSITION,
     SheetEntry,
@@ -24,9 +24,9 @@ from ._deliver_media import (
     make_contact_sheet,
     make_poster,
 )
-from ._deliver_otio import build_timeline, split_transition, write_otio
-from ._ffmpeg import OutputFormat
-from ._pieces import TimelineItem
+from reelflow.tasks._deliver_otio import build_timeline, split_transition, write_otio
+from reelflow.tasks._ffmpeg import OutputFormat
+from reelflow.tasks._pieces import TimelineItem
 
 __all__ = [
     "MEZZANINE_CODECS",

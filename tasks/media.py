@@ -20,14 +20,14 @@ from prefect.cache_policies import NO_CACHE
 from reelflow import _progress
 from reelflow.config import reelflow_home
 
-from ._assemble import AssemblyResult, assemble
-from ._audio import AudioMix
-from ._ffmpeg import XFADE_TRANSITIONS, OutputFormat, cached_file
-from ._pieces import TimelineItem
-from ._probe import ClipInfo, probe
-from ._encode import (conform, conform_path, render_title_card, title_card_cached,
-                      title_card_path)
-from ._text import TextOverlaySpec
+from reelflow.tasks._assemble import AssemblyResult, assemble
+from reelflow.tasks._audio import AudioMix
+from reelflow.tasks._ffmpeg import XFADE_TRANSITIONS, OutputFormat, cached_file
+from reelflow.tasks._pieces import TimelineItem
+from reelflow.tasks._probe import ClipInfo, probe
+from reelflow.tasks._encode import (conform, conform_path, render_title_card, title_card_cached,
+                                    title_card_path)
+from reelflow.tasks._text import TextOverlaySpec
 
 __all__ = [
     "XFADE_TRANSITIONS",

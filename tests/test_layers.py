@@ -114,3 +114,24 @@ def test_the_right_way_is_allowed(tmp_path, name, source):
     path = tmp_path / "x.py"
     path.write_text(source + "\n")
     assert not [t for _line, t in imported(name, path) if forbidden(name, t)]
+
+
+
+def relative_imports(paths) -> list[tuple[Path, int]]:
+    """(file, line) of every relative import (``from .x import y``) in PATHS."""
+    return sorted((path, node.lineno) for path in paths
+                  for node in ast.walk(ast.parse(path.read_text(), str(path)))
+                  if isinstance(node, ast.ImportFrom) and node.level)
+
+
+def test_imports_within_the_package_are_absolute():
+    """One way to import within the package: ``from reelflow.tasks.x import y``."""
+    found = relative_imports(modules().values())
+    assert [f"{path.relative_to(REPO)}:{line}" for path, line in found] == []
+
+
+def test_a_relative_import_is_found(tmp_path):
+    path = tmp_path / "x.py"
+    path.write_text("from reelflow.errors import ReelflowError\nfrom . import _ffmpeg\n"
+                    "def f():\n    from ..flows import plan\n")
+    assert relative_imports([path]) == [(path, 2), (path, 4)]
