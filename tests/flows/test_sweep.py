@@ -101,7 +101,7 @@ def test_auto_sweep_needs_the_lease(prefect_api, s3_credentials, tmp_path):
         lost = client.create_flow_run_from_deployment(deployment, parameters={"x": 3})
         client.set_flow_run_state(lost.id, Running(), force=True)
     _beat(store, lost.id)
-    time.sleep(2.5)
+    time.sleep(3.5)  # ages are whole seconds (Last-Modified, Date): clearly past 2
     lines = []
     holder, other = (AutoSweep(store, every_s=30, older_than_s=2.0, report=lines.append)
                      for _ in range(2))
