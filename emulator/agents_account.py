@@ -35,7 +35,7 @@ from reelflow.emulator.account import QUEUED_FRACTION, _iso
 from reelflow.emulator.agents_files import Files
 from reelflow.emulator.agents_inputs import InputProblem, Resolver
 from reelflow.emulator.keyframes import fetch_tls
-from reelflow.emulator.agents_clips import output_size, make_image, make_video
+from reelflow.emulator.agents_clips import make_exr, make_image, make_video, output_size
 from reelflow.emulator.clip_cache import memo
 from reelflow.emulator.faults import Faults
 from reelflow.emulator.limits import WINDOW, InsufficientCredits, check_limits
@@ -220,10 +220,12 @@ class AgentsAccount(Files):
 
     @staticmethod
     def outputs_of(record: dict[str, Any]) -> list[tuple[str, str]]:
-        """(type, ext) of each output: one video, one image, or two layers."""
+        """(type, ext) of each output: one video (and its EXR export, a ZIP of EXR
+        frames, when ``exr_export``), one image, or two layers."""
         request = record["request"]
         if request["type"] in aspec.VIDEO_TYPES:
-            return [("video", "mp4")]
+            exr = (request.get("video") or {}).get("exr_export")
+            return [("video", "mp4")] + ([("exr", "zip")] if exr else [])
         ext = "jpg" if request.get("output_format") == "jpeg" else "png"
         return [("image", ext)] * (2 if request["type"] == "layering" else 1)
 
@@ -298,6 +300,8 @@ class AgentsAccount(Files):
                           "inputs": sorted(inputs)}, [inputs[k] for k in sorted(inputs)],
                          [out], lambda: make_video(record["request"], inputs, size,
                                                    frames, out))
+                elif kind == "exr":
+                    make_exr(self.output_path(record["id"], 0, "mp4"), out)
                 else:
                     layer = dict(record["request"], layer=index) if index else \
                         record["request"]

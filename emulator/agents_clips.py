@@ -19,6 +19,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from reelflow.errors import FfmpegError
 from reelflow.emulator import agents_spec as aspec
 from reelflow.emulator.clips import _wrap
 
-__all__ = ["make_image", "make_video"]
+__all__ = ["EXR_MAGIC", "make_exr", "make_image", "make_video"]
 
 _FFMPEG = ["-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-fflags", "+bitexact"]
 _MP4 = ["-c:v", "libx264", "-preset", "ultrafast", "-threads", "2", "-pix_fmt", "yuv420p",
@@ -184,6 +185,32 @@ def make_video(request: dict[str, Any], inputs: dict[str, Path], size: tuple[int
                  *_MP4, "out.mp4"]
         _run(argv, workdir)
         os.replace(workdir / "out.mp4", out)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+#: The first four bytes of every OpenEXR file.
+EXR_MAGIC = b"\x76\x2f\x31\x01"
+#: The emulator's EXR frames keep 1/EXR_DETAIL of the clip's detail (blocks of that many
+#: pixels), so that a 5 s export stays a few MB: real exports are full detail and far larger.
+EXR_DETAIL = 16
+
+
+def make_exr(clip: Path, out: Path) -> None:
+    """The EXR export of a rendered HDR clip (``exr_export``): a ZIP of one half-float
+    OpenEXR image per frame (``frame_0001.exr``...), the clip's own frames at its size."""
+    workdir = Path(tempfile.mkdtemp(prefix=".exr-", dir=out.parent))
+    try:
+        blocks = f"scale=iw/{EXR_DETAIL}:ih/{EXR_DETAIL}:flags=area," \
+                 f"scale=iw*{EXR_DETAIL}:ih*{EXR_DETAIL}:flags=neighbor"
+        _run([ffmpeg_exe(), *_FFMPEG, "-i", str(clip), "-vf", blocks, "-pix_fmt", "gbrpf32le",
+              "-c:v", "exr", "-compression", "zip16", "-format", "half", "frame_%04d.exr"],
+             workdir)
+        staged = workdir / "out.zip"
+        with zipfile.ZipFile(staged, "w", zipfile.ZIP_STORED) as archive:
+            for frame in sorted(workdir.glob("frame_*.exr")):
+                archive.write(frame, frame.name)
+        os.replace(staged, out)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

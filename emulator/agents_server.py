@@ -40,9 +40,10 @@ _ROUTES = [(m, re.compile(f"^{p}$"), key, fn) for m, p, key, fn in [
     ("DELETE", f"/files/{_ID}", "files", "_file_delete"),
     ("POST", f"/files/{_ID}/complete", "files", "_file_complete"),
 ]]
-_OUTPUT_RE = re.compile(r"^/outputs/(?P<id>[0-9a-f-]{36})-(?P<n>\d+)\.(?P<ext>mp4|png|jpg)$")
+_OUTPUT_RE = re.compile(r"^/outputs/(?P<id>[0-9a-f-]{36})-(?P<n>\d+)\.(?P<ext>mp4|png|jpg|zip)$")
 _UPLOAD_RE = re.compile(r"^/uploads/(?P<id>[0-9a-f-]{36})$")
-_TYPES = {"mp4": "video/mp4", "png": "image/png", "jpg": "image/jpeg"}
+_TYPES = {"mp4": "video/mp4", "png": "image/png", "jpg": "image/jpeg",
+          "zip": "application/zip"}
 #: The two layers of a type=layering output, front to back.
 _LAYERS = [{"index": 0, "label": "subject", "alpha_hint": "soft",
             "description": "the subject of the source image"},

@@ -1,4 +1,5 @@
-"""Files delivered beside the video: poster, contact sheet, sequence.otio, optional mezzanine.
+"""Files delivered beside the video: poster, contact sheet, sequence.otio, optional mezzanine,
+and the EXR exports of ray-3.2 shots with `exr` (copied from the clip store).
 
 Each is made once per distinct input (the output's hash plus what it shows) in the
 media cache and copied beside the output, so an unchanged rerun encodes nothing.
@@ -33,6 +34,8 @@ class Deliverables(BaseModel):
     contact_sheet: Path
     otio: Path
     mezzanine: Path | None = None
+    #: ray-3.2 shots with ``exr``: their EXR exports, ``<stem>.exr/<shot id>.exr.zip``.
+    exr: list[Path] = []
 
 
 def _cached(key_inputs: dict, suffix: str, make) -> Path:
@@ -68,7 +71,8 @@ def deliver_extras(video: Path, items: list[TimelineItem], fmt: OutputFormat, *,
                    metadata: list[dict], mezzanine: str | None = None,
                    video_sha256: str | None = None,
                    stills: list[tuple[str, Path]] = (),
-                   pieces: list[tuple[str, int]] | None = None) -> Deliverables:
+                   pieces: list[tuple[str, int]] | None = None,
+                   exr: list[tuple[str, Path]] = ()) -> Deliverables:
     """Write poster, contact sheet and OTIO timeline (and a mezzanine if asked) beside ``video``.
 
     ``video_sha256`` is the video's hash when the caller knows it (the assembly's checked
@@ -77,6 +81,8 @@ def deliver_extras(video: Path, items: list[TimelineItem], fmt: OutputFormat, *,
     ``pieces`` (the assembly's, in output order) key the poster and each contact-sheet
     cell by the frame they show, so a rebuild draws only the cells whose frame changed
     and puts the sheet together from kept tiles; without them both are keyed by the video.
+    ``exr`` (shot id, stored EXR export): copied beside the video as
+    ``<stem>.exr/<shot id>.exr.zip``.
 
     Example:
         ```python
@@ -112,4 +118,8 @@ def deliver_extras(video: Path, items: list[TimelineItem], fmt: OutputFormat, *,
         mov = _cached({"mezzanine": mezzanine, "video": video_sha or sha256_file(video)}, ".mov",
                       lambda p: export_mezzanine(video, p, codec=mezzanine))
         result.mezzanine = _place(mov, Path(f"{stem}.{mezzanine}.mov"))
+    for shot_id, stored in exr:
+        target = Path(f"{stem}.exr") / f"{shot_id}.exr.zip"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        result.exr.append(_place(stored, target))
     return result

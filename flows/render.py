@@ -42,6 +42,7 @@ from reelflow.tasks.models import Clip
 from reelflow.flows.tell import tell_story
 from reelflow.flows.story import RenderReport, RenderStory, ShotResult, one_line
 from reelflow.tasks._ledger import Ledger
+from reelflow.tasks._outputs import EXR_SUFFIX
 
 __all__ = ["RenderReport", "ShotResult", "render_planned", "render_sequence"]
 
@@ -259,10 +260,13 @@ def _render(story: RenderStory, shotlist_path, profile, out, mezzanine, on_moder
         result.path, items, fmt, name=shotlist.title or shotlist.source.stem,
         metadata=_clip_metadata(shots, items),
         mezzanine=mezzanine, video_sha256=result.sha256, pieces=result.pieces,
-        stills=[(s.label, s.path) for s in story.stills if s.path is not None])
+        stills=[(s.label, s.path) for s in story.stills if s.path is not None],
+        exr=[(sid, store.fetch(c.exr_sha256, EXR_SUFFIX)) for sid, c in clips.items()
+             if getattr(c, "exr_sha256", None)])
+    delivered = [p for v in extras.model_dump().values() if v
+                 for p in (v if isinstance(v, list) else [v])]
     published = {} if s3_origin(result.path) is None else publish_to_origin.with_options(
-        task_run_name=step_name("publish", story.sequence))(
-        [result.path, *(p for p in extras.model_dump().values() if p)])
+        task_run_name=step_name("publish", story.sequence))([result.path, *delivered])
     paid = [s for s in shots if s.status == "paid"]
     log.info("Wrote %s (%.2fs): %d paid, %d cached, $%.2f spent", result.path, result.duration_s,
              len(paid), story.count("cached"), story.cost_usd)

@@ -78,6 +78,8 @@ class RenderReport(BaseModel):
     contact_sheet: Path | None = None
     otio: Path | None = None
     mezzanine: Path | None = None
+    #: ray-3.2 EXR exports delivered beside the output (``<stem>.exr/<shot id>.exr.zip``).
+    exr: list[Path] = []
     #: Where the output was published when the list came from S3 (``s3://``), else None.
     output_uri: str | None = None
     flow_run_url: str | None = None

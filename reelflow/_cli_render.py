@@ -88,7 +88,8 @@ def cmd_render(args) -> int:
             "encoded_pieces": report.encoded_pieces, "reused_pieces": report.reused_pieces,
             "flow_s": report.flow_s, "poster": _str(report.poster),
             "contact_sheet": _str(report.contact_sheet), "otio": _str(report.otio),
-            "mezzanine": _str(report.mezzanine), "output_uri": report.output_uri,
+            "mezzanine": _str(report.mezzanine), "exr": [str(p) for p in report.exr],
+            "output_uri": report.output_uri,
             "shot_results": [s.model_dump(mode="json") for s in report.shot_results],
             "stills": [s.model_dump(mode="json") for s in report.stills],
         }))

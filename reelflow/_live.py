@@ -183,7 +183,8 @@ class RenderView:
                   + f"; {report.duration_s:.1f}s of video in {took:.1f}s")
         files = [("output", report.output), ("poster", report.poster),
                  ("contact sheet", report.contact_sheet), ("otio", report.otio),
-                 ("mezzanine", report.mezzanine), ("published", report.output_uri)]
+                 ("mezzanine", report.mezzanine),
+                 *(("exr", path) for path in report.exr), ("published", report.output_uri)]
         if not self._live:
             self._line(f"done: {totals}")
             for name, value in files:

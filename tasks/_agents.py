@@ -120,7 +120,8 @@ class Agents:
         url = next((o.url for o in outputs if o.type == "video"), outputs[0].url if outputs else None)
         # (a uni-1 still's only output is its image)
         state = "pending" if generation.state in _PENDING else generation.state
-        return Polled(state=state, detail=generation.state, url=url,
+        exr_url = next((o.url for o in outputs if o.type == "exr"), None)
+        return Polled(state=state, detail=generation.state, url=url, exr_url=exr_url,
                       failure_code=generation.failure_code, failure_reason=generation.failure_reason)
 
     def mark_exhausted(self) -> None:

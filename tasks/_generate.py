@@ -27,12 +27,12 @@ from datetime import datetime, timezone
 
 from reelflow import _progress
 from reelflow.config import settings
-from reelflow.errors import (GenerationFailed, LedgerConflict, ModerationRefused, NothingSent,
-                             SendingElsewhere)
+from reelflow.errors import (DownloadError, GenerationFailed, LedgerConflict, ModerationRefused,
+                             NothingSent, SendingElsewhere)
 from reelflow.tasks._calls import PaidCall
 from reelflow.tasks._create import recover_interrupted
 from reelflow.tasks._ledger import Ledger, LedgerEntry, PaidAttempt
-from reelflow.tasks._outputs import STILL, VIDEO, Output
+from reelflow.tasks._outputs import EXR_SUFFIX, STILL, VIDEO, Output, download_exr
 from reelflow.tasks._providers import Provider
 from reelflow.tasks.models import Clip, GenerationRequest
 from reelflow.tasks.store import ClipStore
@@ -263,7 +263,7 @@ def _recover_unreadable(call: PaidCall, entry: LedgerEntry, ledger: Ledger, cost
 
 def _paid_step(key: str, *, shot_id: str, provider: Provider, store: ClipStore, ledger: Ledger,
                call: PaidCall, cost: float, resubmits: int = DEFAULT_RESUBMITS,
-               output: Output = VIDEO):
+               output: Output = VIDEO, exr: bool = False):
     """One paid step under its key's lock: reuse, resume, recover or create once, then download.
 
     With a shared ledger another machine may act on the key meanwhile: every write is
@@ -276,6 +276,8 @@ def _paid_step(key: str, *, shot_id: str, provider: Provider, store: ClipStore, 
             try:
                 clip = _step(key, shot_id, provider, store, ledger, call, cost, resubmits, sent,
                              output)
+                if exr:
+                    clip = _with_exr(clip, key, provider, store, ledger, shot_id)
                 break
             except SendingElsewhere as elsewhere:
                 if waiting_since != elsewhere.since:  # once per record, not once per look
@@ -289,6 +291,24 @@ def _paid_step(key: str, *, shot_id: str, provider: Provider, store: ClipStore, 
     # generation's charge is given back (as the emulator does; the ledger's history keeps
     # every attempt, and the render's summary checks the balance).
     return clip.model_copy(update={"paid": bool(sent), "cost_usd": cost if sent else 0.0})
+
+
+def _with_exr(clip, key: str, provider: Provider, store: ClipStore, ledger: Ledger,
+              shot_id: str):
+    """The clip with its generation's EXR export in the store (fetched from the generation
+    when missing: nothing is paid), recorded in the key's ledger entry."""
+    entry = ledger.read(key)
+    if entry.exr_sha256 and store.has(entry.exr_sha256, EXR_SUFFIX):
+        return clip.model_copy(update={"exr_sha256": entry.exr_sha256})
+    polled = provider.poll(entry.generation_id)
+    if polled.state != "completed" or not polled.exr_url:
+        raise DownloadError(f"shot {shot_id}: generation {entry.generation_id} has no EXR "
+                            f"export (asked with exr: true)")
+    _progress.shot_state(shot_id, "downloading")
+    entry.exr_sha256 = download_exr(polled.exr_url, store, clip.frames)
+    _logger().info("Shot %s: stored EXR export %s", shot_id, entry.exr_sha256[:12])
+    ledger.write(entry)
+    return clip.model_copy(update={"exr_sha256": entry.exr_sha256})
 
 
 def _step(key: str, shot_id: str, provider: Provider, store: ClipStore, ledger: Ledger,
@@ -363,7 +383,7 @@ def generate(request: GenerationRequest, *, shot_id: str, provider: Provider, st
     """
     clip = _paid_step(request.cache_key(), shot_id=shot_id, provider=provider, store=store,
                       ledger=ledger, call=provider.base_call(request, ledger, shot_id, before_create),
-                      cost=request.estimated_cost(), resubmits=resubmits)
+                      cost=request.estimated_cost(), resubmits=resubmits, exr=request.exr)
     paid, spent = clip.paid, clip.cost_usd
     for step in request.steps():
         clip = _paid_step(request.step_key(step), shot_id=shot_id, provider=provider, store=store,

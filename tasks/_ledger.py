@@ -87,6 +87,8 @@ class LedgerEntry(BaseModel):
     shot_id: str = ""
     generation_id: str | None = None
     sha256: str | None = None
+    #: ray-3.2 with ``exr``: the stored EXR export (a ZIP of EXR frames) of the same generation.
+    exr_sha256: str | None = None
     cost_usd: float = 0.0
     attempts: int = 0
     prior_video: str | None = None

@@ -23,7 +23,8 @@ from reelflow.tasks._ledger import LedgerEntry
 from reelflow.tasks.models import Clip
 from reelflow.tasks.store import ClipStore
 
-__all__ = ["STILL", "VIDEO", "Output", "Still", "download", "download_still"]
+__all__ = ["EXR_SUFFIX", "STILL", "VIDEO", "Output", "Still", "download", "download_exr",
+           "download_still"]
 
 
 class Still(BaseModel):
@@ -77,6 +78,39 @@ def download(url: str, store: ClipStore, *, attempts: int = 6) -> Clip:
     sha, info = _fetch(url, store, ".mp4", probe, attempts)
     return Clip(sha256=sha, path=store.path_for(sha), width=info.width, height=info.height,
                 fps=info.fps, frames=info.frames, has_audio=info.has_audio)
+
+
+#: The store's suffix of an EXR export (a ZIP of OpenEXR frames).
+EXR_SUFFIX = ".zip"
+_EXR_MAGIC = b"\x76\x2f\x31\x01"
+
+
+def _exr_frames(path: Path) -> int:
+    """How many OpenEXR frames a ZIP export holds; ValueError when one is not EXR."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        names = sorted(n for n in archive.namelist() if not n.endswith("/"))
+        if not names:
+            raise ValueError("the EXR export is empty")
+        for name in names:
+            with archive.open(name) as member:
+                if member.read(4) != _EXR_MAGIC:
+                    raise ValueError(f"{name} is not an OpenEXR file")
+        if archive.testzip() is not None:
+            raise ValueError("the EXR export's ZIP is damaged")
+    return len(names)
+
+
+def download_exr(url: str, store: ClipStore, frames: int, *, attempts: int = 6) -> str:
+    """Stream an EXR export into the store once it holds ``frames`` EXR frames; its hash."""
+    def verify(path: Path) -> int:
+        count = _exr_frames(path)
+        if count != frames:
+            raise ValueError(f"the EXR export has {count} frames, the clip {frames}")
+        return count
+
+    return _fetch(url, store, EXR_SUFFIX, verify, attempts)[0]
 
 
 def _stored_clip(store: ClipStore, entry: LedgerEntry) -> Clip:

@@ -40,6 +40,7 @@ class Polled:
     state: Literal["pending", "completed", "failed"]
     detail: str                       # the API's own state word, for the log
     url: str | None = None            # the finished output (a video; a still for uni-1)
+    exr_url: str | None = None        # ray-3.2 with exr_export: the EXR export (a ZIP of frames)
     failure_code: str | None = None   # the Agents API's failure_code (None on Dream Machine)
     failure_reason: str | None = None
 

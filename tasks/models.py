@@ -287,3 +287,5 @@ class Clip(BaseModel):
     generation_id: str | None = None
     paid: bool = Field(default=False, description="True when this run made the paid create call.")
     cost_usd: float = 0.0
+    exr_sha256: str | None = Field(default=None, description=(
+        "ray-3.2 with exr: the stored EXR export (ZIP of EXR frames, store suffix .zip)."))
