@@ -54,13 +54,13 @@ FPS = 24
 #: Durations and their exact frame counts at 24 fps.
 DURATION_FRAMES: dict[str, int] = {"5s": 120, "9s": 216}
 
-DEFAULT_ASPECT_RATIO = "16:9"
-DEFAULT_RESOLUTION = "720p"
-DEFAULT_DURATION = "5s"
+# The account's limits, concept list and defaults are the API's own facts; reelflow keeps
+# them in one place (reelflow.spec), which the emulator shares rather than copies.
+from reelflow.spec import API_DEFAULTS, CONCEPTS, PROMPT_MAX, PROMPT_MIN  # noqa: E402
 
-# The account's limits and concept list are the API's own facts; reelflow keeps them in one
-# place (reelflow.spec), which the emulator shares rather than copies.
-from reelflow.spec import CONCEPTS, PROMPT_MAX, PROMPT_MIN  # noqa: E402
+DEFAULT_ASPECT_RATIO: str = API_DEFAULTS["aspect_ratio"]
+DEFAULT_RESOLUTION: str = API_DEFAULTS["resolution"]
+DEFAULT_DURATION: str = API_DEFAULTS["duration"]
 
 #: The short side in pixels of each resolution (16:9 540p is 960x540, 4k is 3840x2160).
 _SHORT_SIDE = {"360p": 360, "540p": 540, "720p": 720, "1080p": 1080, "4k": 2160}

@@ -15,7 +15,8 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Di
                       Tag, ValidationInfo, WithJsonSchema, field_validator)
 from pydantic_core import PydanticCustomError
 
-from reelflow import spec
+from reelflow import defaults as builtin, spec
+from reelflow.defaults import OUTPUT as _OUT, SHOT as _SHOT  # what the descriptions name
 from reelflow.flows._shotlist_messages import did_you_mean, fmt_num, is_number, show
 
 __all__ = [
@@ -263,7 +264,7 @@ class TextIn(_In):
     """Text drawn over the shot."""
 
     content: Text = Field(min_length=1, max_length=500, description="The text to draw.")
-    position: Position = Field("bottom-left", description="Where in the frame.")
+    position: Position = Field(builtin.TEXT_POSITION, description="Where in the frame.")
     size: int | None = Field(None, ge=8, le=1000,
                              description="Font height in output pixels; default: scaled to the frame.")
     colour: Colour | None = Field(None, description="Text colour, \"#rrggbb\"; default white.")
@@ -335,12 +336,12 @@ class ShotIn(_In):
 class DefaultsIn(_In):
     """Values every shot inherits unless it sets its own."""
 
-    model: Model | None = Field(None, description="Video model; built-in ray-2.")
-    resolution: Resolution | None = Field(None, description="Generation resolution; built-in 720p.")
-    aspect_ratio: Aspect | None = Field(None, description="Generation aspect ratio; built-in 16:9.")
-    duration: Duration | None = Field(None, description="Generated clip length: 5s or 9s (ray-2, "
-                                                       "ray-flash-2), 5s or 10s (ray-3.2); built-in 5s.")
-    transition: TransitionField | None = Field(None, description=TRANSITION_HELP + " Built-in cut.")
+    model: Model | None = Field(None, description=f"Video model; built-in {_SHOT['model']}.")
+    resolution: Resolution | None = Field(None, description=f"Generation resolution; built-in {_SHOT['resolution']}.")
+    aspect_ratio: Aspect | None = Field(None, description=f"Generation aspect ratio; built-in {_SHOT['aspect_ratio']}.")
+    duration: Duration | None = Field(None, description="Generated clip length: 5s or 9s (ray-2, ray-flash-2), "
+                                                       f"5s or 10s (ray-3.2); built-in {_SHOT['duration']}.")
+    transition: TransitionField | None = Field(None, description=TRANSITION_HELP + f" Built-in {_SHOT['transition']}.")
 
 
 class OutputIn(_In):
@@ -348,15 +349,16 @@ class OutputIn(_In):
 
     path: FilePath | None = Field(None, description="The .mp4 to write, relative to the shot list; "
                                                     "default renders/<stem>.mp4 beside it.")
-    resolution: Resolution | None = Field(None, description="Delivery size (the short side); default 1080p.")
+    resolution: Resolution | None = Field(None, description=f"Delivery size (the short side); default {_OUT['resolution']}.")
     aspect_ratio: Aspect | None = Field(None, description="Delivery aspect; default the shots' "
                                                           "(defaults.aspect_ratio).")
-    fps: Fps | None = Field(None, description="Frame rate; default 24.")
-    fit: Fit | None = Field(None, description="Fitting clips of another aspect; default cover.")
+    fps: Fps | None = Field(None, description=f"Frame rate; default {_OUT['fps']}.")
+    fit: Fit | None = Field(None, description=f"Fitting clips of another aspect; default {_OUT['fit']}.")
     music: FilePath | None = Field(None, description="A music bed (an audio file), relative to the shot list.")
-    music_volume: float | None = Field(None, ge=0, le=2, description="Linear gain of the music bed, 0..2; default 0.5.")
-    duck: bool | None = Field(None, description="Lower the music under generated audio; default true.")
-    loudness: float | None = Field(None, ge=-70, le=-5, description="Integrated LUFS target of the mix, -70..-5 (the range EBU R128 loudnorm accepts); default -14.")
+    music_volume: float | None = Field(None, ge=0, le=2, description=f"Linear gain of the music bed, 0..2; default {_OUT['music_volume']:g}.")
+    duck: bool | None = Field(None, description=f"Lower the music under generated audio; default {str(_OUT['duck']).lower()}.")
+    loudness: float | None = Field(None, ge=-70, le=-5, description="Integrated LUFS target of the mix, -70..-5 (the range EBU R128 loudnorm accepts); "
+                                                                    f"default {_OUT['loudness']:g}.")
 
 
 class ShotListIn(_In):

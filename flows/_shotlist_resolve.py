@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
-from reelflow import spec
+from reelflow import defaults as builtin, spec
 from reelflow.flows._shotlist_checks import (
     Problems, audio_problem, check_references, image_problem, loc_path,
     outside_problem, translate,
@@ -30,8 +30,7 @@ from reelflow.flows._shotlist_input import (
 from reelflow.flows._shotlist_stills import check_still_aspect, resolve_characters, still_ref
 from reelflow.flows._shotlist_messages import fmt_num, show
 from reelflow.flows.shotlist import (
-    BUILTIN_DEFAULTS, CUT, DEFAULT_CARD_BACKGROUND, DEFAULT_RENDER_DIR, DEFAULT_TEXT_COLOUR,
-    MAX_CARD_SECONDS, Defaults, ImageRef, Output, Shot, ShotList, ShotRef, StillRef,
+    BUILTIN_DEFAULTS, CUT, Defaults, ImageRef, Output, Shot, ShotList, ShotRef, StillRef,
     TextOverlay, Transition,
 )
 from reelflow.flows.timeline import check_timeline, last_transition_warning
@@ -170,21 +169,15 @@ class Loader(Ray32Fields):
         """Built-ins <- the file's defaults; also the names of defaults that were invalid."""
         bad, clean = self._section("defaults")
         if clean is None:
-            return BUILTIN_DEFAULTS, set(Defaults.model_fields)
+            return BUILTIN_DEFAULTS, set(builtin.INHERITED)
         d_in = DefaultsIn.model_validate(clean)
-        values: dict[str, Any] = {k: getattr(d_in, k) for k in ("model", "resolution", "aspect_ratio")
-                                  if getattr(d_in, k) is not None}
-        tainted = {str(k) for k in bad}
-        if d_in.duration is not None:
-            duration = clip_duration(d_in.duration)
-            if duration is None:
+        layer, tainted = _layer(d_in), {str(k) for k in bad}
+        if "duration" in layer:
+            layer["duration"] = clip_duration(d_in.duration)     # None: not a clip duration
+            if layer["duration"] is None:
                 tainted.add("duration")
                 self.problems.add("defaults.duration", _not_aclip_duration(d_in.duration))
-            else:
-                values["duration"] = duration
-        if "transition" in d_in.model_fields_set:
-            values["transition"] = _transition(d_in.transition)
-        return BUILTIN_DEFAULTS.model_copy(update=values), tainted
+        return Defaults(**builtin.cascade(dict(BUILTIN_DEFAULTS), layer)), tainted
 
     def _output(self, defaults: Defaults) -> Output | None:
         """The output section resolved against the file's directory; None if it has problems."""
@@ -194,7 +187,7 @@ class Loader(Ray32Fields):
         o_in = OutputIn.model_validate(clean)
         values = {k: v for k, v in o_in.model_dump(exclude={"path", "music"}).items() if v is not None}
         values.setdefault("aspect_ratio", defaults.aspect_ratio)
-        path = self.base / DEFAULT_RENDER_DIR / f"{self.source.stem}.mp4"
+        path = self.base / builtin.RENDER_DIR / f"{self.source.stem}.mp4"
         if o_in.path is not None:
             path = self._local(o_in.path)
             if problem := outside_problem(path, self.confine, o_in.path):
@@ -243,26 +236,25 @@ class Loader(Ray32Fields):
         for field in sorted(given & set(_GENERATED_ONLY if card else _CARD_ONLY)):
             report(field, f"only generated shots have {field}; this shot is a title card"
                    if card else "only title cards have a background")
-        inherit = lambda field: getattr(s, field) is None and field not in bad  # noqa: E731
+        layer = _layer(s)                      # the cascade: built-ins <- defaults <- this shot
+        inherited = builtin.cascade(dict(d), layer)
         values: dict[str, Any] = {
-            "id": s.id, "index": n, "prompt": s.prompt, "title": s.title,
-            "model": s.model or d.model, "resolution": s.resolution or d.resolution,
-            "aspect_ratio": s.aspect_ratio or d.aspect_ratio, "loop": bool(s.loop),
+            "id": s.id, "index": n, "prompt": s.prompt, "title": s.title, "loop": bool(s.loop),
             "camera": tuple(s.camera or ()), "take": s.take or 1, "upscale": s.upscale, "audio": s.audio,
-            "transition": _transition(s.transition) if "transition" in s.model_fields_set else d.transition}
+            **{f: inherited[f] for f in builtin.INHERITED if f != "duration"}}
         unknown = {f for f in ("duration", "resolution", "transition")
-                   if f in bad or (inherit(f) and f in tainted and not card)}
+                   if f in bad or (f not in layer and f in tainted and not card)}
         if "duration" in unknown:
             values["duration"] = None
         elif card:
             values["duration"] = _cardclip_seconds(s.duration, report)
-            values["background"] = (s.background or DEFAULT_CARD_BACKGROUND).lower()
+            values["background"] = (s.background or builtin.CARD_BACKGROUND).lower()
         elif s.edit is not None or s.reframe is not None:    # as long as the source
             if s.duration is not None:
                 report("duration", "an edit or a reframe lasts as long as its source; remove duration")
             values["duration"] = self._source_duration(s)
         else:
-            values["duration"] = clip_duration(s.duration if s.duration is not None else d.duration)
+            values["duration"] = clip_duration(inherited["duration"])
             if values["duration"] is None:
                 report("duration", _not_aclip_duration(s.duration))
         if not card:
@@ -311,6 +303,19 @@ class Loader(Ray32Fields):
 
 
 # --------------------------------------------------------------------------- value resolvers
+def _layer(given: DefaultsIn | ShotIn) -> dict[str, Any]:
+    """One layer of the cascade: the inheritable fields (``reelflow.defaults.INHERITED``)
+    ``given`` sets. Left out or ``null`` inherits, except where ``null`` is a value of its
+    own (``NULL_MEANS``: ``transition: null`` is a cut); the transition comes resolved."""
+    layer = {f: getattr(given, f) for f in builtin.INHERITED}
+    for field, meaning in builtin.NULL_MEANS.items():
+        if layer[field] is None and field in given.model_fields_set:
+            layer[field] = meaning
+    if layer["transition"] is not None:
+        layer["transition"] = _transition(layer["transition"])
+    return {f: v for f, v in layer.items() if v is not None}
+
+
 def _transition(value: str | TransitionIn | None) -> Transition:
     """User syntax -> Transition; ``null`` and ``cut`` are cuts."""
     if value is None or isinstance(value, str) or value.type == "cut":
@@ -334,8 +339,8 @@ def _cardclip_seconds(value: str | float | None, report: Report) -> float | None
             report("duration", f"{show(value)} is not a number of seconds")
             return None
         value = float(m.group(1))
-    if not 0 < value <= MAX_CARD_SECONDS:
-        report("duration", f"a card lasts more than 0 and at most {MAX_CARD_SECONDS:g} seconds, "
+    if not 0 < value <= builtin.MAX_CARD_SECONDS:
+        report("duration", f"a card lasts more than 0 and at most {builtin.MAX_CARD_SECONDS:g} seconds, "
                            f"got {fmt_num(value)}")
         return None
     return float(value)
@@ -385,5 +390,5 @@ def _text(text: str | TextIn | None, values: dict[str, Any], report: Report) -> 
     if start is not None and end is not None and end <= start:
         report("text.end", f"{fmt_num(end)}s is not after text.start {fmt_num(start)}s")
     return TextOverlay(content=text.content, position=text.position, size=text.size,
-                       colour=(text.colour or text.color or DEFAULT_TEXT_COLOUR).lower(),
+                       colour=(text.colour or text.color or builtin.TEXT_COLOUR).lower(),
                        start=start, end=end)

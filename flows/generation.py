@@ -27,6 +27,7 @@ from reelflow.flows.plan import RenderPlan
 from reelflow.tasks._ledger import Ledger
 from reelflow.tasks._outputs import VIDEO
 from reelflow.tasks.luma import LumaCredentials, generate_clip
+from reelflow.flows.shotlist import dependency_order
 from reelflow.tasks.models import Clip
 
 __all__ = ["Failed", "Refused", "first_failure", "generate_all", "generate_shot"]
@@ -109,13 +110,19 @@ def generate_all(plan: RenderPlan, *, credentials: LumaCredentials, store, image
         futures[shot.id] = task.submit(request, shot_id=shot.id, on_moderation=on_moderation,
                                        credentials=credentials, store=store, image_url=image_url)
 
+    needs = {s.id: [shot_of_key[k] for k in s.request.upstream_keys()] for s in shots}
+    try:
+        order = dependency_order(needs)
+    except ValueError as exc:  # validation rejects cycles; this guards all the same
+        raise GenerationFailed(f"shot references form a cycle ({exc})") from None
+    by_id = {s.id: s for s in shots}
     progress = Progress(sequence, len(shots))
-    independent = [shot for shot in shots if not shot.request.upstream_keys()]
+    independent = [shot for shot in shots if not needs[shot.id]]
     if remote is not None:  # independent shots first, all at once (delayed side by side)
         futures.update(remote.submit_all([(shot.id, shot.request) for shot in independent]))
     for shot in independent if remote is None else ():
         submit(shot, shot.request)
-    for shot in _dependents_in_order(shots, shot_of_key):
+    for shot in (by_id[sid] for sid in order if needs[sid]):  # then each after its sources
         ids = {}
         for key in shot.request.upstream_keys():
             upstream_id = shot_of_key[key]
@@ -204,16 +211,3 @@ class Progress:
                 f"({c['paid']} paid, {c['cached']} cached)")
         return text + "".join(f", {c[k]} {k}" for k in ("refused", "failed") if c[k])
 
-
-def _dependents_in_order(shots, shot_of_key):
-    """Shots with upstream references, each after the shots it builds on."""
-    done = {s.id for s in shots if not s.request.upstream_keys()}
-    pending = [s for s in shots if s.request.upstream_keys()]
-    while pending:
-        ready = [s for s in pending if all(shot_of_key[k] in done for k in s.request.upstream_keys())]
-        for shot in ready:
-            yield shot
-            done.add(shot.id)
-        pending = [s for s in pending if s not in ready]
-        if not ready:  # validation rejects cycles; this guards the loop all the same
-            raise GenerationFailed("shot references form a cycle")

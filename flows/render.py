@@ -20,7 +20,7 @@ from prefect.futures import wait
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from reelflow import _progress
+from reelflow import _progress, defaults as builtin
 from reelflow.config import DEFAULT_CONCURRENCY
 from reelflow.flows.deliverables import deliver_extras
 from reelflow.flows.distribute import Heartbeat, RemoteShots, distribute_default
@@ -75,7 +75,7 @@ def _timeline(shotlist: ShotList, plan: RenderPlan, clips: dict[str, Clip | Refu
         if shot.id in skip:
             continue
         if text := _card_text(shot, clips):  # a refused shot's slate: placeholder-<shot>
-            card = dict(background=shot.background or "#000000", duration_s=shot.length_s, fmt=fmt)
+            card = dict(background=shot.background or builtin.CARD_BACKGROUND, duration_s=shot.length_s, fmt=fmt)
             if (kept := card_if_cached(text, **card, cache_dir=cache)) is not None:
                 cards[shot.id] = kept
                 _progress.shot_state(shot.id, "done")

@@ -28,12 +28,13 @@ from __future__ import annotations
 
 import heapq
 import logging
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from reelflow import spec
+from reelflow import defaults as builtin, spec
 from reelflow.config import s3_mirror_root
 from reelflow.errors import ShotListError
 from reelflow.flows._shotlist_checks import Problems, escaping_paths
@@ -42,29 +43,12 @@ from reelflow.flows._shotlist_messages import kind_of, show
 from reelflow.flows._shotlist_read import read_document
 
 __all__ = [
-    "BUILTIN_DEFAULTS", "CUT", "Character", "Defaults", "EditRef", "ImageRef", "Output",
-    "PinnedImage", "Shot", "ShotList", "ShotRef", "StillRef",
-    "TextOverlay", "Transition", "load_shotlist", "shotlist_json_schema",
+    "BUILTIN_DEFAULTS", "CUT", "Character", "Defaults", "EditRef", "ImageRef", "Inherited",
+    "Output", "PinnedImage", "Shot", "ShotList", "ShotRef", "StillRef",
+    "TextOverlay", "Transition", "dependency_order", "load_shotlist", "shotlist_json_schema",
 ]
 
 logger = logging.getLogger("reelflow.flows.shotlist")
-
-# Built-in defaults, in one place (the httpx _config.py habit).
-DEFAULT_MODEL = "ray-2"
-DEFAULT_RESOLUTION = "720p"
-DEFAULT_ASPECT_RATIO = "16:9"
-DEFAULT_DURATION = "5s"
-DEFAULT_OUTPUT_RESOLUTION = "1080p"
-DEFAULT_FPS = 24
-DEFAULT_FIT = "cover"
-DEFAULT_MUSIC_VOLUME = 0.5      # linear gain on the music bed: a bed, not the lead
-DEFAULT_DUCK = True             # lower the bed under generated audio
-DEFAULT_LOUDNESS = -14.0        # integrated LUFS of the final mix (streaming norm)
-DEFAULT_RENDER_DIR = "renders"  # beside the shot list: renders/<stem>.mp4
-DEFAULT_CARD_BACKGROUND = "#000000"
-DEFAULT_TEXT_POSITION = "bottom-left"
-DEFAULT_TEXT_COLOUR = "#ffffff"
-MAX_CARD_SECONDS = 60.0
 
 
 class _Resolved(BaseModel):
@@ -82,10 +66,6 @@ class Transition(_Resolved):
         """True for a hard cut (no overlap)."""
         return self.type == "cut"
 
-    @property
-    def xfade(self) -> str | None:
-        """The ffmpeg xfade transition that draws it (crossfade -> fade, fade -> fadeblack)."""
-        return None if self.is_cut else spec.TRANSITION_ALIASES.get(self.type, self.type)
 
 
 CUT = Transition()
@@ -155,31 +135,40 @@ class TextOverlay(_Resolved):
     """Text drawn over a shot; ``start``/``end`` are seconds within the shot (None: whole)."""
 
     content: str
-    position: str = DEFAULT_TEXT_POSITION
+    position: str = builtin.TEXT_POSITION
     size: int | None = None
-    colour: str = DEFAULT_TEXT_COLOUR
+    colour: str = builtin.TEXT_COLOUR
     start: float | None = None
     end: float | None = None
 
 
-class Shot(_Resolved):
+class Inherited(_Resolved):
+    """The inheritable fields (``reelflow.defaults.INHERITED``), at their built-in values.
+
+    ``Defaults`` (built-ins <- the file's ``defaults:``) and ``Shot`` (<- the shot) both
+    are these fields; the loader merges the layers with ``reelflow.defaults.cascade``.
+    """
+
+    model: str = builtin.SHOT["model"]
+    resolution: str = builtin.SHOT["resolution"]
+    aspect_ratio: str = builtin.SHOT["aspect_ratio"]
+    duration: str | float = builtin.SHOT["duration"]   # a title card's: seconds
+    transition: Transition = CUT                       # built-in: cut
+
+
+class Shot(Inherited):
     """One resolved shot: generated (``prompt``) or a title card (``title``)."""
 
     id: str
     index: int
     prompt: str | None = None
     title: str | None = None
-    model: str = DEFAULT_MODEL
-    resolution: str = DEFAULT_RESOLUTION
-    aspect_ratio: str = DEFAULT_ASPECT_RATIO
-    duration: str | float = DEFAULT_DURATION
     loop: bool = False
     camera: tuple[str, ...] = ()
     take: int = 1
     start: ImageRef | ShotRef | StillRef | None = None
     end: ImageRef | ShotRef | StillRef | None = None
     trim: tuple[float, float] | None = None
-    transition: Transition = CUT
     background: str | None = None
     text: TextOverlay | None = None
     upscale: str | None = None
@@ -211,31 +200,27 @@ class Shot(_Resolved):
         return self.trim[1] - self.trim[0] if self.trim else self.duration_s
 
 
-class Defaults(_Resolved):
+class Defaults(Inherited):
     """The cascade's middle layer: built-in values overridden by the file's ``defaults:``."""
-
-    model: str = DEFAULT_MODEL
-    resolution: str = DEFAULT_RESOLUTION
-    aspect_ratio: str = DEFAULT_ASPECT_RATIO
-    duration: str = DEFAULT_DURATION
-    transition: Transition = CUT
 
 
 BUILTIN_DEFAULTS = Defaults()
+assert tuple(Inherited.model_fields) == builtin.INHERITED, "one table of inheritable fields"
+assert BUILTIN_DEFAULTS.transition.type == builtin.SHOT["transition"]
 
 
 class Output(_Resolved):
     """Delivery settings; ``path`` and ``music`` are absolute."""
 
     path: Path
-    resolution: str = DEFAULT_OUTPUT_RESOLUTION
-    aspect_ratio: str = DEFAULT_ASPECT_RATIO
-    fps: int = DEFAULT_FPS
-    fit: str = DEFAULT_FIT
+    resolution: str = builtin.OUTPUT["resolution"]
+    aspect_ratio: str = builtin.SHOT["aspect_ratio"]   # the shots' (defaults.aspect_ratio)
+    fps: int = builtin.OUTPUT["fps"]
+    fit: str = builtin.OUTPUT["fit"]
     music: Path | None = None
-    music_volume: float = DEFAULT_MUSIC_VOLUME
-    duck: bool = DEFAULT_DUCK
-    loudness: float = DEFAULT_LOUDNESS
+    music_volume: float = builtin.OUTPUT["music_volume"]
+    duck: bool = builtin.OUTPUT["duck"]
+    loudness: float = builtin.OUTPUT["loudness"]
 
     @property
     def width(self) -> int:
@@ -277,24 +262,41 @@ class ShotList(_Resolved):
         return sum(s.length_s for s in self.shots) - sum(s.transition.duration for s in self.shots[:-1])
 
     def generation_order(self) -> list[Shot]:
-        """Generated shots, each after the shots its ``start``/``end`` reference; else by index."""
+        """Generated shots, each after the shots it references (``dependency_order``)."""
         gen = {s.id: s for s in self.shots if not s.is_card}
-        needs = {i: set(s.references()) for i, s in gen.items()}
-        users: dict[str, list[str]] = {}
-        for sid, refs in needs.items():
-            for ref in refs:
-                users.setdefault(ref, []).append(sid)
-        ready = [(s.index, sid) for sid, s in gen.items() if not needs[sid]]
-        heapq.heapify(ready)
-        order: list[Shot] = []
-        while ready:
-            _, sid = heapq.heappop(ready)
-            order.append(gen[sid])
-            for user in users.get(sid, []):
-                needs[user].discard(sid)
-                if not needs[user]:
-                    heapq.heappush(ready, (gen[user].index, user))
-        return order
+        return [gen[sid] for sid in dependency_order({sid: s.references() for sid, s in gen.items()})]
+
+
+def dependency_order(needs: Mapping[str, Iterable[str]]) -> list[str]:
+    """Ids ordered so each comes after the ids it needs; otherwise in the given order.
+
+    The one topological sort of the package: the shot list's generation order and the
+    render's submission of shots that build on others both use it.
+
+    Raises:
+        ValueError: some ids need each other in a cycle, or need an id not given (the
+            shot list's checks refuse both before anything is planned).
+    """
+    position = {sid: i for i, sid in enumerate(needs)}
+    waiting = {sid: set(refs) for sid, refs in needs.items()}
+    users: dict[str, list[str]] = {}
+    for sid, refs in waiting.items():
+        for ref in refs:
+            users.setdefault(ref, []).append(sid)
+    ready = [(position[sid], sid) for sid, refs in waiting.items() if not refs]
+    heapq.heapify(ready)
+    order: list[str] = []
+    while ready:
+        _, sid = heapq.heappop(ready)
+        order.append(sid)
+        for user in users.get(sid, []):
+            waiting[user].discard(sid)
+            if not waiting[user]:
+                heapq.heappush(ready, (position[user], user))
+    if len(order) != len(waiting):
+        stuck = sorted(set(waiting) - set(order), key=position.__getitem__)
+        raise ValueError(f"{', '.join(stuck)}: references form a cycle or name no shot")
+    return order
 
 
 # --------------------------------------------------------------------------- loading

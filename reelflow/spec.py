@@ -10,8 +10,11 @@ Agents API docs (ray-3.2: guides/model, guides/videos/generation) and ffmpeg's
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "AGENTS_API",
+    "API_DEFAULTS",
     "ASPECT_RATIOS",
     "CONCEPTS",
     "DREAM_MACHINE_API",
@@ -43,11 +46,19 @@ __all__ = [
     "UPSCALE_RESOLUTIONS",
     "XFADE_TRANSITIONS",
     "output_size",
+    "xfade_name",
 ]
 
 #: The two Luma APIs (each with its own SDK, key and base URL).
 DREAM_MACHINE_API = "dream-machine"   # lumaai: LUMAAI_API_KEY, LUMAAI_BASE_URL
 AGENTS_API = "agents"                 # luma-agents: LUMA_AGENTS_API_KEY, LUMA_BASE_URL
+
+#: What the Dream Machine API assumes for a top-level request field left out (luma-api.md):
+#: an absent field and its default compare equal, on our side and on the account's echo
+#: alike, and the emulator fills in the same. These are
+#: the API's facts; reelflow's own built-in defaults are ``reelflow.defaults``.
+API_DEFAULTS: dict[str, Any] = {"generation_type": "video", "aspect_ratio": "16:9",
+                                "resolution": "720p", "duration": "5s", "loop": False}
 
 #: Video models a shot can name, and the API that serves each.
 MODELS: tuple[str, ...] = ("ray-2", "ray-flash-2", "ray-3.2")
@@ -136,9 +147,16 @@ XFADE_TRANSITIONS: tuple[str, ...] = (
 #: "fade" means *through black* (xfade's "fadeblack"); xfade's own "fade" is a crossfade.
 TRANSITION_ALIASES: dict[str, str] = {"crossfade": "fade", "fade": "fadeblack"}
 
-#: Every transition type a shot list may name: cut, the aliases, then raw xfade names.
+#: Every transition type a shot list (and the timeline) may name: cut, the aliases, then
+#: raw xfade names.
 TRANSITION_TYPES: tuple[str, ...] = ("cut", *TRANSITION_ALIASES,
                                      *(t for t in XFADE_TRANSITIONS if t not in TRANSITION_ALIASES))
+
+
+def xfade_name(transition: str) -> str:
+    """The ffmpeg xfade transition that draws ``transition`` (crossfade -> fade, fade ->
+    fadeblack, an xfade name -> itself; ``cut`` stays ``cut``)."""
+    return TRANSITION_ALIASES.get(transition, transition)
 
 #: Delivery frame rates.
 OUTPUT_FPS: tuple[int, ...] = (24, 25, 30)

@@ -24,6 +24,7 @@ import av
 import ffmpeg
 from pydantic import BaseModel, ConfigDict, Field
 
+from reelflow import defaults as builtin
 from reelflow.tasks._ffmpeg import cache_output, cached_file, content_key, run_stream
 from reelflow.tasks._pieces import Slot
 from reelflow.tasks._encode import fan_out
@@ -70,9 +71,10 @@ class AudioMix(BaseModel):
 
     music: Path | None = Field(default=None, description="Music bed file (any audio ffmpeg reads).")
     music_sha256: str | None = Field(default=None, description="Content hash of the music.")
-    music_volume: float = Field(default=0.5, ge=0, le=4, description="Linear music gain.")
-    duck: bool = Field(default=True, description="Lower the music under clip audio.")
-    loudness: float | None = Field(default=-14.0, ge=-70, le=-5,
+    music_volume: float = Field(default=builtin.OUTPUT["music_volume"], ge=0, le=4,
+                                description="Linear music gain.")
+    duck: bool = Field(default=builtin.OUTPUT["duck"], description="Lower the music under clip audio.")
+    loudness: float | None = Field(default=builtin.OUTPUT["loudness"], ge=-70, le=-5,
                                    description="Integrated LUFS target; None: no normalisation.")
 
     def key(self) -> dict:

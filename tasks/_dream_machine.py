@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import lumaai
 
 from reelflow.errors import GenerationFailed
-from reelflow.spec import DREAM_MACHINE_API
+from reelflow.spec import API_DEFAULTS, DREAM_MACHINE_API
 from reelflow.tasks._calls import PaidCall
 from reelflow.tasks._create import CLOCK_SKEW_S, MAX_CREATE_ATTEMPTS, create_once, status_kind
 from reelflow.tasks._ledger import Ledger
@@ -47,12 +47,6 @@ def dream_machine_error(exc: BaseException):
     return status_kind(exc, lumaai) or ("unknown" if isinstance(exc, lumaai.APIConnectionError)
                                          else None)
 
-
-
-#: What the API assumes for a top-level request field left out (luma-api.md): an absent
-#: field and its default compare equal, on our side and on the account's echo alike.
-API_DEFAULTS: dict[str, Any] = {"generation_type": "video", "aspect_ratio": "16:9",
-                                "resolution": "720p", "duration": "5s", "loop": False}
 
 
 #: A stored file's name in a URL: its content hash and extension.

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import ffmpeg
 
+from reelflow import defaults as builtin
 from reelflow._binaries import font_file
 from reelflow.errors import ReelflowError
 
@@ -143,7 +144,7 @@ def conformed_info(path: Path) -> ClipInfo:
     return info
 
 
-def render_title_card(text: str, *, background: str = "#000000", duration_s: float,
+def render_title_card(text: str, *, background: str = builtin.CARD_BACKGROUND, duration_s: float,
                       fmt: OutputFormat, cache_dir: str | Path) -> Path:
     """Render ``text`` centred on a plain background as an H.264 clip in ``fmt`` (no audio).
 

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from reelflow import defaults as builtin
 from reelflow._binaries import ffmpeg_exe
 from reelflow.config import encode_memory_mb
 from reelflow.errors import FfmpegError
@@ -29,7 +30,6 @@ from reelflow.tasks.models import canonical_hash
 
 __all__ = [
     "RECIPE_VERSION",
-    "XFADE_TRANSITIONS",
     "PREVIEW_CRF_OFFSET",
     "PREVIEW_PRESET",
     "OutputFormat",
@@ -51,17 +51,6 @@ RECIPE_VERSION = 2
 #: How many bytes of ffmpeg's stderr an FfmpegError keeps.
 _STDERR_TAIL = 4000
 
-#: ffmpeg's xfade transitions that need no extra expression (``custom`` does).
-XFADE_TRANSITIONS = frozenset("""
-    fade wipeleft wiperight wipeup wipedown slideleft slideright slideup slidedown
-    circlecrop rectcrop distance fadeblack fadewhite radial smoothleft smoothright
-    smoothup smoothdown circleopen circleclose vertopen vertclose horzopen horzclose
-    dissolve pixelize diagtl diagtr diagbl diagbr hlslice hrslice vuslice vdslice hblur
-    fadegrays wipetl wipetr wipebl wipebr squeezeh squeezev zoomin fadefast fadeslow
-    hlwind hrwind vuwind vdwind coverleft coverright coverup coverdown revealleft
-    revealright revealup revealdown
-""".split())
-
 #: What a preview encodes with: ultrafast has no b-frames, no CABAC and a cheap search;
 #: every preview piece still shares one SPS/PPS, so they concat by copy like finals.
 PREVIEW_PRESET = "ultrafast"
@@ -82,7 +71,7 @@ class OutputFormat(BaseModel):
     crf: int = Field(default=20, ge=0, le=51, description="x264 constant rate factor.")
     preset: str = Field(default="veryfast", description="x264 preset.")
     fit: Literal["cover", "contain", "blur"] = Field(
-        default="cover", description="How a clip of another aspect fills the frame: crop, "
+        default=builtin.OUTPUT["fit"], description="How a clip of another aspect fills the frame: crop, "
         "pad with black, or over a blurred copy of itself.")
     quality: Literal["final", "preview"] = Field(
         default="final", description="preview: x264 ultrafast at crf + 8 (no b-frames, "

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from reelflow import defaults as builtin
 from reelflow._binaries import font_file
 from reelflow.spec import TEXT_POSITIONS
 
@@ -54,10 +55,10 @@ class TextOverlaySpec(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     content: str = Field(min_length=1, max_length=500, description="The text, taken literally.")
-    position: str = Field(default="bottom-left", description="One of TEXT_POSITIONS.")
+    position: str = Field(default=builtin.TEXT_POSITION, description="One of TEXT_POSITIONS.")
     size: int | None = Field(default=None, ge=6, le=1000,
                              description="Font size in pixels (default: 6% of the height).")
-    colour: str = Field(default="#ffffff", description="#rrggbb[aa] or an ffmpeg colour name.")
+    colour: str = Field(default=builtin.TEXT_COLOUR, description="#rrggbb[aa] or an ffmpeg colour name.")
     start_s: float | None = Field(default=None, ge=0, description="First second it shows.")
     end_s: float | None = Field(default=None, gt=0, description="Second it disappears.")
 

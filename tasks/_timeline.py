@@ -25,15 +25,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from reelflow.errors import TimelineError
-
-from reelflow.tasks._ffmpeg import XFADE_TRANSITIONS
+from reelflow.spec import TRANSITION_TYPES, xfade_name
 from reelflow.tasks._text import OverlayWindow, TextOverlaySpec
 
 __all__ = ["Slot", "TimelineError", "TimelineProblem", "TimelineSpan", "frame_problems",
            "output_frames", "resolve"]
-
-#: reelflow's names for transitions that are not ffmpeg's xfade names.
-_ALIASES = {"crossfade": "fade", "fade": "fadeblack"}
 
 ProblemKind = Literal["length", "transition", "overlap", "text"]
 
@@ -59,7 +55,7 @@ class TimelineSpan(BaseModel):
     @field_validator("transition")
     @classmethod
     def _known_transition(cls, value: str) -> str:
-        if value != "cut" and value not in _ALIASES and value not in XFADE_TRANSITIONS:
+        if value not in TRANSITION_TYPES:
             raise ValueError(f"unknown transition {value!r}: use cut, crossfade, fade or an "
                              "ffmpeg xfade transition such as wipeleft or dissolve")
         return value
@@ -67,7 +63,7 @@ class TimelineSpan(BaseModel):
     @property
     def xfade_name(self) -> str:
         """The ffmpeg xfade transition this span's transition renders with."""
-        return _ALIASES.get(self.transition, self.transition)
+        return xfade_name(self.transition)
 
     @property
     def display_name(self) -> str:

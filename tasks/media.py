@@ -17,12 +17,12 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from reelflow import _progress
+from reelflow import _progress, defaults as builtin
 from reelflow.config import reelflow_home
 
 from reelflow.tasks._assemble import AssemblyResult, assemble
 from reelflow.tasks._audio import AudioMix
-from reelflow.tasks._ffmpeg import XFADE_TRANSITIONS, OutputFormat, cached_file
+from reelflow.tasks._ffmpeg import OutputFormat, cached_file
 from reelflow.tasks._pieces import TimelineItem
 from reelflow.tasks._probe import ClipInfo, probe
 from reelflow.tasks._encode import (conform, conform_path, render_title_card, title_card_cached,
@@ -30,7 +30,6 @@ from reelflow.tasks._encode import (conform, conform_path, render_title_card, ti
 from reelflow.tasks._text import TextOverlaySpec
 
 __all__ = [
-    "XFADE_TRANSITIONS",
     "AssemblyResult",
     "AudioMix",
     "ClipInfo",
@@ -141,7 +140,7 @@ def conform_clip(source: Path, source_sha256: str, fmt: OutputFormat,
 
 
 @task(cache_policy=NO_CACHE)
-def make_title_card(text: str, *, background: str = "#000000", duration_s: float,
+def make_title_card(text: str, *, background: str = builtin.CARD_BACKGROUND, duration_s: float,
                     fmt: OutputFormat, cache_dir: Path | None = None, shot_id: str | None = None) -> Path:
     """Render a title card: ``text`` centred on a plain background, taken literally.
 

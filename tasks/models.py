@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from reelflow.spec import API_DEFAULTS
+
 __all__ = ["CACHE_SALT", "Clip", "GenerationRequest", "Keyframe", "PinnedKeyframe", "canonical_hash"]
 
 #: Bumped when the meaning of a cached generation changes; part of every cache key.
@@ -95,10 +97,10 @@ class GenerationRequest(BaseModel):
 
     model: str
     prompt: str
-    aspect_ratio: str = "16:9"
-    resolution: str = "720p"
-    duration: str = "5s"
-    loop: bool = False
+    aspect_ratio: str = API_DEFAULTS["aspect_ratio"]    # left out: what the API assumes
+    resolution: str = API_DEFAULTS["resolution"]
+    duration: str = API_DEFAULTS["duration"]
+    loop: bool = API_DEFAULTS["loop"]
     concepts: tuple[str, ...] = ()
     take: int = Field(default=1, ge=1, description="Another take of the same request is paid anew.")
     frame0: Keyframe | None = None

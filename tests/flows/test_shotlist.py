@@ -58,7 +58,7 @@ def test_teaser_resolves_inheritance_transitions_and_cards():
     assert street.transition == crossfade and door.transition == crossfade      # from defaults
     assert pour.transition == CUT                                               # its own cut
     assert barista.transition == Transition(type="fade", duration=1.0)
-    assert barista.transition.xfade == "fadeblack" and street.transition.xfade == "fade"
+    assert spec.xfade_name(barista.transition.type) == "fadeblack" and spec.xfade_name(street.transition.type) == "fade"
     assert card.transition == CUT        # inherited crossfade, but the last shot's is ignored
     assert door.trim == (0.5, 4.5) and door.length_s == 4.0
     assert barista.duration == "9s" and barista.length_s == 9.0
@@ -199,7 +199,7 @@ shots:
     path.write_text(path.read_text().replace("duration: 2}", "duration: 1}"))
     loaded = load_shotlist(path)
     a, b = loaded.shots
-    assert a.transition.xfade == "dissolve" and b.transition == CUT
+    assert spec.xfade_name(a.transition.type) == "dissolve" and b.transition == CUT
     assert loaded.warnings == ("list.yaml: shot 2 (b): transition: warning: the 30s crossfade is "
                                "ignored: nothing follows the last shot",)
 
@@ -412,3 +412,12 @@ def _write_wav(path: Path) -> None:
         w.setsampwidth(2)
         w.setframerate(8000)
         w.writeframes(b"\0\0" * 800)
+
+
+def test_dependency_order_puts_each_id_after_what_it_needs():
+    from reelflow.flows.shotlist import dependency_order
+
+    assert dependency_order({"c": ["b"], "a": [], "b": ["a"], "d": []}) == ["a", "b", "c", "d"]
+    assert dependency_order({"x": [], "y": []}) == ["x", "y"]       # no needs: the given order
+    with pytest.raises(ValueError, match="a, b: references form a cycle"):
+        dependency_order({"a": ["b"], "b": ["a"], "c": []})
